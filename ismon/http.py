@@ -1,0 +1,154 @@
+# -*- test-case-name: tests.test_http -*-
+"""
+The HTTP probe: C{HEAD <uri> HTTP/1.x}, judged on the status line (SPEC §3).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import attrs
+from twisted.internet.defer import Deferred
+from zope.interface import implementer
+
+from ismon import __version__
+from ismon.catalogue import MessageId
+from ismon.probe import IProbe, ProbeProtocol, ReactorType, Resolver, TLSSettings, run_probe
+from ismon.replies import HttpHeadParser, InvalidResponse, printable
+from ismon.result import Phase, ProbeResult, StatusSet, judge_http_status
+
+__all__ = ["HttpProbe", "HttpRequest", "build_request"]
+
+
+@attrs.frozen
+class HttpRequest:
+    """What an HTTP watch asks."""
+
+    host: str = "localhost"
+    port: int = 80
+    timeout: float = 10
+    version: str = "1.1"
+    uri: str = "/"
+    expect_status: StatusSet | None = None
+    tls: TLSSettings | None = None
+
+
+def _host_header(host: str, port: int, default_port: int) -> str:
+    try:
+        is_v6 = ipaddress.ip_address(host.strip("[]")).version == 6
+    except ValueError:
+        is_v6 = False
+    name = f"[{host.strip('[]')}]" if is_v6 else host
+    return name if port == default_port else f"{name}:{port}"
+
+
+def build_request(request: HttpRequest) -> bytes:
+    """
+    The bytes of the HEAD request.  C{Host} goes out for 1.0 too: name-based
+    virtual hosts answer 400 without it.
+    """
+    default_port = 443 if request.tls else 80
+    host_name = request.tls.servername if request.tls else request.host
+    lines = [
+        f"HEAD {request.uri} HTTP/{request.version}",
+        f"Host: {_host_header(host_name, request.port, default_port)}",
+        f"User-Agent: ismon/{__version__}",
+        "Accept: */*",
+        "Connection: close",
+        "",
+        "",
+    ]
+    return "\r\n".join(lines).encode("ascii")
+
+
+class _HeadProtocol(ProbeProtocol):
+    def __init__(self, request: HttpRequest, payload: bytes) -> None:
+        self._request = request
+        self._payload = payload
+        self._parser = HttpHeadParser()
+
+    def begin(self) -> None:
+        self.phase = Phase.SEND
+        self.transport.write(self._payload)  # type: ignore[union-attr]
+        self.phase = Phase.WAIT
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.attempt.decided:
+            return
+        self.phase = Phase.RECEIVE
+        try:
+            status = self._parser.feed(data)
+        except InvalidResponse as e:
+            self._invalid(e)
+            return
+        if status is not None:
+            self._judge()
+
+    def _invalid(self, e: InvalidResponse) -> None:
+        self.phase = Phase.PARSE
+        self.fail(MessageId.INVALID_RESPONSE, reply=printable(e.received, 120), detail=e.reason)
+
+    def _judge(self) -> None:
+        status = self._parser.status
+        assert status is not None
+        message, number = judge_http_status(status, self._request.uri, self._request.expect_status)
+        if message is None:
+            self.succeed(status.raw)
+        else:
+            self.phase = Phase.PARSE
+            self.fail(message, number=number, reply=status.raw)
+
+    def ended(self, reason: Any) -> ProbeResult:
+        if self._parser.received:
+            try:
+                status = self._parser.end()
+            except InvalidResponse as e:
+                return ProbeResult.failure(
+                    MessageId.INVALID_RESPONSE,
+                    Phase.PARSE,
+                    reply=printable(e.received, 120),
+                    detail=e.reason,
+                )
+            if status is not None:
+                # The server closed before the blank line, but it told us its
+                # status; judge that rather than fail a server that answered.
+                message, number = judge_http_status(
+                    status, self._request.uri, self._request.expect_status
+                )
+                if message is None:
+                    return ProbeResult(ok=True, latency=self.attempt.elapsed(), reply=status.raw)
+                return ProbeResult.failure(message, Phase.PARSE, number=number, reply=status.raw)
+        return super().ended(reason)
+
+
+@implementer(IProbe)
+class HttpProbe:
+    """Probe an HTTP(S) server with HEAD."""
+
+    def __init__(
+        self, reactor: ReactorType, request: HttpRequest, resolver: Resolver | None = None
+    ) -> None:
+        from ismon.probe import system_resolver
+
+        self._reactor = reactor
+        self.request = request
+        self._resolver = resolver or system_resolver(reactor)
+        self._payload = build_request(request)
+        self._tls_creator: Any = None
+        if request.tls is not None:
+            from ismon.tls import connection_creator
+
+            self._tls_creator = connection_creator(request.tls)
+
+    def probe(self) -> Deferred[ProbeResult]:
+        return run_probe(
+            self._reactor,
+            self._resolver,
+            host=self.request.host,
+            port=self.request.port,
+            timeout=self.request.timeout,
+            protocol_factory=lambda: _HeadProtocol(self.request, self._payload),
+            tls_creator=self._tls_creator,
+            implicit_tls=self._tls_creator is not None,
+        )

@@ -1,0 +1,452 @@
+# -*- test-case-name: tests.test_probe -*-
+"""
+The probe seam (L{IProbe}) and the machinery every probe shares: one hard
+deadline over name resolution, connect, TLS and the whole conversation, and
+the mapping of socket errors to catalogue messages.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+from twisted.internet import error as neterror
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
+from twisted.internet.interfaces import IDelayedCall, IHandshakeListener, IStreamClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
+from zope.interface import Interface, implementer
+
+from ismon.catalogue import MessageId
+from ismon.result import Phase, ProbeResult, timed_out
+
+__all__ = [
+    "Address",
+    "IProbe",
+    "ProbeProtocol",
+    "Resolver",
+    "TLSSettings",
+    "run_probe",
+    "system_resolver",
+]
+
+# A reactor providing IReactorTime, IReactorTCP and IReactorThreads; Python's
+# type system cannot spell that intersection of zope interfaces.
+ReactorType = Any
+
+
+class IProbe(Interface):
+    """One question to a server, asked on demand."""
+
+    def probe() -> Deferred[ProbeResult]:
+        """
+        Ask once.  The Deferred always fires with a L{ProbeResult} (never an
+        errback) within the probe's timeout plus scheduling slack, and leaves
+        no socket or timer behind.
+        """
+
+
+@attrs.frozen
+class Address:
+    family: int
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return (
+            f"[{self.host}]:{self.port}"
+            if self.family == socket.AF_INET6
+            else (f"{self.host}:{self.port}")
+        )
+
+
+class ResolveError(Exception):
+    """Name resolution failed; C{code} is getaddrinfo's EAI_* value."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+
+
+Resolver = Callable[[str, int], "Deferred[list[Address]]"]
+
+
+def _getaddrinfo(host: str, port: int) -> list[Address]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as e:
+        raise ResolveError(e.errno if isinstance(e.errno, int) else 0, str(e)) from None
+    addresses: list[Address] = []
+    for family, _, _, _, sockaddr in infos:
+        if family in (socket.AF_INET, socket.AF_INET6):
+            address = Address(family, str(sockaddr[0]), port)
+            if address not in addresses:
+                addresses.append(address)
+    if not addresses:
+        raise ResolveError(socket.EAI_NONAME, "no IPv4 or IPv6 address")
+    return addresses
+
+
+def system_resolver(reactor: ReactorType) -> Resolver:
+    """
+    getaddrinfo in the reactor's thread pool.
+
+    Twisted's own resolver (used by HostnameEndpoint) turns every failure
+    into a bare DNSLookupError; message 81 needs getaddrinfo's error number,
+    so we call it ourselves.  Literal addresses never touch the pool.
+    """
+
+    def resolve(host: str, port: int) -> Deferred[list[Address]]:
+        literal = _literal(host, port)
+        if literal is not None:
+            return succeed([literal])
+        return deferToThreadPool(reactor, reactor.getThreadPool(), _getaddrinfo, host, port)
+
+    return resolve
+
+
+def _literal(host: str, port: int) -> Address | None:
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    return Address(family, str(ip), port)
+
+
+@attrs.frozen
+class TLSSettings:
+    """How to speak TLS to the server (absent: plain TCP)."""
+
+    servername: str
+    ca_file: str | None = None
+    insecure: bool = False
+
+
+def _connect_failure(reason: Failure) -> ProbeResult:
+    """Map a failed TCP connect to message 72 (or 71) with the errno."""
+    value = reason.value
+    if isinstance(value, neterror.ConnectionRefusedError):
+        number = errno.ECONNREFUSED
+    elif isinstance(value, neterror.TCPTimedOutError | neterror.TimeoutError):
+        number = errno.ETIMEDOUT
+    elif isinstance(value, neterror.NoRouteError):
+        number = errno.EHOSTUNREACH
+    elif isinstance(value, neterror.ConnectError) and isinstance(value.osError, int):
+        number = value.osError
+    elif isinstance(value, OSError) and value.errno is not None:
+        return ProbeResult.failure(
+            MessageId.SOCKET_ERROR, Phase.CONNECT, number=value.errno, detail=str(value)
+        )
+    else:
+        number = 0
+    return ProbeResult.failure(
+        MessageId.CONNECT_ERROR, Phase.CONNECT, number=number, detail=str(value)[:200]
+    )
+
+
+def _tls_failure(reason: Failure) -> ProbeResult | None:
+    """Map a TLS failure to message 90/91, or None if it is not one."""
+    # Imported here: plain-TCP watches never load the TLS stack for this.
+    from ismon.tls import describe_tls_failure
+
+    described = describe_tls_failure(reason)
+    if described is None:
+        return None
+    verify, text = described
+    message = MessageId.TLS_VERIFY_ERROR if verify else MessageId.TLS_HANDSHAKE_ERROR
+    return ProbeResult.failure(message, Phase.TLS, detail=text)
+
+
+def lost_failure(reason: Failure, phase: Phase) -> ProbeResult:
+    """
+    The connection ended before an answer was complete: a TLS error, a reset
+    (75 ECONNRESET), or a clean close (75 with 0: recv() returned 0).
+    """
+    if phase is Phase.TLS or not isinstance(
+        reason.value, neterror.ConnectionDone | neterror.ConnectionLost
+    ):
+        tls = _tls_failure(reason)
+        if tls is not None:
+            return tls
+    if isinstance(reason.value, neterror.ConnectionDone):
+        return ProbeResult.failure(
+            MessageId.RECV_ERROR, phase, number=0, detail="connection closed by the server"
+        )
+    message = MessageId.SEND_ERROR if phase is Phase.SEND else MessageId.RECV_ERROR
+    return ProbeResult.failure(
+        message, phase, number=errno.ECONNRESET, detail="connection reset by the server"
+    )
+
+
+class ProbeProtocol(Protocol):
+    """
+    Base of the probe conversations.  Subclasses implement L{begin} (TLS,
+    if any, is up), C{dataReceived} and L{ended}, and report with L{succeed}
+    or L{fail}.  Only the first verdict counts.
+    """
+
+    attempt: _Attempt
+
+    def connectionMade(self) -> None:
+        self.attempt.connected(self)
+        if self.attempt.implicit_tls:
+            self.attempt.phase = Phase.TLS
+        else:
+            self.begin()
+
+    def handshakeCompleted(self) -> None:
+        self.attempt.tls_done(self)
+        if self.attempt.implicit_tls:
+            self.begin()
+        else:
+            self.startTLSCompleted()
+
+    def begin(self) -> None:
+        raise NotImplementedError
+
+    def startTLSCompleted(self) -> None:
+        """A STARTTLS negotiated by the conversation itself has finished."""
+
+    def ended(self, reason: Failure) -> ProbeResult:
+        """The verdict when the connection ends before one was given."""
+        return lost_failure(reason, self.attempt.phase)
+
+    def connectionLost(self, reason: Failure = neterror.ConnectionDone) -> None:  # type: ignore[assignment]
+        if not self.attempt.decided:
+            self.attempt.decide(self.ended(reason))
+        self.attempt.disconnected()
+
+    @property
+    def phase(self) -> Phase:
+        return self.attempt.phase
+
+    @phase.setter
+    def phase(self, value: Phase) -> None:
+        self.attempt.phase = value
+
+    def succeed(self, reply: str = "") -> None:
+        self.attempt.decide(ProbeResult(ok=True, latency=self.attempt.elapsed(), reply=reply))
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def fail(
+        self, message: MessageId, *, number: int | None = None, reply: str = "", detail: str = ""
+    ) -> None:
+        self.attempt.decide(
+            ProbeResult.failure(
+                message, self.attempt.phase, number=number, reply=reply, detail=detail
+            )
+        )
+        # No reason to read more from a server that already answered wrongly.
+        self.transport.abortConnection()  # type: ignore[union-attr]
+
+
+implementer(IHandshakeListener)(ProbeProtocol)
+
+
+class _Attempt:
+    """
+    One run of one probe: resolve, connect (each address in turn), speak,
+    and give exactly one result, all under one deadline.
+    """
+
+    def __init__(
+        self,
+        reactor: ReactorType,
+        resolver: Resolver,
+        host: str,
+        port: int,
+        timeout: float,
+        protocol_factory: Callable[[], ProbeProtocol],
+        tls_creator: Any,
+        implicit_tls: bool,
+    ) -> None:
+        self._reactor = reactor
+        self._resolver = resolver
+        self._host = host
+        self._port = port
+        self._timeout = timeout
+        self._protocol_factory = protocol_factory
+        # An IOpenSSLClientConnectionCreator, built once by the probe.
+        self.tls_creator = tls_creator
+        self.implicit_tls = implicit_tls
+        self.phase = Phase.RESOLVE
+        self.decided = False
+        self._result: ProbeResult | None = None
+        self._pending: Deferred[Any] | None = None
+        self._protocol: ProbeProtocol | None = None
+        self._connected = False
+        self._deadline: IDelayedCall | None = None
+        self._done: Deferred[ProbeResult] = Deferred()
+        self._address: Address | None = None
+        self._cert_days_left: int | None = None
+        self._start = 0.0
+
+    def run(self) -> Deferred[ProbeResult]:
+        self._start = self._reactor.seconds()
+        self._deadline = self._reactor.callLater(self._timeout, self._expire)
+        self._pending = self._resolver(self._host, self._port)
+        self._pending.addCallbacks(self._resolved, self._resolve_failed)
+        return self._done
+
+    def elapsed(self) -> float:
+        now: float = self._reactor.seconds()
+        return max(0.0, now - self._start)
+
+    def _resolve_failed(self, reason: Failure) -> None:
+        self._pending = None
+        if self.decided:
+            return
+        if isinstance(reason.value, ResolveError):
+            code = reason.value.code
+            self.decide(
+                ProbeResult.failure(
+                    MessageId.RESOLVE_ERROR, Phase.RESOLVE, number=code, detail=str(reason.value)
+                )
+            )
+        else:
+            self.decide(
+                ProbeResult.failure(
+                    MessageId.RESOLVE_ERROR, Phase.RESOLVE, number=0, detail=str(reason.value)
+                )
+            )
+        self._finish()
+
+    def _resolved(self, addresses: Sequence[Address]) -> None:
+        self._pending = None
+        if self.decided:
+            return
+        self.phase = Phase.CONNECT
+        self._try(list(addresses), None)
+
+    def _try(self, addresses: list[Address], last: ProbeResult | None) -> None:
+        if self.decided:
+            self._finish()
+            return
+        if not addresses:
+            assert last is not None
+            self.decide(attrs.evolve(last, latency=self.elapsed()))
+            self._finish()
+            return
+        address = addresses.pop(0)
+        self._address = address
+        endpoint = self._endpoint(address)
+        factory = Factory.forProtocol(self._make_protocol)
+        self._pending = endpoint.connect(factory)
+
+        def failed(reason: Failure) -> None:
+            self._pending = None
+            if isinstance(reason.value, CancelledError | neterror.ConnectingCancelledError):
+                self._finish()
+                return
+            self._try(addresses, _connect_failure(reason))
+
+        def succeeded(_: object) -> None:
+            self._pending = None
+
+        self._pending.addCallbacks(succeeded, failed)
+
+    def _endpoint(self, address: Address) -> IStreamClientEndpoint:
+        endpoint_type = (
+            TCP6ClientEndpoint if address.family == socket.AF_INET6 else TCP4ClientEndpoint
+        )
+        remaining = max(1, int(self._timeout - self.elapsed() + 1))
+        endpoint: IStreamClientEndpoint = endpoint_type(
+            self._reactor, address.host, address.port, timeout=remaining
+        )
+        if self.implicit_tls:
+            from twisted.internet.endpoints import wrapClientTLS
+
+            endpoint = wrapClientTLS(self.tls_creator, endpoint)
+        return endpoint
+
+    def _make_protocol(self) -> ProbeProtocol:
+        protocol = self._protocol_factory()
+        protocol.attempt = self
+        return protocol
+
+    def connected(self, protocol: ProbeProtocol) -> None:
+        self._protocol = protocol
+        self._connected = True
+        self.phase = Phase.SEND
+
+    def tls_done(self, protocol: ProbeProtocol) -> None:
+        from ismon.tls import certificate_days_left
+
+        self._cert_days_left = certificate_days_left(protocol.transport)
+
+    def decide(self, result: ProbeResult) -> None:
+        if self.decided:
+            return
+        self.decided = True
+        if result.latency == 0.0:
+            result = attrs.evolve(result, latency=self.elapsed())
+        self._result = attrs.evolve(
+            result,
+            address=str(self._address) if self._address else "",
+            cert_days_left=self._cert_days_left,
+        )
+
+    def disconnected(self) -> None:
+        self._connected = False
+        self._protocol = None
+        self._finish()
+
+    def _expire(self) -> None:
+        self._deadline = None
+        self.decide(timed_out(self.phase, self.elapsed()))
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.cancel()
+        if self._connected and self._protocol is not None:
+            self._protocol.transport.abortConnection()  # type: ignore[union-attr]
+        else:
+            self._finish()
+
+    def _finish(self) -> None:
+        """Fire the result once a verdict exists and nothing is left open."""
+        if not self.decided or self._connected or self._pending is not None:
+            return
+        if self._done.called:
+            return
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+        assert self._result is not None
+        self._done.callback(self._result)
+
+
+def run_probe(
+    reactor: ReactorType,
+    resolver: Resolver,
+    *,
+    host: str,
+    port: int,
+    timeout: float,
+    protocol_factory: Callable[[], ProbeProtocol],
+    tls_creator: Any = None,
+    implicit_tls: bool = False,
+) -> Deferred[ProbeResult]:
+    """
+    Run one probe conversation against C{host}:C{port} under a single
+    deadline of C{timeout} seconds.  C{tls_creator} (from L{ismon.tls}) is
+    used for implicit TLS, or by a conversation that starts TLS itself.  The
+    Deferred never errbacks.
+    """
+    attempt = _Attempt(
+        reactor, resolver, host, port, timeout, protocol_factory, tls_creator, implicit_tls
+    )
+    try:
+        return attempt.run()
+    except Exception as e:  # a programming error must not kill the schedule
+        return succeed(
+            ProbeResult.failure(
+                MessageId.SYSTEM_ERROR, Phase.CONNECT, number=0, detail=repr(e)[:200]
+            )
+        )

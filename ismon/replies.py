@@ -1,0 +1,252 @@
+# -*- test-case-name: tests.test_replies -*-
+"""
+Sans-I/O parsers for what servers say: the HTTP status line and header block,
+and RFC 5321 SMTP replies (multi-line included).
+
+Every parser is bounded: a server that sends endless headers or a 1 MiB line
+gets an L{InvalidResponse} / L{InvalidReply}, never a growing buffer.
+"""
+
+from __future__ import annotations
+
+import re
+
+import attrs
+
+__all__ = [
+    "MAX_HEADER_BYTES",
+    "MAX_LINE_BYTES",
+    "HttpHeadParser",
+    "InvalidReply",
+    "InvalidResponse",
+    "SmtpReply",
+    "SmtpReplyParser",
+    "StatusLine",
+    "parse_status_line",
+    "printable",
+]
+
+MAX_HEADER_BYTES = 64 * 1024
+MAX_LINE_BYTES = 8 * 1024
+# RFC 5321 allows 512 octets per reply line; real MTAs stay well inside 4 KiB.
+MAX_SMTP_LINE_BYTES = 4 * 1024
+MAX_SMTP_REPLY_BYTES = 64 * 1024
+
+
+def printable(raw: bytes, limit: int = 200) -> str:
+    """A log-safe rendering of server bytes: no control characters, bounded."""
+    text = raw[:limit].decode("utf-8", "replace")
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    return text + ("..." if len(raw) > limit else "")
+
+
+class InvalidResponse(Exception):
+    """The server's answer is not an HTTP response (message 82)."""
+
+    def __init__(self, reason: str, received: bytes = b"") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.received = received
+
+
+@attrs.frozen
+class StatusLine:
+    version: tuple[int, int]
+    code: int
+    reason: str
+    raw: str
+
+
+_STATUS_LINE = re.compile(rb"HTTP/(\d)\.(\d) (\d{3})(?: ([^\x00-\x08\x0a-\x1f\x7f]*))?")
+
+
+def parse_status_line(line: bytes) -> StatusLine:
+    """
+    Parse C{HTTP/x.y NNN reason} (RFC 9112 §4), tolerating a missing reason.
+
+    @raise InvalidResponse: when C{line} is not a status line.
+    """
+    line = line.rstrip(b"\r")
+    match = _STATUS_LINE.fullmatch(line)
+    if match is None:
+        raise InvalidResponse("malformed status line", line)
+    major, minor, code, reason = match.groups()
+    return StatusLine(
+        version=(int(major), int(minor)),
+        code=int(code),
+        reason=(reason or b"").decode("latin-1"),
+        raw=printable(line),
+    )
+
+
+class HttpHeadParser:
+    """
+    Incremental parser of a response to C{HEAD}: the status line and the
+    header block up to the empty line.  The body (there is none for HEAD) is
+    never read.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._status: StatusLine | None = None
+        self._received = 0
+        self._consumed = 0
+        self.done = False
+
+    @property
+    def status(self) -> StatusLine | None:
+        return self._status
+
+    @property
+    def received(self) -> int:
+        return self._received
+
+    def feed(self, data: bytes) -> StatusLine | None:
+        """
+        Take the next bytes; return the status line once the whole header block
+        has arrived, C{None} while more is needed.
+
+        @raise InvalidResponse: as soon as the bytes cannot be a valid answer.
+        """
+        if self.done:
+            return self._status
+        self._received += len(data)
+        self._buffer += data
+        if (
+            self._status is None
+            and len(self._buffer) >= 5
+            and not self._buffer.startswith(b"HTTP/")
+        ):
+            # Answer must begin with "HTTP/" (SPEC §3): decide now, not at the deadline.
+            raise InvalidResponse("answer does not begin with HTTP/", self._buffer)
+        if (
+            self._status is None
+            and 0 < len(self._buffer) < 5
+            and not b"HTTP/".startswith(self._buffer)
+        ):
+            raise InvalidResponse("answer does not begin with HTTP/", self._buffer)
+        while True:
+            newline = self._buffer.find(b"\n")
+            if newline < 0:
+                if len(self._buffer) > MAX_LINE_BYTES:
+                    raise InvalidResponse("line too long", self._buffer[:80])
+                break
+            line, self._buffer = self._buffer[:newline], self._buffer[newline + 1 :]
+            self._consumed += newline + 1
+            if len(line) > MAX_LINE_BYTES:
+                raise InvalidResponse("line too long", line[:80])
+            if self._consumed > MAX_HEADER_BYTES:
+                raise InvalidResponse("header block too large")
+            if self._status is None:
+                self._status = parse_status_line(line)
+                continue
+            if line in (b"", b"\r"):
+                self.done = True
+                self._buffer = b""
+                return self._status
+            if b"\x00" in line:
+                raise InvalidResponse("NUL byte in header", line)
+        return None
+
+    def end(self) -> StatusLine | None:
+        """
+        The connection ended.  Return the status line when one was read (a
+        server that closes before the blank line still told us its status),
+        C{None} when nothing at all arrived.
+
+        @raise InvalidResponse: some bytes arrived but no status line.
+        """
+        if self._status is not None:
+            return self._status
+        if self._buffer:
+            # A final line without its newline.
+            self._status = parse_status_line(self._buffer)
+            return self._status
+        return None
+
+
+class InvalidReply(Exception):
+    """The server's text is not an RFC 5321 reply."""
+
+    def __init__(self, reason: str, received: bytes = b"") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.received = received
+
+
+@attrs.frozen
+class SmtpReply:
+    code: int
+    lines: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        """The reply as one log-safe line."""
+        return " / ".join(f"{self.code} {line}".rstrip() for line in self.lines)
+
+    @property
+    def positive(self) -> bool:
+        return 200 <= self.code < 300
+
+
+_REPLY_LINE = re.compile(rb"([2-5][0-5][0-9])(?:([ -])(.*))?")
+
+
+class SmtpReplyParser:
+    """
+    Incremental parser of SMTP replies (RFC 5321 §4.2): C{NNN-text} lines
+    continue a reply, C{NNN text} or a bare C{NNN} ends it.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._code: int | None = None
+        self._lines: list[str] = []
+        self._reply_bytes = 0
+
+    def feed(self, data: bytes) -> list[SmtpReply]:
+        """
+        Take the next bytes; return the replies completed by them.
+
+        @raise InvalidReply: on text that is not a reply, or one too large.
+        """
+        self._buffer += data
+        replies: list[SmtpReply] = []
+        while True:
+            newline = self._buffer.find(b"\n")
+            if newline < 0:
+                if len(self._buffer) > MAX_SMTP_LINE_BYTES:
+                    raise InvalidReply("line too long", self._buffer[:80])
+                return replies
+            line, self._buffer = self._buffer[:newline], self._buffer[newline + 1 :]
+            line = line.rstrip(b"\r")
+            if len(line) > MAX_SMTP_LINE_BYTES:
+                raise InvalidReply("line too long", line[:80])
+            reply = self._line(line)
+            if reply is not None:
+                replies.append(reply)
+
+    def _line(self, line: bytes) -> SmtpReply | None:
+        match = _REPLY_LINE.fullmatch(line)
+        if match is None or b"\x00" in line:
+            raise InvalidReply("not an SMTP reply", line)
+        code = int(match.group(1))
+        if self._code is not None and code != self._code:
+            raise InvalidReply("reply code changed inside a multi-line reply", line)
+        self._reply_bytes += len(line)
+        if self._reply_bytes > MAX_SMTP_REPLY_BYTES:
+            raise InvalidReply("reply too large", line[:80])
+        self._code = code
+        self._lines.append(printable(match.group(3) or b""))
+        if match.group(2) == b"-":
+            return None
+        reply = SmtpReply(code=code, lines=tuple(self._lines))
+        self._code = None
+        self._lines = []
+        self._reply_bytes = 0
+        return reply
+
+    @property
+    def pending(self) -> bool:
+        """Part of a reply has arrived but not its last line."""
+        return bool(self._buffer) or self._code is not None

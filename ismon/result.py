@@ -1,0 +1,162 @@
+# -*- test-case-name: tests.test_result -*-
+"""
+What one probe found (L{ProbeResult}) and the pure rules that judge a
+server's answer (SPEC §3).
+"""
+
+from __future__ import annotations
+
+import errno
+from enum import Enum
+
+import attrs
+
+from ismon.catalogue import MessageId
+from ismon.replies import SmtpReply, StatusLine
+
+__all__ = [
+    "Phase",
+    "ProbeResult",
+    "StatusSet",
+    "judge_http_status",
+    "judge_smtp_reply",
+    "timed_out",
+]
+
+
+class Phase(Enum):
+    """Where in a probe something went wrong."""
+
+    RESOLVE = "resolve"
+    CONNECT = "connect"
+    TLS = "tls"
+    SEND = "send"
+    WAIT = "wait"
+    RECEIVE = "receive"
+    PARSE = "parse"
+
+
+@attrs.frozen
+class ProbeResult:
+    """
+    The outcome of one probe.  A failure names its catalogue message and the
+    number that goes in it (errno, or the status/reply code for 83).
+    """
+
+    ok: bool
+    latency: float
+    message: MessageId | None = None
+    number: int | None = None
+    phase: Phase | None = None
+    reply: str = ""
+    detail: str = ""
+    address: str = ""
+    cert_days_left: int | None = None
+
+    @classmethod
+    def failure(
+        cls,
+        message: MessageId,
+        phase: Phase,
+        *,
+        number: int | None = None,
+        latency: float = 0.0,
+        reply: str = "",
+        detail: str = "",
+    ) -> ProbeResult:
+        return cls(
+            ok=False,
+            latency=latency,
+            message=message,
+            number=number,
+            phase=phase,
+            reply=reply,
+            detail=detail,
+        )
+
+    def describe(self) -> str:
+        """A short human summary for logs and status output."""
+        if self.ok:
+            return f"ok in {self.latency * 1000:.1f} ms" + (
+                f" ({self.reply})" if self.reply else ""
+            )
+        assert self.message is not None and self.phase is not None
+        text = f"failed at {self.phase.value}: message {int(self.message)}"
+        if self.number is not None:
+            text += f" [{self.number}]"
+        if self.detail:
+            text += f" {self.detail}"
+        if self.reply:
+            text += f" (server said: {self.reply})"
+        return text
+
+
+def timed_out(phase: Phase, latency: float) -> ProbeResult:
+    """The deadline expired: message 74 with ETIMEDOUT (SPEC §5)."""
+    return ProbeResult.failure(
+        MessageId.SELECT_ERROR,
+        phase,
+        number=errno.ETIMEDOUT,
+        latency=latency,
+        detail="no answer within the timeout",
+    )
+
+
+@attrs.frozen
+class StatusSet:
+    """A set of HTTP status codes written as C{200-399,404}."""
+
+    ranges: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def parse(cls, text: str) -> StatusSet:
+        """
+        @raise ValueError: on anything but comma-separated codes and ranges
+            within 100-599.
+        """
+        ranges: list[tuple[int, int]] = []
+        for part in text.split(","):
+            low_text, dash, high_text = part.strip().partition("-")
+            if not low_text.isdigit() or (dash and not high_text.isdigit()):
+                raise ValueError(f"not a status code or range: {part!r}")
+            low = int(low_text)
+            high = int(high_text) if dash else low
+            if not 100 <= low <= high <= 599:
+                raise ValueError(f"status range out of 100-599: {part!r}")
+            ranges.append((low, high))
+        return cls(tuple(ranges))
+
+    def __contains__(self, code: object) -> bool:
+        return isinstance(code, int) and any(low <= code <= high for low, high in self.ranges)
+
+    def __str__(self) -> str:
+        return ",".join(f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi in self.ranges)
+
+
+def judge_http_status(
+    status: StatusLine, uri: str, expect: StatusSet | None = None
+) -> tuple[MessageId | None, int | None]:
+    """
+    Judge an HTTP status line.  Without C{expect}, the status only counts when
+    the URI is not C{/}: 400-599 is a failure (SPEC §3.4), so a page that
+    needs authentication fails.  With C{expect}, the code must be in it.
+
+    @return: C{(None, None)} when acceptable, else message 83 and the code.
+    """
+    if expect is not None:
+        bad = status.code not in expect
+    else:
+        bad = uri != "/" and 400 <= status.code <= 599
+    if bad:
+        return MessageId.INVALID_STATUS, status.code
+    return None, None
+
+
+def judge_smtp_reply(reply: SmtpReply, expected: int) -> tuple[MessageId | None, int | None]:
+    """
+    A greeting must be 220 and a NOOP reply 250 (SPEC §3, SMTP 2); any other
+    code is message 83 with that code.
+    """
+    if reply.code != expected:
+        return MessageId.INVALID_STATUS, reply.code
+    return None, None

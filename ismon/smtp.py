@@ -1,0 +1,184 @@
+# -*- test-case-name: tests.test_smtp -*-
+"""
+The SMTP probe: the complete greeting, C{NOOP}, then C{QUIT} (SPEC §3).
+
+With STARTTLS: greeting, C{EHLO}, C{STARTTLS}, handshake, C{EHLO} again (RFC
+3207 §4.2 discards what was learnt before TLS), then C{NOOP}.
+
+Twisted's C{SMTPClient} is built to send mail and its timeout is an idle
+timeout reset on every line; a probe needs one hard deadline and a verdict
+on every reply code, so the conversation is this small state machine fed by
+the pure reply parser.
+"""
+
+from __future__ import annotations
+
+import socket
+from enum import Enum, auto
+from typing import Any
+
+import attrs
+from twisted.internet.defer import Deferred
+from zope.interface import implementer
+
+from ismon.catalogue import MessageId
+from ismon.probe import IProbe, ProbeProtocol, ReactorType, Resolver, TLSSettings, run_probe
+from ismon.replies import InvalidReply, SmtpReply, SmtpReplyParser, printable
+from ismon.result import Phase, ProbeResult, judge_smtp_reply
+
+__all__ = ["SmtpProbe", "SmtpRequest"]
+
+
+@attrs.frozen
+class SmtpRequest:
+    """What an SMTP watch asks."""
+
+    host: str = "localhost"
+    port: int = 25
+    timeout: float = 10
+    # "tls": implicit TLS (port 465 style); "starttls": upgrade after EHLO.
+    tls: TLSSettings | None = None
+    starttls: bool = False
+    helo_name: str = ""
+
+
+class _Step(Enum):
+    GREETING = auto()
+    EHLO = auto()
+    STARTTLS = auto()
+    HANDSHAKE = auto()
+    EHLO_AGAIN = auto()
+    NOOP = auto()
+    DONE = auto()
+
+
+# The reply each step waits for.
+_EXPECTED = {
+    _Step.GREETING: 220,
+    _Step.EHLO: 250,
+    _Step.STARTTLS: 220,
+    _Step.EHLO_AGAIN: 250,
+    _Step.NOOP: 250,
+}
+
+
+class _NoopProtocol(ProbeProtocol):
+    def __init__(self, request: SmtpRequest, helo_name: str) -> None:
+        self._request = request
+        self._helo = helo_name
+        self._parser = SmtpReplyParser()
+        self._step = _Step.GREETING
+        self._last = ""
+
+    def begin(self) -> None:
+        self.phase = Phase.WAIT
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.attempt.decided or self._step in (_Step.DONE, _Step.HANDSHAKE):
+            return
+        self.phase = Phase.RECEIVE
+        try:
+            replies = self._parser.feed(data)
+        except InvalidReply as e:
+            self.phase = Phase.PARSE
+            # No reply code could be read: message 83 with 0 (documented).
+            self.fail(
+                MessageId.INVALID_STATUS,
+                number=0,
+                reply=printable(e.received, 120),
+                detail=e.reason,
+            )
+            return
+        for reply in replies:
+            self._reply(reply)
+            if self.attempt.decided or self._step in (_Step.DONE, _Step.HANDSHAKE):
+                return
+        if not self._parser.pending:
+            self.phase = Phase.WAIT
+
+    def _send(self, line: bytes, step: _Step) -> None:
+        self.phase = Phase.SEND
+        self._step = step
+        self.transport.write(line + b"\r\n")  # type: ignore[union-attr]
+        self.phase = Phase.WAIT
+
+    def _reply(self, reply: SmtpReply) -> None:
+        self._last = reply.text
+        message, number = judge_smtp_reply(reply, _EXPECTED[self._step])
+        if message is not None:
+            self.phase = Phase.PARSE
+            self.fail(message, number=number, reply=reply.text)
+            return
+        if self._step is _Step.GREETING:
+            if self._request.starttls:
+                self._send(b"EHLO " + self._helo.encode("idna"), _Step.EHLO)
+            else:
+                self._send(b"NOOP", _Step.NOOP)
+        elif self._step is _Step.EHLO:
+            extensions = {line.split(" ")[0].upper() for line in reply.lines[1:]}
+            if "STARTTLS" not in extensions:
+                self.phase = Phase.PARSE
+                self.fail(MessageId.STARTTLS_UNAVAILABLE, reply=reply.text)
+                return
+            self._send(b"STARTTLS", _Step.STARTTLS)
+        elif self._step is _Step.STARTTLS:
+            # Bytes sent before the handshake must not be read as replies after
+            # it (CVE-2011-0411 style injection): start from a fresh parser.
+            self._parser = SmtpReplyParser()
+            self._step = _Step.HANDSHAKE
+            self.phase = Phase.TLS
+            self.transport.startTLS(self.attempt.tls_creator)  # type: ignore[union-attr]
+        elif self._step is _Step.EHLO_AGAIN:
+            self._send(b"NOOP", _Step.NOOP)
+        elif self._step is _Step.NOOP:
+            self._step = _Step.DONE
+            # QUIT is a courtesy: the verdict is already in, and a late 221
+            # (exim answers ~200 ms after QUIT) must not count against the server.
+            self.transport.write(b"QUIT\r\n")  # type: ignore[union-attr]
+            self.succeed(reply.text)
+
+    def startTLSCompleted(self) -> None:
+        self._send(b"EHLO " + self._helo.encode("idna"), _Step.EHLO_AGAIN)
+
+    def ended(self, reason: Any) -> ProbeResult:
+        result = super().ended(reason)
+        if self._last and not result.reply:
+            result = attrs.evolve(result, reply=self._last)
+        return result
+
+
+@implementer(IProbe)
+class SmtpProbe:
+    """Probe an SMTP server with NOOP."""
+
+    def __init__(
+        self, reactor: ReactorType, request: SmtpRequest, resolver: Resolver | None = None
+    ) -> None:
+        from ismon.probe import system_resolver
+
+        self._reactor = reactor
+        self.request = request
+        self._resolver = resolver or system_resolver(reactor)
+        self._helo = request.helo_name or _local_name()
+        self._tls_creator: Any = None
+        if request.tls is not None:
+            from ismon.tls import connection_creator
+
+            self._tls_creator = connection_creator(request.tls)
+
+    def probe(self) -> Deferred[ProbeResult]:
+        return run_probe(
+            self._reactor,
+            self._resolver,
+            host=self.request.host,
+            port=self.request.port,
+            timeout=self.request.timeout,
+            protocol_factory=lambda: _NoopProtocol(self.request, self._helo),
+            tls_creator=self._tls_creator,
+            implicit_tls=self._tls_creator is not None and not self.request.starttls,
+        )
+
+
+def _local_name() -> str:
+    name = socket.gethostname() or "localhost"
+    return name if all(c.isalnum() or c in ".-" for c in name) else "localhost"
