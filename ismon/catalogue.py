@@ -130,7 +130,12 @@ def fold(line: str, limit: int = MAX_LINE_BYTES) -> list[str]:
     """
     Split C{line} into pieces of at most C{limit} UTF-8 bytes, never inside a
     character, so that syslog relays that truncate at 400 bytes lose nothing.
+
+    @raise ValueError: C{limit} is below 4 bytes, too small to hold every
+        UTF-8 character (backing off to a boundary would never advance).
     """
+    if limit < 4:
+        raise ValueError(f"fold limit must be at least 4 bytes, not {limit}")
     encoded = line.encode("utf-8")
     if len(encoded) <= limit:
         return [line]

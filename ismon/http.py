@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
 from zope.interface import implementer
 
 from ismon import __version__
@@ -100,7 +101,10 @@ class _HeadProtocol(ProbeProtocol):
             self.fail(message, number=number, reply=status.raw)
 
     def ended(self, reason: Any) -> ProbeResult:
-        if self._parser.received:
+        # Only a clean close leaves a partial answer to judge; a reset (or a
+        # TLS connection cut without close_notify) is a failed connection
+        # (SPEC §3, HTTP 2): message 75 with ECONNRESET.
+        if self._parser.received and reason.check(ConnectionDone):
             try:
                 status = self._parser.end()
             except InvalidResponse as e:

@@ -338,12 +338,16 @@ class _Attempt:
         self._address = address
         endpoint = self._endpoint(address)
         factory = Factory.forProtocol(self._make_protocol)
+        # One factory per probe: its start/stop lines would flood the log.
+        factory.noisy = False
         self._pending = endpoint.connect(factory)
 
         def failed(reason: Failure) -> None:
             self._pending = None
             if isinstance(reason.value, CancelledError | neterror.ConnectingCancelledError):
-                self._finish()
+                # Only _expire cancels, and it finishes once cancel() has
+                # returned: the endpoint errbacks *before* it closes the
+                # socket and cancels its connect timer (stopConnecting).
                 return
             self._try(addresses, _connect_failure(reason))
 
@@ -445,6 +449,10 @@ def run_probe(
     try:
         return attempt.run()
     except Exception as e:  # a programming error must not kill the schedule
+        # Leave no timer behind (IProbe): run() may have armed the deadline.
+        if attempt._deadline is not None and attempt._deadline.active():
+            attempt._deadline.cancel()
+        attempt._deadline = None
         return succeed(
             ProbeResult.failure(
                 MessageId.SYSTEM_ERROR, Phase.CONNECT, number=0, detail=repr(e)[:200]

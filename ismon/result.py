@@ -117,7 +117,8 @@ class StatusSet:
         ranges: list[tuple[int, int]] = []
         for part in text.split(","):
             low_text, dash, high_text = part.strip().partition("-")
-            if not low_text.isdigit() or (dash and not high_text.isdigit()):
+            # ASCII only: str.isdigit() also admits full-width and superscript digits.
+            if not _is_code(low_text) or (dash and not _is_code(high_text)):
                 raise ValueError(f"not a status code or range: {part!r}")
             low = int(low_text)
             high = int(high_text) if dash else low
@@ -131,6 +132,10 @@ class StatusSet:
 
     def __str__(self) -> str:
         return ",".join(f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi in self.ranges)
+
+
+def _is_code(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def judge_http_status(

@@ -1,0 +1,392 @@
+# -*- test-case-name: tests.test_cli -*-
+"""
+Entry points: C{clp_httpmon}, C{clp_smtpmon} (the 2004 command lines) and
+C{ismon} (C{ismon http|smtp ID ...}, C{ismon stop|pause|continue|status|disp|del}).
+
+This is the only module that touches the global reactor and C{sys.exit}.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, NoReturn
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
+from twisted.python import usage
+
+from ismon import __version__
+from ismon.catalogue import MessageId, render
+from ismon.options import (
+    Action,
+    HttpOptions,
+    ParameterError,
+    SmtpOptions,
+    WatchConfig,
+    WatchOptions,
+)
+from ismon.service import ExitStatus
+
+__all__ = ["clp_httpmon", "clp_smtpmon", "main", "run_command"]
+
+
+def clp_httpmon(argv: list[str] | None = None) -> NoReturn:
+    sys.exit(run_command(HttpOptions, sys.argv[1:] if argv is None else argv))
+
+
+def clp_smtpmon(argv: list[str] | None = None) -> NoReturn:
+    sys.exit(run_command(SmtpOptions, sys.argv[1:] if argv is None else argv))
+
+
+def _refuse(options: WatchOptions, error: usage.UsageError) -> int:
+    """One line on stderr: the catalogue message, then what was wrong."""
+    message = error.message if isinstance(error, ParameterError) else MessageId.INVALID_PARAMETER
+    detail = error.detail if isinstance(error, ParameterError) else str(error)
+    watch_id = options.watch_id if options.watch_id is not None else ""
+    if len(watch_id) > 40 or not watch_id.isascii() or not watch_id.isalnum():
+        watch_id = "?"
+    text = render(message, command=options.command, watch_id=watch_id)
+    sys.stderr.write(f"{text} {detail} (see --help)\n")
+    _syslog_best_effort(options.command, text)
+    return ExitStatus.INVALID_PARAMETER
+
+
+def _syslog_best_effort(command: str, text: str) -> None:
+    from ismon.report import SyslogObserver
+
+    observer = SyslogObserver("/dev/log", command)
+    observer.send(text, 3)
+    observer.close()
+
+
+def parse(options_class: type[WatchOptions], argv: list[str]) -> WatchConfig | int:
+    options = options_class()
+    try:
+        options.parseOptions(argv)
+    except usage.UsageError as e:
+        return _refuse(options, e)
+    assert options.config is not None
+    return options.config
+
+
+def run_command(options_class: type[WatchOptions], argv: list[str]) -> int:
+    parsed = parse(options_class, argv)
+    if isinstance(parsed, int):
+        return parsed
+    config = parsed
+    if config.action is Action.START:
+        return run_watch(config)
+    return control_command(config.action, config, as_json=False)
+
+
+# -- running a watch in the foreground --------------------------------------
+
+
+def run_watch(config: WatchConfig) -> int:
+    """Run the watch until it ends; return its exit status."""
+    from twisted.internet import reactor
+    from twisted.logger import (
+        FilteringLogObserver,
+        LogLevel,
+        LogLevelFilterPredicate,
+        globalLogBeginner,
+        textFileLogObserver,
+    )
+
+    from ismon.service import WatchService, use_monotonic_clock
+
+    use_monotonic_clock(reactor)
+    observers: list[Any] = [
+        FilteringLogObserver(
+            textFileLogObserver(sys.stdout),
+            [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)],
+        )
+    ]
+    if config.logfile:
+        try:
+            logfile = open(config.logfile, "a", encoding="utf-8")
+        except OSError as e:
+            text = render(
+                MessageId.SYSTEM_ERROR,
+                command=config.command,
+                watch_id=config.watch_id,
+                function="open",
+                number=e.errno or 0,
+            )
+            sys.stderr.write(f"{text} --logfile {config.logfile}: {e.strerror}\n")
+            return ExitStatus.SYSTEM_ERROR
+        observers.append(
+            FilteringLogObserver(
+                textFileLogObserver(logfile),
+                [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)],
+            )
+        )
+    globalLogBeginner.beginLoggingTo(observers, redirectStandardIO=False)
+
+    def on_exit(code: int) -> None:
+        reactor.callWhenRunning(reactor.stop)  # type: ignore[attr-defined]
+
+    service = WatchService(config, reactor, on_exit=on_exit)
+    reactor.callWhenRunning(service.startService)  # type: ignore[attr-defined]
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)  # type: ignore[attr-defined]
+    reactor.run()  # type: ignore[attr-defined]
+    return service.exit_code if service.exit_code is not None else ExitStatus.STOPPED
+
+
+# -- talking to a running watch ----------------------------------------------
+
+
+def _run(coroutine: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
+    """Run one coroutine on the reactor and return its result."""
+    from twisted.internet import reactor
+
+    outcome: list[int] = []
+
+    def go() -> None:
+        d: Deferred[int] = Deferred.fromCoroutine(coroutine(reactor))
+
+        def done(value: int) -> None:
+            outcome.append(value)
+
+        def failed(reason: Any) -> None:
+            sys.stderr.write(f"ismon: {reason.getErrorMessage()}\n")
+            outcome.append(ExitStatus.SYSTEM_ERROR)
+
+        d.addCallbacks(done, failed)
+        d.addBoth(lambda _: reactor.stop())  # type: ignore[attr-defined]
+
+    reactor.callWhenRunning(go)  # type: ignore[attr-defined]
+    reactor.run(installSignalHandlers=False)  # type: ignore[attr-defined,call-arg]
+    return outcome[0] if outcome else ExitStatus.SYSTEM_ERROR
+
+
+def control_command(action: Action | None, config: WatchConfig, *, as_json: bool) -> int:
+    """--stop / --pause / --continue / --disp / --del, or status (None), for one ID."""
+    from ismon import state
+
+    def say(message: MessageId) -> str:
+        return render(message, command=config.command, watch_id=config.watch_id)
+
+    try:
+        folder = state.StateDir.open(config.state_dir or state.default_state_dir(), create=False)
+    except FileNotFoundError:
+        folder = None
+    except OSError as e:
+        sys.stderr.write(f"{say(MessageId.SYSTEM_ERROR)} {e}\n")
+        return ExitStatus.SYSTEM_ERROR
+
+    pid = state.running_pid(folder, config.watch_id) if folder is not None else None
+
+    if action is Action.DISP:
+        if pid is None:
+            sys.stderr.write(f"{config.command}: watch {config.watch_id} is not running\n")
+            return ExitStatus.NOT_RUNNING
+        print(pid)
+        return ExitStatus.STOPPED
+    if action is Action.DEL:
+        if folder is None:
+            return ExitStatus.STOPPED
+        try:
+            removed = state.remove_leftovers(folder, config.watch_id)
+        except state.AlreadyRunning:
+            sys.stderr.write(f"{say(MessageId.ID_IN_USE)} (--del refused: PID {pid} is alive)\n")
+            return ExitStatus.ID_IN_USE
+        for path in removed:
+            print(f"removed {path}")
+        return ExitStatus.STOPPED
+    if action is Action.STOP:
+        if pid is None or folder is None:
+            return ExitStatus.STOPPED
+        return _run(lambda reactor: _stop(reactor, folder, config, say))
+    if pid is None or folder is None:
+        if as_json:
+            print(json.dumps({"watch_id": config.watch_id, "state": "not running"}))
+        sys.stderr.write(f"{config.command}: watch {config.watch_id} is not running\n")
+        return ExitStatus.NOT_RUNNING
+    return _run(lambda reactor: _ask(reactor, folder, config, action, as_json, say))
+
+
+async def _stop(
+    reactor: Any, folder: Any, config: WatchConfig, say: Callable[[MessageId], str]
+) -> int:
+    from ismon import control, state
+
+    deadline = time.monotonic() + config.stop_wait
+    try:
+        await control.stop(reactor, folder.socket_path(config.watch_id), timeout=config.stop_wait)
+    except control.ControlUnavailable:
+        pass  # it may be exiting already; the lock tells
+    except Exception:
+        pass
+    while time.monotonic() < deadline:
+        if state.running_pid(folder, config.watch_id) is None:
+            return ExitStatus.STOPPED
+        await deferLater(reactor, 0.05, lambda: None)
+    if state.running_pid(folder, config.watch_id) is None:
+        return ExitStatus.STOPPED
+    sys.stderr.write(say(MessageId.STOP_FAILED) + "\n")
+    return ExitStatus.STOP_TIMED_OUT
+
+
+async def _ask(
+    reactor: Any,
+    folder: Any,
+    config: WatchConfig,
+    action: Action | None,
+    as_json: bool,
+    say: Callable[[MessageId], str],
+) -> int:
+    from ismon import control
+
+    path = folder.socket_path(config.watch_id)
+    try:
+        if action is Action.PAUSE:
+            await control.pause(reactor, path)
+            print(say(MessageId.PAUSED))
+        elif action is Action.CONTINUE:
+            await control.resume(reactor, path)
+            print(say(MessageId.CONTINUED))
+        else:
+            status = await control.status(reactor, path)
+            print(json.dumps(status) if as_json else _format_status(status))
+    except control.ControlUnavailable as e:
+        sys.stderr.write(f"{config.command}: watch {config.watch_id}: {e}\n")
+        return ExitStatus.NOT_RUNNING
+    return ExitStatus.STOPPED
+
+
+def _format_status(status: dict[str, Any]) -> str:
+    lines = [
+        f"{status.get('watch_id')}: {status.get('state')} ({status.get('target')}), "
+        f"pid {status.get('pid')}, up {status.get('uptime', 0):.0f}s",
+        f"  probes {status.get('probes')}, failures {status.get('failures')}, "
+        f"consecutive failures {status.get('consecutive_failures')}/{status.get('retries')}",
+        f"  detection bound {status.get('detection_bound'):g}s",
+    ]
+    last = status.get("last_probe")
+    if last:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["time"]))
+        lines.append(f"  last probe {when}: {last['summary']}")
+    if status.get("paused_since"):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(status["paused_since"]))
+        lines.append(f"  paused since {when}")
+    return "\n".join(lines)
+
+
+# -- the ismon command -------------------------------------------------------
+
+_USAGE = f"""\
+ismon {__version__} - Internet server monitor for HA clusters
+
+Usage:
+  ismon http ID [options]          watch an HTTP daemon (same options as clp_httpmon)
+  ismon smtp ID [options]          watch an SMTP daemon (same options as clp_smtpmon)
+  ismon stop ID [-r WAIT]          stop a watch, waiting up to WAIT s (default 10)
+  ismon pause ID | continue ID     suspend / resume probing
+  ismon status [ID] [--json]       state of one watch, or of all watches
+  ismon disp ID                    print the PID of a running watch
+  ismon del ID                     remove leftover records of a stopped watch
+Common: --state-dir DIR (or ISMON_STATE_DIR). `ismon http --help` lists options.
+
+Exit codes: 0 ok / stopped on request; 1 server failed, or not running;
+2 invalid parameter / no ID; 3 ID already in use; 4 system error;
+5 --stop: the watch did not end within the wait.
+"""
+
+
+class _ControlOptions(usage.Options):
+    optFlags: Any = [["json", None, "Print JSON."]]
+    optParameters: Any = [
+        ["state-dir", None, None, "State folder."],
+        ["timeout", "r", "10", "With stop: seconds to wait for the exit."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watch_id: str | None = None
+
+    def parseArgs(self, *args: str) -> None:
+        if len(args) > 1:
+            raise usage.UsageError(f"unexpected arguments: {' '.join(args[1:])}")
+        self.watch_id = args[0] if args else None
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    sys.exit(_main(sys.argv[1:] if argv is None else argv))
+
+
+def _main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        sys.stdout.write(_USAGE)
+        return ExitStatus.STOPPED if argv else ExitStatus.INVALID_PARAMETER
+    if argv[0] == "--version":
+        print(f"ismon {__version__}")
+        return 0
+    verb, rest = argv[0], argv[1:]
+    if verb == "http":
+        return run_command(HttpOptions, rest)
+    if verb == "smtp":
+        return run_command(SmtpOptions, rest)
+    actions = {
+        "stop": Action.STOP,
+        "pause": Action.PAUSE,
+        "continue": Action.CONTINUE,
+        "disp": Action.DISP,
+        "del": Action.DEL,
+        "status": None,
+    }
+    if verb not in actions:
+        sys.stderr.write(f"ismon: unknown command {verb!r} (see ismon --help)\n")
+        return ExitStatus.INVALID_PARAMETER
+    options = _ControlOptions()
+    # Let the ID come first, as in the 2004 syntax.
+    if rest and not rest[0].startswith("-"):
+        rest = [*rest[1:], rest[0]]
+    try:
+        options.parseOptions(rest)
+    except usage.UsageError as e:
+        sys.stderr.write(f"ismon {verb}: {e}\n")
+        return ExitStatus.INVALID_PARAMETER
+    if verb == "status" and options.watch_id is None:
+        return _status_all(options)
+    action = actions[verb]
+    args = [options.watch_id] if options.watch_id is not None else []
+    if action is not None:
+        args.append(f"--{verb}")
+    args += ["-r", options["timeout"]]
+    if options["state-dir"]:
+        args += ["--state-dir", options["state-dir"]]
+    parsed = parse(HttpOptions, args)
+    if isinstance(parsed, int):
+        return parsed
+    return control_command(action, parsed, as_json=options["json"])
+
+
+def _status_all(options: _ControlOptions) -> int:
+    from pathlib import Path
+
+    from ismon import state
+
+    try:
+        folder = state.StateDir.open(
+            Path(options["state-dir"]) if options["state-dir"] else state.default_state_dir(),
+            create=False,
+        )
+    except FileNotFoundError:
+        if options["json"]:
+            print("[]")
+        return ExitStatus.STOPPED
+    results = []
+    code = ExitStatus.STOPPED
+    for watch_id in state.list_watch_ids(folder):
+        pid = state.running_pid(folder, watch_id)
+        if options["json"]:
+            results.append({"watch_id": watch_id, "pid": pid, "running": pid is not None})
+        else:
+            print(f"{watch_id}: " + (f"running, pid {pid}" if pid else "not running (leftovers)"))
+    if options["json"]:
+        print(json.dumps(results))
+    return code

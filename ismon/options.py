@@ -1,0 +1,379 @@
+# -*- test-case-name: tests.test_options -*-
+"""
+The command line of a watch, one parser per protocol, shared by
+C{clp_httpmon}/C{clp_smtpmon}, C{ismon http|smtp} and the twistd plugins.
+
+The 2004 syntax is kept verbatim (SPEC §2): the ID comes first, C{-h} is
+the Request-URI (C{--help} is help), C{-r} is the probe timeout when
+starting and the stop wait with C{--stop}.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Any, ClassVar
+
+import attrs
+from twisted.python import usage
+
+from ismon.catalogue import MessageId
+from ismon.http import HttpRequest
+from ismon.probe import TLSSettings
+from ismon.result import StatusSet
+from ismon.schedule import Timing
+from ismon.smtp import SmtpRequest
+from ismon.state import InvalidWatchId, validate_watch_id
+
+__all__ = [
+    "Action",
+    "HttpOptions",
+    "ParameterError",
+    "SmtpOptions",
+    "WatchConfig",
+    "WatchOptions",
+]
+
+
+class Action(Enum):
+    START = "start"
+    STOP = "stop"
+    PAUSE = "pause"
+    CONTINUE = "continue"
+    DISP = "disp"
+    DEL = "del"
+
+
+class ParameterError(usage.UsageError):
+    """A refused command line: catalogue message 11, or 13 when no ID."""
+
+    def __init__(self, detail: str, message: MessageId = MessageId.INVALID_PARAMETER) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.message = message
+
+
+@attrs.frozen
+class WatchConfig:
+    """Everything a watch needs, validated."""
+
+    watch_id: str
+    protocol: str  # "http" | "smtp"
+    command: str  # "clp_httpmon" | "clp_smtpmon"
+    action: Action
+    request: HttpRequest | SmtpRequest
+    timing: Timing
+    stop_wait: float = 10
+    cert_warn_days: int = 14
+    state_dir: Path | None = None
+    syslog_socket: str | None = "/dev/log"
+    logfile: str | None = None
+    json_log: str | None = None
+
+    @property
+    def protocol_name(self) -> str:
+        return self.protocol.upper()
+
+
+def _integer(name: str, text: Any, low: int, high: int) -> int:
+    if isinstance(text, int):
+        value = text
+    else:
+        raw = str(text).strip()
+        if not raw.isascii() or not raw.isdigit():
+            raise ParameterError(f"{name} must be a whole number {low}-{high}, not {text!r}")
+        value = int(raw)
+    if not low <= value <= high:
+        raise ParameterError(f"{name} {value} is out of range {low}-{high}")
+    return value
+
+
+def _text(name: str, text: str, *, allow_space: bool = False) -> str:
+    if not 1 <= len(text.encode("utf-8", "surrogateescape")) <= 255:
+        raise ParameterError(f"{name} must be 1-255 bytes")
+    if not text.isascii() or not text.isprintable() or (not allow_space and " " in text):
+        raise ParameterError(f"{name} must be printable ASCII without spaces: {text!r}")
+    return text
+
+
+_COMMON_HELP = """\
+Probes the server every interval seconds; a failed probe is retried, and when
+`retries` retries in a row have failed the watch logs why and EXITS (code 1),
+so the cluster's PID monitor fails the service over.
+
+Control a running watch with: ID --stop [-r wait] | --pause | --continue |
+--disp | --del (or `ismon stop|pause|continue|status|disp|del ID`).
+
+Exit codes: 0 stopped on request; 1 server failed (or: not running, for
+--disp/--pause/--continue); 2 invalid parameter / no ID; 3 ID already in use
+(or --del on a live ID); 4 system error; 5 --stop: the watch did not end
+within the wait (message 15).
+"""
+
+
+class WatchOptions(usage.Options):
+    """Options shared by both protocols."""
+
+    protocol: ClassVar[str] = ""
+    command: ClassVar[str] = ""
+    default_port: ClassVar[int] = 0
+    tls_port: ClassVar[int] = 0
+
+    optFlags: ClassVar[list[list[str | None]]] = [
+        ["stop", None, "Stop the running watch ID; -r then is the wait (s)."],
+        ["pause", None, "Suspend probing (message 7)."],
+        ["continue", None, "Resume probing (message 8)."],
+        ["disp", None, "Print the PID of the running watch ID."],
+        ["del", None, "Remove leftover records of ID (refused while it runs)."],
+        ["tls", None, "Speak TLS from the first byte (HTTPS, SMTPS)."],
+        ["insecure", None, "Do not verify the server certificate (logged)."],
+    ]
+    optParameters: ClassVar[list[list[Any]]] = [
+        ["server", "s", "localhost", "Server name or address (1-255 bytes)."],
+        ["port", "n", None, "TCP port (1-65535)."],
+        ["interval", "i", "60", "Seconds between probes (1-10000)."],
+        ["retries", "c", "3", "Retries after a failed probe before exiting (1-10000)."],
+        [
+            "timeout",
+            "r",
+            "10",
+            "Seconds a probe may take (1-10000); with --stop, seconds to wait for the exit.",
+        ],
+        [
+            "retry-interval",
+            None,
+            None,
+            "Seconds from a failed probe's start to its retry (0-10000; default: interval).",
+        ],
+        ["grace", None, "0", "Seconds to wait before the first probe (0-10000)."],
+        ["ca-file", None, None, "PEM file of CA certificates to trust (TLS)."],
+        ["servername", None, None, "Name for SNI and certificate verification (TLS)."],
+        ["cert-warn-days", None, "14", "Warn when the certificate expires sooner (0-3650)."],
+        ["state-dir", None, None, "Folder for the lock, pidfile and control socket."],
+        ["syslog-socket", None, "/dev/log", "Syslog socket; 'none' to disable syslog."],
+        ["logfile", None, None, "Also append the log to this file."],
+        ["json-log", None, None, "Append messages as JSON lines to this file."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watch_id: str | None = None
+        self.config: WatchConfig | None = None
+
+    def getSynopsis(self) -> str:
+        return (
+            f"Usage: {self.command} ID [-s server] [-n port] [-i interval] [-c retries] "
+            f"[-r timeout]{self._synopsis_extra()} [options]\n"
+            f"       {self.command} ID --stop [-r stop-wait] | --pause | --continue | --disp | --del"
+        )
+
+    def _synopsis_extra(self) -> str:
+        return ""
+
+    def getUsage(self, width: int | None = None) -> str:
+        return str(super().getUsage(width)) + "\n" + _COMMON_HELP
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        args = list(options if options is not None else [])
+        # getopt stops at the first positional argument, but the 2004 syntax
+        # puts the ID first: move it behind the options.
+        if args and not args[0].startswith("-"):
+            args = [*args[1:], args[0]]
+        super().parseOptions(args)
+
+    def parseArgs(self, *args: str) -> None:
+        if len(args) > 1:
+            raise ParameterError(f"unexpected arguments: {' '.join(args[1:])}")
+        self.watch_id = args[0] if args else None
+
+    def postOptions(self) -> None:
+        if self.watch_id is None:
+            raise ParameterError("no watch ID given", MessageId.NO_ID)
+        try:
+            watch_id = validate_watch_id(self.watch_id)
+        except InvalidWatchId as e:
+            raise ParameterError(f"the watch ID {e}") from None
+        actions = [a for a in Action if a is not Action.START and self[a.value]]
+        if len(actions) > 1:
+            raise ParameterError("give at most one of --stop --pause --continue --disp --del")
+        action = actions[0] if actions else Action.START
+        timeout = _integer("-r", self["timeout"], 1, 10000)
+        if action is not Action.START:
+            self.config = WatchConfig(
+                watch_id=watch_id,
+                protocol=self.protocol,
+                command=self.command,
+                action=action,
+                request=self._request("localhost", self.default_port, 10, None),
+                timing=Timing(),
+                stop_wait=timeout,
+                state_dir=self._state_dir(),
+            )
+            return
+        server = _text("-s", self["server"])
+        tls = self._tls(server)
+        port = self.default_port if self["port"] is None else _integer("-n", self["port"], 1, 65535)
+        if self["port"] is None and self["tls"]:
+            port = self.tls_port
+        interval = _integer("-i", self["interval"], 1, 10000)
+        retries = _integer("-c", self["retries"], 1, 10000)
+        retry_interval = (
+            None
+            if self["retry-interval"] is None
+            else _integer("--retry-interval", self["retry-interval"], 0, 10000)
+        )
+        timing = Timing(
+            interval=interval,
+            retries=retries,
+            timeout=timeout,
+            retry_interval=retry_interval,
+            grace=_integer("--grace", self["grace"], 0, 10000),
+        )
+        syslog: str | None = self["syslog-socket"]
+        if syslog in ("", "none"):
+            syslog = None
+        self.config = WatchConfig(
+            watch_id=watch_id,
+            protocol=self.protocol,
+            command=self.command,
+            action=action,
+            request=self._request(server, port, timeout, tls),
+            timing=timing,
+            stop_wait=timeout,
+            cert_warn_days=_integer("--cert-warn-days", self["cert-warn-days"], 0, 3650),
+            state_dir=self._state_dir(),
+            syslog_socket=syslog,
+            logfile=self["logfile"],
+            json_log=self["json-log"],
+        )
+
+    def _state_dir(self) -> Path | None:
+        value = self["state-dir"]
+        if value is None:
+            return None
+        if not value or "\0" in value:
+            raise ParameterError("--state-dir must be a path")
+        return Path(value)
+
+    def _uses_tls(self) -> bool:
+        return bool(self["tls"])
+
+    def _tls(self, server: str) -> TLSSettings | None:
+        if not self._uses_tls():
+            for name in ("ca-file", "servername"):
+                if self[name] is not None:
+                    raise ParameterError(f"--{name} needs --tls{self._tls_alternatives()}")
+            if self["insecure"]:
+                raise ParameterError(f"--insecure needs --tls{self._tls_alternatives()}")
+            return None
+        servername = _text("--servername", self["servername"] or server)
+        ca_file = self["ca-file"]
+        if ca_file is not None:
+            if not os.access(ca_file, os.R_OK):
+                raise ParameterError(f"--ca-file {ca_file!r} cannot be read")
+            from ismon.tls import load_trust_root
+
+            try:
+                load_trust_root(ca_file)
+            except (OSError, ValueError) as e:
+                raise ParameterError(f"--ca-file: {e}") from None
+        return TLSSettings(servername=servername, ca_file=ca_file, insecure=bool(self["insecure"]))
+
+    def _tls_alternatives(self) -> str:
+        return ""
+
+    def _request(
+        self, server: str, port: int, timeout: int, tls: TLSSettings | None
+    ) -> HttpRequest | SmtpRequest:
+        raise NotImplementedError
+
+
+class HttpOptions(WatchOptions):
+    """C{clp_httpmon} / C{ismon http} / C{twistd ismon-http}."""
+
+    protocol = "http"
+    command = "clp_httpmon"
+    default_port = 80
+    tls_port = 443
+    longdesc = "Watch an HTTP daemon with HEAD requests.\n\n" + _COMMON_HELP
+
+    optParameters: ClassVar[list[list[Any]]] = [
+        *WatchOptions.optParameters,
+        ["http-version", "v", "1.1", "HTTP version sent: 1.0 or 1.1."],
+        ["uri", "h", "/", "Request-URI of the HEAD (1-255 bytes); NOT help: use --help."],
+        [
+            "expect-status",
+            None,
+            None,
+            "Acceptable status codes, e.g. 200-399,401 (also judged for '/').",
+        ],
+    ]
+
+    def _synopsis_extra(self) -> str:
+        return " [-v 1.0|1.1] [-h Request-URI]"
+
+    def _request(
+        self, server: str, port: int, timeout: int, tls: TLSSettings | None
+    ) -> HttpRequest:
+        version = self["http-version"]
+        if version not in ("1.0", "1.1"):
+            raise ParameterError(f"-v must be 1.0 or 1.1, not {version!r}")
+        uri = _text("-h", self["uri"])
+        expect = None
+        if self["expect-status"] is not None:
+            try:
+                expect = StatusSet.parse(self["expect-status"])
+            except ValueError as e:
+                raise ParameterError(f"--expect-status: {e}") from None
+        return HttpRequest(
+            host=server,
+            port=port,
+            timeout=timeout,
+            version=version,
+            uri=uri,
+            expect_status=expect,
+            tls=tls,
+        )
+
+
+class SmtpOptions(WatchOptions):
+    """C{clp_smtpmon} / C{ismon smtp} / C{twistd ismon-smtp}."""
+
+    protocol = "smtp"
+    command = "clp_smtpmon"
+    default_port = 25
+    tls_port = 465
+    longdesc = "Watch an SMTP daemon with NOOP.\n\n" + _COMMON_HELP
+
+    optFlags: ClassVar[list[list[str | None]]] = [
+        *WatchOptions.optFlags,
+        ["starttls", None, "Upgrade to TLS with STARTTLS after EHLO (verified)."],
+    ]
+    optParameters: ClassVar[list[list[Any]]] = [
+        *WatchOptions.optParameters,
+        ["helo", None, None, "Name sent with EHLO (default: this host's name)."],
+    ]
+
+    def _uses_tls(self) -> bool:
+        if self["tls"] and self["starttls"]:
+            raise ParameterError("give --tls or --starttls, not both")
+        return bool(self["tls"] or self["starttls"])
+
+    def _tls_alternatives(self) -> str:
+        return " or --starttls"
+
+    def _request(
+        self, server: str, port: int, timeout: int, tls: TLSSettings | None
+    ) -> SmtpRequest:
+        helo = self["helo"]
+        if helo is not None:
+            helo = _text("--helo", helo)
+        return SmtpRequest(
+            host=server,
+            port=port,
+            timeout=timeout,
+            tls=tls,
+            starttls=bool(self["starttls"]),
+            helo_name=helo or "",
+        )

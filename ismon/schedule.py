@@ -1,0 +1,239 @@
+# -*- test-case-name: tests.test_schedule -*-
+"""
+When to probe: a fixed-rate grid, retries, pause, on an injected clock.
+
+The rules (README "Timing"):
+
+  - probes start on a grid C{start + grace + k * interval};
+  - a failed probe is retried C{retry_interval} seconds after it started, or
+    as soon as it ends if that is later;
+  - after C{retries} consecutive failed retries the watch has failed;
+  - a probe never overlaps the next: a tick that falls inside a running
+    probe is skipped, the grid itself does not move.
+
+So from a stall to the verdict takes at most
+C{interval + retries * max(retry_interval, timeout) + timeout}.
+
+This is a small explicit state machine rather than C{LoopingCall}:
+LoopingCall keeps the grid but knows nothing of retries that leave it and
+come back, and it stops for good on an exception.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from enum import Enum
+
+import attrs
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+from ismon.catalogue import MessageId
+from ismon.probe import IProbe
+from ismon.result import Phase, ProbeResult
+
+__all__ = ["Schedule", "Timing", "WatchState"]
+
+_log = Logger()
+
+
+@attrs.frozen
+class Timing:
+    interval: float = 60
+    retries: int = 3
+    timeout: float = 10
+    retry_interval: float | None = None  # None: same as interval
+    grace: float = 0
+
+    @property
+    def retry_gap(self) -> float:
+        return self.interval if self.retry_interval is None else self.retry_interval
+
+    @property
+    def detection_bound(self) -> float:
+        """Worst case from a stall to the verdict, in seconds."""
+        return self.interval + self.retries * max(self.retry_gap, self.timeout) + self.timeout
+
+    def describe(self) -> str:
+        return (
+            f"interval {self.interval:g}s, timeout {self.timeout:g}s, retries {self.retries}, "
+            f"retry interval {self.retry_gap:g}s, grace {self.grace:g}s; "
+            f"a stall is detected within {self.detection_bound:g}s"
+        )
+
+
+class WatchState(Enum):
+    IDLE = "idle"
+    WATCHING = "watching"
+    RETRYING = "retrying"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+ResultObserver = Callable[[ProbeResult, int], None]
+FailedObserver = Callable[[ProbeResult], None]
+
+
+class Schedule:
+    """
+    Drives one probe on the grid.  C{on_result(result, failures)} hears every
+    probe's result with the count of consecutive failures after it;
+    C{on_failed(result)} hears the last result once the retries are spent.
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        probe: IProbe,
+        timing: Timing,
+        on_result: ResultObserver,
+        on_failed: FailedObserver,
+    ) -> None:
+        self._clock = clock
+        self._probe = probe
+        self.timing = timing
+        self._on_result = on_result
+        self._on_failed = on_failed
+        self.state = WatchState.IDLE
+        self._origin = 0.0
+        self._call: IDelayedCall | None = None
+        self._running: Deferred[ProbeResult] | None = None
+        self._running_started = 0.0
+        # Bumped on pause/stop so that a probe in flight then is disregarded.
+        self._epoch = 0
+        self.consecutive_failures = 0
+        self.probes = 0
+        self.failures = 0
+        self.last_result: ProbeResult | None = None
+        self.last_started: float | None = None
+        self.paused_since: float | None = None
+        self.skipped_ticks = 0
+
+    # -- inputs ---------------------------------------------------------
+
+    def start(self) -> None:
+        if self.state is not WatchState.IDLE:
+            return
+        self.state = WatchState.WATCHING
+        self._origin = self._clock.seconds() + self.timing.grace
+        self._at(self._origin)
+
+    def pause(self) -> bool:
+        """Stop probing; False when already paused (or over)."""
+        if self.state not in (WatchState.WATCHING, WatchState.RETRYING, WatchState.IDLE):
+            return False
+        self._cancel()
+        self.state = WatchState.PAUSED
+        self.paused_since = self._clock.seconds()
+        # A maintenance pause forgives the failures seen before it.
+        self.consecutive_failures = 0
+        return True
+
+    def resume(self) -> bool:
+        """Probe again, at once, on a new grid; False when not paused."""
+        if self.state is not WatchState.PAUSED:
+            return False
+        self.state = WatchState.WATCHING
+        self.paused_since = None
+        self._origin = self._clock.seconds()
+        self._at(self._origin)
+        return True
+
+    def stop(self) -> None:
+        if self.state in (WatchState.STOPPED, WatchState.FAILED):
+            return
+        self._cancel()
+        self.state = WatchState.STOPPED
+
+    @property
+    def probe_in_flight(self) -> Deferred[ProbeResult] | None:
+        return self._running
+
+    # -- machinery ------------------------------------------------------
+
+    def _cancel(self) -> None:
+        self._epoch += 1
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+
+    def _at(self, when: float) -> None:
+        delay = max(0.0, when - self._clock.seconds())
+        self._call = self._clock.callLater(delay, self._fire)
+
+    def _next_tick(self, now: float) -> float:
+        """The first grid point strictly after the probe that just ran."""
+        interval = self.timing.interval
+        k = math.floor((now - self._origin) / interval) + 1
+        return self._origin + k * interval
+
+    def _fire(self) -> None:
+        self._call = None
+        epoch = self._epoch
+        started = self._clock.seconds()
+        self.last_started = started
+        self._running_started = started
+        self.probes += 1
+        try:
+            running = self._probe.probe()
+        except Exception as e:  # the probe contract says never; be safe anyway
+            _log.failure("probe raised")
+            running = Deferred()
+            running.callback(
+                ProbeResult.failure(
+                    MessageId.SYSTEM_ERROR, Phase.CONNECT, number=0, detail=f"probe raised {e!r}"
+                )
+            )
+        self._running = running
+
+        def done(result: ProbeResult) -> None:
+            self._running = None
+            if epoch != self._epoch:
+                return
+            self._record(result, started)
+
+        def broken(reason: object) -> None:
+            # IProbe promises never to errback; a bug there must not end the
+            # watch silently, so it counts as a failed probe.
+            _log.failure("probe errbacked", reason)  # type: ignore[arg-type]
+            done(
+                ProbeResult.failure(
+                    MessageId.SYSTEM_ERROR, Phase.CONNECT, number=0, detail="internal probe error"
+                )
+            )
+
+        running.addCallbacks(done, broken)
+
+    def _record(self, result: ProbeResult, started: float) -> None:
+        now = self._clock.seconds()
+        self.last_result = result
+        if result.ok:
+            self.consecutive_failures = 0
+        else:
+            self.consecutive_failures += 1
+            self.failures += 1
+        self._report(result)
+        if self.state not in (WatchState.WATCHING, WatchState.RETRYING):
+            return
+        if result.ok:
+            self.state = WatchState.WATCHING
+            following = self._next_tick(now)
+            # Ticks that fell inside this probe are skipped, not run late.
+            self.skipped_ticks += max(0, round((following - started) / self.timing.interval) - 1)
+            self._at(following)
+            return
+        if self.consecutive_failures > self.timing.retries:
+            self.state = WatchState.FAILED
+            self._on_failed(result)
+            return
+        self.state = WatchState.RETRYING
+        self._at(max(started + self.timing.retry_gap, now))
+
+    def _report(self, result: ProbeResult) -> None:
+        try:
+            self._on_result(result, self.consecutive_failures)
+        except Exception:
+            _log.failure("result observer raised")
