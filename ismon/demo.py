@@ -13,6 +13,7 @@ C{python -m ismon.demo serve PORT_HTTP PORT_SMTP} runs only the server.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -159,6 +160,7 @@ def main() -> int:
         os.kill(server.pid, signal.SIGCONT)
         server.terminate()
         server.wait(timeout=10)
+        shutil.rmtree(state_dir, ignore_errors=True)
         _say("demo finished")
 
 
