@@ -1,5 +1,5 @@
 """C{python -m ismon ...} is the C{ismon} command."""
 
-from ismon.cli import main
+from ismon.entry import main
 
 main()

@@ -153,8 +153,12 @@ def _connect_failure(reason: Failure) -> ProbeResult:
 
 def _tls_failure(reason: Failure) -> ProbeResult | None:
     """Map a TLS failure to message 90/91, or None if it is not one."""
-    # Imported here: plain-TCP watches never load the TLS stack for this.
-    from ismon.tls import describe_tls_failure
+    # Imported here: plain-TCP watches never load the TLS stack (and may run
+    # with it blocked, see ismon.entry); then no failure is a TLS one.
+    try:
+        from ismon.tls import describe_tls_failure
+    except ImportError:
+        return None
 
     described = describe_tls_failure(reason)
     if described is None:
