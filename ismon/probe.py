@@ -326,6 +326,18 @@ class _Attempt:
         self._pending = None
         if self.decided:
             return
+        if not addresses:
+            # An empty answer is a failed lookup (81), not something to connect to.
+            self.decide(
+                ProbeResult.failure(
+                    MessageId.RESOLVE_ERROR,
+                    Phase.RESOLVE,
+                    number=socket.EAI_NONAME,
+                    detail="no address found",
+                )
+            )
+            self._finish()
+            return
         self.phase = Phase.CONNECT
         self._try(list(addresses), None)
 

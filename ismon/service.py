@@ -18,6 +18,7 @@ from enum import IntEnum
 from typing import Any
 
 from twisted.application.service import Service
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, LogLevel, globalLogPublisher
@@ -230,16 +231,21 @@ class WatchService(Service):
         )
         self._end(ExitStatus.SYSTEM_ERROR)
 
-    def stopService(self) -> None:
+    def stopService(self) -> Deferred[None] | None:
         """The process is going down (SIGTERM, SIGINT, twistd shutdown)."""
-        if not self._ending:
-            self.reporter.emit(MessageId.STOPPING)
-            self._end(ExitStatus.STOPPED, stop_reactor=False)
         super().stopService()
-
-    def _end(self, code: int, *, stop_reactor: bool = True) -> None:
         if self._ending:
-            return
+            return None
+        self.reporter.emit(MessageId.STOPPING)
+        return self._end(ExitStatus.STOPPED, stop_reactor=False)
+
+    def _end(self, code: int, *, stop_reactor: bool = True) -> Deferred[None]:
+        """
+        Wind down once: stop probing, close the control socket, release the
+        records, then hand the exit status on.  The Deferred fires when done.
+        """
+        if self._ending:
+            return succeed(None)
         self._ending = True
         self.exit_code = int(code)
         if self._schedule is not None:
@@ -248,16 +254,25 @@ class WatchService(Service):
             self._heartbeat.stop()
         if self._watchdog is not None:
             self._watchdog.stop()
-        if self._port is not None:
-            self._port.stopListening()
         if self._watching:
             self.reporter.emit(MessageId.TERMINATING, fields={"exit_code": self.exit_code})
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
-        self._stop_observers()
-        if self._on_exit is not None and stop_reactor:
-            self._on_exit(self.exit_code)
+        # Twisted removes the socket file a turn after stopListening; release
+        # the lock (which removes our records) only then, or a new watch of
+        # this ID could lose its fresh socket to our late cleanup.
+        closing: Deferred[Any] = (
+            maybeDeferred(self._port.stopListening) if self._port is not None else succeed(None)
+        )
+        lock, self._lock = self._lock, None
+
+        def finish(_: object) -> None:
+            if lock is not None:
+                lock.release()
+            self._stop_observers()
+            if self._on_exit is not None and stop_reactor:
+                self._on_exit(int(code))
+
+        closing.addBoth(finish)
+        return closing
 
     # -- messages -------------------------------------------------------
 

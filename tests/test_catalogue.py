@@ -1,0 +1,291 @@
+# -*- test-case-name: tests.test_catalogue -*-
+"""
+Tests for L{ismon.catalogue}: the 2004 message texts (SPEC §5), log-line
+safety of substituted values, and the 400-byte folding rule.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from ismon.catalogue import MAX_LINE_BYTES, MessageId, fold, render
+
+# Unit tests must be deterministic and not time-sensitive: the same examples
+# every run (derandomize), no per-example deadline, no example database.
+_PROPERTY = settings(derandomize=True, deadline=None, database=None)
+
+# SPEC §5, with <cmd>, <P>, xx, nn and xxx filled in.  These strings are what
+# cluster scripts grep for: they must match the 2004 product byte for byte.
+_SPEC_TEXTS = {
+    1: "The {cmd} has started watching {P}. [ID:w1]",
+    2: "The {cmd} is going to watch {P} daemon. [ID:w1]",
+    3: "The {cmd} will stop watching {P} daemon. [ID:w1]",
+    6: "The {cmd} will terminate. [ID:w1]",
+    7: "The {cmd} is going to stop monitoring. [ID:w1]",
+    8: "The {cmd} is going to monitor. [ID:w1]",
+    11: "Invalid parameter in the {cmd}. [ID:w1]",
+    13: "The monitor id is not specified at the {cmd} command. [ID:w1]",
+    14: "The specified monitor id is already under use in other processes. [ID:w1]",
+    15: "The {cmd} has not performed end processing. [ID:w1]",
+    42: "The {cmd} has detected system error (socket 24). [ID:w1]",
+    71: "The {cmd} has detected network error(socket error[24]). [ID:w1]",
+    72: "The {cmd} has detected network error(connect error[24]). [ID:w1]",
+    73: "The {cmd} has detected network error(send error[24]). [ID:w1]",
+    74: "The {cmd} has detected network error(select error[24]). [ID:w1]",
+    75: "The {cmd} has detected network error(recv error[24]). [ID:w1]",
+    81: "Failed to execute name resolution(error[24]). [ID:w1]",
+    82: "The clp_httpmon has detected an error in HTTP(invalid response). [ID:w1]",
+    83: "The {cmd} has detected an error in {P}(invalid status code[24]). [ID:w1]",
+}
+
+_COMMANDS = {"clp_httpmon": "HTTP", "clp_smtpmon": "SMTP"}
+
+
+class SpecTextTests(SynchronousTestCase):
+    """
+    Every 2004 message renders with its verbatim text.
+    """
+
+    def test_everySpecMessageExists(self) -> None:
+        """
+        Each id of the SPEC §5 table is a L{MessageId}, and every 2004 id
+        below 90 is in the table (licence ids 51-56 are gone).
+        """
+        for number in _SPEC_TEXTS:
+            self.assertEqual(int(MessageId(number)), number)
+        old = {int(m) for m in MessageId if m < 90}
+        self.assertEqual(old, set(_SPEC_TEXTS))
+        for licence in range(51, 57):
+            self.assertNotIn(licence, {int(m) for m in MessageId})
+
+    def test_verbatimTexts(self) -> None:
+        """
+        For both commands, each message renders as the SPEC §5 text.
+        """
+        for command, proto in _COMMANDS.items():
+            for number, template in _SPEC_TEXTS.items():
+                with self.subTest(command=command, id=number):
+                    self.assertEqual(
+                        render(
+                            MessageId(number),
+                            command=command,
+                            watch_id="w1",
+                            number=24,
+                            function="socket",
+                        ),
+                        template.format(cmd=command, P=proto),
+                    )
+
+    def test_startedExample(self) -> None:
+        """
+        The example from the brief, spelled out literally.
+        """
+        self.assertEqual(
+            render(MessageId.STARTED, command="clp_httpmon", watch_id="web1"),
+            "The clp_httpmon has started watching HTTP. [ID:web1]",
+        )
+        self.assertEqual(
+            render(MessageId.STARTED, command="clp_smtpmon", watch_id="mail1"),
+            "The clp_smtpmon has started watching SMTP. [ID:mail1]",
+        )
+
+    def test_timeoutNumber(self) -> None:
+        """
+        Message 74 carries errno ETIMEDOUT as C{nn}; 75 may carry 0 (a clean
+        close), which is rendered, not dropped.
+        """
+        self.assertEqual(
+            render(MessageId.SELECT_ERROR, command="clp_smtpmon", watch_id="m", number=110),
+            "The clp_smtpmon has detected network error(select error[110]). [ID:m]",
+        )
+        self.assertEqual(
+            render(MessageId.RECV_ERROR, command="clp_httpmon", watch_id="m", number=0),
+            "The clp_httpmon has detected network error(recv error[0]). [ID:m]",
+        )
+
+    def test_invalidResponseAlwaysNamesHttpmon(self) -> None:
+        """
+        Message 82 names clp_httpmon whatever command renders it (2004 text).
+        """
+        self.assertEqual(
+            render(MessageId.INVALID_RESPONSE, command="clp_smtpmon", watch_id="x"),
+            "The clp_httpmon has detected an error in HTTP(invalid response). [ID:x]",
+        )
+
+    def test_newMessagesKeepTheShape(self) -> None:
+        """
+        Ids added by ismon (90 and up) are one sentence ending in the ID tag,
+        naming the command.
+        """
+        for message in MessageId:
+            if message < 90:
+                continue
+            with self.subTest(id=int(message)):
+                text = render(message, command="clp_httpmon", watch_id="w", number=3, detail="d")
+                self.assertTrue(text.startswith("The clp_httpmon "), text)
+                self.assertTrue(text.endswith(". [ID:w]"), text)
+                self.assertNotIn("{", text)
+
+    def test_detailSubstituted(self) -> None:
+        """
+        The free-text detail lands inside the sentence.
+        """
+        self.assertEqual(
+            render(
+                MessageId.TLS_HANDSHAKE_ERROR,
+                command="clp_httpmon",
+                watch_id="w",
+                detail="alert 40",
+            ),
+            "The clp_httpmon has detected an error in TLS(handshake error: alert 40). [ID:w]",
+        )
+
+
+class NeutralisationTests(SynchronousTestCase):
+    """
+    Control characters in substituted values cannot forge log lines.
+    """
+
+    def test_controlCharactersInWatchId(self) -> None:
+        text = render(MessageId.STARTED, command="clp_httpmon", watch_id="a\nb\rc\x00d\x1be")
+        self.assertEqual(text, "The clp_httpmon has started watching HTTP. [ID:a?b?c?d?e]")
+
+    def test_controlCharactersInDetail(self) -> None:
+        text = render(
+            MessageId.PROBE_FAILED_RETRYING,
+            command="clp_smtpmon",
+            watch_id="w",
+            detail="250 ok\r\nThe clp_smtpmon will terminate. [ID:w]",
+        )
+        self.assertNotIn("\n", text)
+        self.assertNotIn("\r", text)
+        self.assertIn("250 ok??The clp_smtpmon will terminate.", text)
+
+    def test_controlCharactersInFunction(self) -> None:
+        text = render(
+            MessageId.SYSTEM_ERROR, command="clp_httpmon", watch_id="w", function="f\n", number=1
+        )
+        self.assertEqual(text, "The clp_httpmon has detected system error (f? 1). [ID:w]")
+
+    def test_unicodeLineBreaks(self) -> None:
+        """
+        Unicode line and paragraph separators and DEL are neutralised too.
+        """
+        text = render(
+            MessageId.STARTED, command="clp_httpmon", watch_id="a\u2028b\u2029c\x7fd\x85e"
+        )
+        self.assertTrue(text.endswith("[ID:a?b?c?d?e]"), text)
+
+    @_PROPERTY
+    @given(st.text(max_size=300), st.text(max_size=300))
+    def test_neverMultiLine(self, watch_id: str, detail: str) -> None:
+        """
+        Whatever the values, the rendering is one line of printable text.
+        """
+        for message in MessageId:
+            text = render(message, command="clp_smtpmon", watch_id=watch_id, detail=detail)
+            self.assertTrue(text.isprintable(), repr(text))
+            self.assertEqual(len(text.splitlines()), 1)
+
+
+def _is_whole_utf8(piece: str) -> bool:
+    return piece.encode("utf-8").decode("utf-8") == piece
+
+
+class FoldTests(SynchronousTestCase):
+    """
+    L{fold} keeps every line within 400 bytes and every character whole.
+    """
+
+    def test_shortLineUntouched(self) -> None:
+        self.assertEqual(fold("abc"), ["abc"])
+        self.assertEqual(fold(""), [""])
+
+    def test_exactlyAtLimit(self) -> None:
+        line = "x" * MAX_LINE_BYTES
+        self.assertEqual(fold(line), [line])
+
+    def test_oneOverLimit(self) -> None:
+        line = "x" * (MAX_LINE_BYTES + 1)
+        self.assertEqual(fold(line), ["x" * MAX_LINE_BYTES, "x"])
+
+    def test_multiByteAtBoundary(self) -> None:
+        """
+        A 3-byte character straddling byte 400 moves whole to the next piece.
+        """
+        line = "a" * 399 + "\u3042" + "b"
+        pieces = fold(line)
+        self.assertEqual(pieces, ["a" * 399, "\u3042b"])
+
+    def test_fourByteCharacters(self) -> None:
+        line = "\U0001f600" * 250  # 1000 bytes
+        pieces = fold(line)
+        self.assertEqual("".join(pieces), line)
+        self.assertEqual([len(p.encode()) for p in pieces], [400, 400, 200])
+
+    def test_limitTooSmallForACharacter(self) -> None:
+        """
+        A limit that cannot hold one UTF-8 character is refused instead of
+        looping forever.
+        """
+        self.assertRaises(ValueError, fold, "\U0001f600" * 3, 3)
+
+    @_PROPERTY
+    @given(st.text(max_size=2000))
+    def test_foldProperty(self, line: str) -> None:
+        """
+        Pieces are at most 400 bytes, each a whole UTF-8 string, and they
+        join back into the line.
+        """
+        pieces = fold(line)
+        self.assertEqual("".join(pieces), line)
+        for piece in pieces:
+            self.assertLessEqual(len(piece.encode("utf-8")), MAX_LINE_BYTES)
+            self.assertTrue(_is_whole_utf8(piece))
+        if len(line.encode("utf-8")) > MAX_LINE_BYTES:
+            self.assertNotIn("", pieces)
+
+    @_PROPERTY
+    @given(st.text(min_size=1, max_size=500), st.integers(min_value=4, max_value=450))
+    def test_foldPropertyAnyLimit(self, line: str, limit: int) -> None:
+        """
+        The same holds for any limit that fits one character.
+        """
+        pieces = fold(line, limit)
+        self.assertEqual("".join(pieces), line)
+        for piece in pieces:
+            self.assertLessEqual(len(piece.encode("utf-8")), limit)
+            self.assertNotEqual(piece, "")
+
+    @_PROPERTY
+    @given(
+        st.text(
+            alphabet=st.characters(min_codepoint=0x80, exclude_categories=("Cs",)),
+            max_size=600,
+        )
+    )
+    def test_foldNonAscii(self, line: str) -> None:
+        """
+        Lines of only multi-byte characters (the risky case) fold cleanly.
+        """
+        pieces = fold(line)
+        self.assertEqual("".join(pieces), line)
+        for piece in pieces:
+            self.assertLessEqual(len(piece.encode("utf-8")), MAX_LINE_BYTES)
+
+    def test_renderedThenFolded(self) -> None:
+        """
+        A rendered message with a huge detail folds into lines of <= 400 bytes.
+        """
+        text = render(
+            MessageId.PROBE_FAILED_RETRYING,
+            command="clp_httpmon",
+            watch_id="w",
+            detail="\u00e9" * 1000,
+        )
+        pieces = fold(text)
+        self.assertGreater(len(pieces), 1)
+        self.assertEqual("".join(pieces), text)
+        self.assertTrue(all(len(p.encode()) <= 400 for p in pieces))

@@ -1,0 +1,452 @@
+# -*- test-case-name: tests.test_smtp -*-
+"""
+Tests for L{ismon.smtp}: the greeting / NOOP / QUIT conversation, STARTTLS,
+and the SMTP probe's verdicts (SPEC §3, SMTP), on a L{MemoryReactorClock}.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+
+from ismon.catalogue import MessageId
+from ismon.probe import IProbe, TLSSettings
+from ismon.result import Phase
+from ismon.smtp import SmtpProbe, SmtpRequest, _local_name
+from tests.test_probe import (
+    ProbeCase,
+    TLSRecordingTransport,
+    aborted,
+    closed,
+    collect,
+    connect,
+    never_resolving,
+    refuse,
+    reset,
+    resolving,
+    v4,
+)
+
+
+class SmtpProbeTests(ProbeCase):
+    """
+    L{SmtpProbe} against a scripted server.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+
+    def start(self, resolver: Any = None, **request: Any) -> list[Any]:
+        request.setdefault("helo_name", "monitor.example")
+        probe = SmtpProbe(self.reactor, SmtpRequest(**request), resolver or resolving(v4(port=25)))
+        self.assertTrue(IProbe.providedBy(probe))
+        return collect(probe.probe())
+
+    def test_connectsToPort25(self) -> None:
+        resolver = resolving(v4("192.0.2.5", 25))
+        self.start(resolver, host="mail.example")
+        self.assertEqual(resolver.asked, [("mail.example", 25)])
+        self.assertEqual(self.reactor.tcpClients[0][:2], ("192.0.2.5", 25))
+
+    def test_noopAfterGreeting(self) -> None:
+        """
+        Nothing is sent before the complete (multi-line) greeting; then
+        NOOP; after 250, QUIT is written and the verdict is in without
+        waiting for 221.
+        """
+        results = self.start()
+        protocol, transport = connect(self.reactor)
+        self.assertEqual(transport.value(), b"")
+        protocol.dataReceived(b"220-mail.example ESMTP Postfix\r\n")
+        self.assertEqual(transport.value(), b"")
+        protocol.dataReceived(b"220-no UCE\r\n220 ")
+        self.assertEqual(transport.value(), b"")
+        protocol.dataReceived(b"ready\r\n")
+        self.assertEqual(transport.value(), b"NOOP\r\n")
+        transport.clear()
+        self.reactor.advance(0.5)
+        protocol.dataReceived(b"250 2.0.0 Ok\r\n")
+        self.assertEqual(transport.value(), b"QUIT\r\n")
+        self.assertTrue(transport.disconnecting)
+        self.assertFalse(transport.aborted)
+        # The connection closes (our close), with no 221 ever sent.
+        protocol.connectionLost(closed())
+        result = self.assertOnlyResult(results)
+        self.assertTrue(result.ok)
+        self.assertEqual(result.reply, "250 2.0.0 Ok")
+        self.assertEqual(result.latency, 0.5)
+        self.assertEqual(result.address, "127.0.0.1:25")
+
+    def test_lateQuitReplyIgnored(self) -> None:
+        results = self.start()
+        protocol, transport = connect(self.reactor)
+        protocol.dataReceived(b"220 hi\r\n")
+        protocol.dataReceived(b"250 ok\r\n")
+        transport.clear()
+        protocol.dataReceived(b"221 bye\r\n")
+        self.assertEqual(transport.value(), b"")
+        protocol.connectionLost(closed())
+        self.assertTrue(self.assertOnlyResult(results).ok)
+
+    def test_bareLineFeeds(self) -> None:
+        results = self.start()
+        protocol, transport = connect(self.reactor)
+        protocol.dataReceived(b"220 hi\n")
+        self.assertEqual(transport.value(), b"NOOP\r\n")
+        protocol.dataReceived(b"250\n")
+        protocol.connectionLost(closed())
+        self.assertTrue(self.assertOnlyResult(results).ok)
+
+    def test_greeting421(self) -> None:
+        """
+        A server refusing under load (sendmail's RefuseLA) is 83 with 421.
+        """
+        results = self.start()
+        protocol, transport = connect(self.reactor)
+        protocol.dataReceived(b"421 4.3.2 mail.example too busy\r\n")
+        self.assertEqual(transport.value(), b"")
+        self.assertTrue(transport.aborted)
+        protocol.connectionLost(aborted())
+        result = self.assertOnlyResult(results)
+        self.assertFailure_(result, MessageId.INVALID_STATUS, 421, Phase.PARSE)
+        self.assertEqual(result.reply, "421 4.3.2 mail.example too busy")
+
+    def test_greeting554(self) -> None:
+        results = self.start()
+        protocol, _ = connect(self.reactor)
+        protocol.dataReceived(b"554 no service\r\n")
+        protocol.connectionLost(aborted())
+        self.assertFailure_(
+            self.assertOnlyResult(results), MessageId.INVALID_STATUS, 554, Phase.PARSE
+        )
+
+    def test_noop500(self) -> None:
+        results = self.start()
+        protocol, transport = connect(self.reactor)
+        protocol.dataReceived(b"220 hi\r\n")
+        transport.clear()
+        protocol.dataReceived(b"500 5.5.1 command unrecognized\r\n")
+        self.assertTrue(transport.aborted)
+        self.assertNotIn(b"QUIT", transport.value())
+        protocol.connectionLost(aborted())
+        result = self.assertOnlyResult(results)
+        self.assertFailure_(result, MessageId.INVALID_STATUS, 500, Phase.PARSE)
+
+    def test_noopOtherPositive(self) -> None:
+        """
+        A NOOP reply must be exactly 250.
+        """
+        results = self.start()
+        protocol, _ = connect(self.reactor)
+        protocol.dataReceived(b"220 hi\r\n251 odd\r\n")
+        protocol.connectionLost(aborted())
+        self.assertFailure_(
+            self.assertOnlyResult(results), MessageId.INVALID_STATUS, 251, Phase.PARSE
+        )
+
+    def test_garbage(self) -> None:
+        """
+        Text that is no SMTP reply at all is 83 with 0.
+        """
+        results = self.start()
+        protocol, transport = connect(self.reactor)
+        protocol.dataReceived(b"HTTP/1.1 400 Bad Request\r\n")
+        self.assertTrue(transport.aborted)
+        protocol.connectionLost(aborted())
+        result = self.assertOnlyResult(results)
+        self.assertFailure_(result, MessageId.INVALID_STATUS, 0, Phase.PARSE)
+        self.assertEqual(result.reply, "HTTP/1.1 400 Bad Request")
+        self.assertEqual(result.detail, "not an SMTP reply")
+
+    def test_garbageAfterGreeting(self) -> None:
+        results = self.start()
+        protocol, _ = connect(self.reactor)
+        protocol.dataReceived(b"220 hi\r\n")
+        protocol.dataReceived(b"\x00\x01\x02\n")
+        protocol.connectionLost(aborted())
+        result = self.assertOnlyResult(results)
+        self.assertFailure_(result, MessageId.INVALID_STATUS, 0, Phase.PARSE)
+        self.assertTrue(result.reply.isprintable())
+
+    def test_oversizeGreeting(self) -> None:
+        results = self.start()
+        protocol, transport = connect(self.reactor)
+        protocol.dataReceived(b"220 " + b"x" * 10000)
+        self.assertTrue(transport.aborted)
+        protocol.connectionLost(aborted())
+        self.assertFailure_(
+            self.assertOnlyResult(results), MessageId.INVALID_STATUS, 0, Phase.PARSE
+        )
+
+    def test_codeMismatch(self) -> None:
+        results = self.start()
+        protocol, _ = connect(self.reactor)
+        protocol.dataReceived(b"220-hi\r\n250 ok\r\n")
+        protocol.connectionLost(aborted())
+        self.assertFailure_(
+            self.assertOnlyResult(results), MessageId.INVALID_STATUS, 0, Phase.PARSE
+        )
+
+    # -- connection failures ---------------------------------------------------
+
+    def test_refused(self) -> None:
+        results = self.start()
+        refuse(self.reactor)
+        self.assertFailure_(
+            self.assertOnlyResult(results),
+            MessageId.CONNECT_ERROR,
+            errno.ECONNREFUSED,
+            Phase.CONNECT,
+        )
+
+    def test_cleanCloseBeforeGreeting(self) -> None:
+        results = self.start()
+        protocol, _ = connect(self.reactor)
+        protocol.connectionLost(closed())
+        self.assertFailure_(self.assertOnlyResult(results), MessageId.RECV_ERROR, 0, Phase.WAIT)
+
+    def test_resetBeforeGreeting(self) -> None:
+        results = self.start()
+        protocol, _ = connect(self.reactor)
+        protocol.connectionLost(reset())
+        self.assertFailure_(
+            self.assertOnlyResult(results), MessageId.RECV_ERROR, errno.ECONNRESET, Phase.WAIT
+        )
+
+    def test_closeAfterGreetingKeepsIt(self) -> None:
+        """
+        A close after the greeting is 75 with 0, and the last reply is kept
+        for the log.
+        """
+        results = self.start()
+        protocol, _ = connect(self.reactor)
+        protocol.dataReceived(b"220 mail.example\r\n")
+        protocol.connectionLost(closed())
+        result = self.assertOnlyResult(results)
+        self.assertFailure_(result, MessageId.RECV_ERROR, 0, Phase.WAIT)
+        self.assertEqual(result.reply, "220 mail.example")
+
+    def test_closeMidReply(self) -> None:
+        results = self.start()
+        protocol, _ = connect(self.reactor)
+        protocol.dataReceived(b"220-mail.example\r\n")
+        protocol.connectionLost(closed())
+        self.assertFailure_(self.assertOnlyResult(results), MessageId.RECV_ERROR, 0, Phase.RECEIVE)
+
+    # -- the deadline ----------------------------------------------------------
+
+    def test_deadlineWhileResolving(self) -> None:
+        resolver = never_resolving()
+        results = self.start(resolver, timeout=10)
+        self.reactor.advance(10)
+        self.assertTrue(resolver.cancelled)
+        self.assertTimedOut(self.assertOnlyResult(results), Phase.RESOLVE)
+
+    def test_deadlineWhileConnecting(self) -> None:
+        results = self.start(timeout=10)
+        self.reactor.advance(10)
+        self.assertTrue(self.reactor.connectors[0].stoppedConnecting)
+        self.assertTimedOut(self.assertOnlyResult(results), Phase.CONNECT)
+
+    def test_deadlineWaitingForGreeting(self) -> None:
+        results = self.start(timeout=10)
+        protocol, transport = connect(self.reactor)
+        self.reactor.advance(10)
+        self.assertTrue(transport.aborted)
+        protocol.connectionLost(aborted())
+        self.assertTimedOut(self.assertOnlyResult(results), Phase.WAIT)
+
+    def test_deadlineWaitingForNoopReply(self) -> None:
+        """
+        The deadline covers the whole conversation, not each line.
+        """
+        results = self.start(timeout=10)
+        protocol, transport = connect(self.reactor)
+        self.reactor.advance(9)
+        protocol.dataReceived(b"220 hi\r\n")
+        self.reactor.advance(1)
+        self.assertTrue(transport.aborted)
+        protocol.connectionLost(aborted())
+        self.assertTimedOut(self.assertOnlyResult(results), Phase.WAIT)
+
+    def test_deadlineWhileTrickling(self) -> None:
+        results = self.start(timeout=10)
+        protocol, transport = connect(self.reactor)
+        greeting = b"220 mail.example ESMTP\r\n"
+        for byte in greeting[:10]:
+            self.assertEqual(results, [])
+            protocol.dataReceived(bytes([byte]))
+            self.reactor.advance(1)
+        self.assertTrue(transport.aborted)
+        self.assertEqual(transport.value(), b"")
+        protocol.dataReceived(greeting[10:])  # Too late: ignored.
+        self.assertEqual(transport.value(), b"")
+        protocol.connectionLost(aborted())
+        self.assertTimedOut(self.assertOnlyResult(results), Phase.RECEIVE)
+
+
+class StartTlsTests(ProbeCase):
+    """
+    STARTTLS: greeting, EHLO, STARTTLS, handshake, EHLO again, NOOP.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.probe = SmtpProbe(
+            self.reactor,
+            SmtpRequest(
+                host="mail.example",
+                starttls=True,
+                tls=TLSSettings(servername="mail.example", insecure=True),
+                helo_name="monitor.example",
+            ),
+            resolving(v4(port=25)),
+        )
+        self.results = collect(self.probe.probe())
+        self.protocol, self.transport = connect(self.reactor, transport=TLSRecordingTransport())
+        self.transport_ = self.transport
+        assert isinstance(self.transport, TLSRecordingTransport)
+
+    def greet_and_ehlo(self, ehlo_reply: bytes) -> None:
+        self.protocol.dataReceived(b"220 mail.example ESMTP\r\n")
+        self.assertEqual(self.transport.value(), b"EHLO monitor.example\r\n")
+        self.transport.clear()
+        self.protocol.dataReceived(ehlo_reply)
+
+    def test_noPlainTextTlsOnConnect(self) -> None:
+        """
+        STARTTLS connects in plain text (no implicit TLS wrapper).
+        """
+        self.assertIsNone(self.transport.tls_started_with)
+
+    def test_starttlsNotOffered(self) -> None:
+        self.greet_and_ehlo(b"250-mail.example\r\n250-PIPELINING\r\n250 SIZE 10240000\r\n")
+        self.assertEqual(self.transport.value(), b"")
+        self.assertTrue(self.transport.aborted)
+        self.protocol.connectionLost(aborted())
+        result = self.assertOnlyResult(self.results)
+        self.assertFailure_(result, MessageId.STARTTLS_UNAVAILABLE, None, Phase.PARSE)
+
+    def test_singleLineEhlo(self) -> None:
+        self.greet_and_ehlo(b"250 mail.example\r\n")
+        self.protocol.connectionLost(aborted())
+        self.assertEqual(
+            self.assertOnlyResult(self.results).message, MessageId.STARTTLS_UNAVAILABLE
+        )
+
+    def test_starttlsInGreetingDoesNotCount(self) -> None:
+        """
+        Only the EHLO reply's extension lines count, and its first line is
+        the server's name, not an extension.
+        """
+        self.greet_and_ehlo(b"250-STARTTLS\r\n250 SIZE 1\r\n")
+        self.protocol.connectionLost(aborted())
+        self.assertEqual(
+            self.assertOnlyResult(self.results).message, MessageId.STARTTLS_UNAVAILABLE
+        )
+
+    def test_ehloRefused(self) -> None:
+        self.greet_and_ehlo(b"502 5.5.2 Error: command not recognized\r\n")
+        self.protocol.connectionLost(aborted())
+        self.assertFailure_(
+            self.assertOnlyResult(self.results), MessageId.INVALID_STATUS, 502, Phase.PARSE
+        )
+
+    def test_starttlsSent(self) -> None:
+        self.greet_and_ehlo(b"250-mail.example\r\n250-starttls\r\n250 8BITMIME\r\n")
+        self.assertEqual(self.transport.value(), b"STARTTLS\r\n")
+        self.assertIsNone(self.transport.tls_started_with)
+        self.assertEqual(self.results, [])
+
+    def test_starttlsRefused(self) -> None:
+        self.greet_and_ehlo(b"250-mail.example\r\n250 STARTTLS\r\n")
+        self.protocol.dataReceived(b"454 4.7.0 TLS not available due to local problem\r\n")
+        self.assertTrue(self.transport.aborted)
+        self.assertIsNone(self.transport.tls_started_with)
+        self.protocol.connectionLost(aborted())
+        result = self.assertOnlyResult(self.results)
+        self.assertFailure_(result, MessageId.INVALID_STATUS, 454, Phase.PARSE)
+
+    def test_fullConversation(self) -> None:
+        self.greet_and_ehlo(b"250-mail.example\r\n250 STARTTLS\r\n")
+        self.transport.clear()
+        self.protocol.dataReceived(b"220 2.0.0 Ready to start TLS\r\n")
+        self.assertIsNotNone(self.transport.tls_started_with)
+        self.assertEqual(self.transport.value(), b"")
+        # The handshake completes (the TLS layer tells the protocol).
+        self.protocol.handshakeCompleted()  # type: ignore[attr-defined]
+        self.assertEqual(self.transport.value(), b"EHLO monitor.example\r\n")
+        self.transport.clear()
+        self.protocol.dataReceived(b"250-mail.example\r\n250 SIZE 1\r\n")
+        self.assertEqual(self.transport.value(), b"NOOP\r\n")
+        self.transport.clear()
+        self.protocol.dataReceived(b"250 2.0.0 Ok\r\n")
+        self.assertEqual(self.transport.value(), b"QUIT\r\n")
+        self.protocol.connectionLost(closed())
+        result = self.assertOnlyResult(self.results)
+        self.assertTrue(result.ok)
+        self.assertEqual(result.reply, "250 2.0.0 Ok")
+
+    def test_injectedRepliesDiscarded(self) -> None:
+        """
+        Replies that arrive in plain text after the 220 to STARTTLS (a
+        man-in-the-middle injection, CVE-2011-0411 style) are not read as
+        answers after the handshake.
+        """
+        self.greet_and_ehlo(b"250-mail.example\r\n250 STARTTLS\r\n")
+        self.transport.clear()
+        self.protocol.dataReceived(b"220 go ahead\r\n250-injected\r\n250 x\r\n250 ok\r\n")
+        self.protocol.dataReceived(b"250 more injected\r\n")
+        self.protocol.handshakeCompleted()  # type: ignore[attr-defined]
+        self.assertEqual(self.transport.value(), b"EHLO monitor.example\r\n")
+        self.assertEqual(self.results, [])
+
+    def test_deadlineDuringHandshake(self) -> None:
+        self.greet_and_ehlo(b"250-mail.example\r\n250 STARTTLS\r\n")
+        self.protocol.dataReceived(b"220 go ahead\r\n")
+        self.reactor.advance(10)
+        self.assertTrue(self.transport.aborted)
+        self.protocol.connectionLost(aborted())
+        self.assertTimedOut(self.assertOnlyResult(self.results), Phase.TLS)
+
+    def test_tlsFailureDuringHandshake(self) -> None:
+        from OpenSSL import SSL
+        from twisted.python.failure import Failure
+
+        self.greet_and_ehlo(b"250-mail.example\r\n250 STARTTLS\r\n")
+        self.protocol.dataReceived(b"220 go ahead\r\n")
+        self.protocol.connectionLost(
+            Failure(SSL.Error([("SSL routines", "", "certificate verify failed")]))
+        )
+        result = self.assertOnlyResult(self.results)
+        self.assertEqual((result.message, result.phase), (MessageId.TLS_VERIFY_ERROR, Phase.TLS))
+
+
+class LocalNameTests(SynchronousTestCase):
+    def test_hostname(self) -> None:
+        import socket
+
+        self.patch(socket, "gethostname", lambda: "node1.cluster.example")
+        self.assertEqual(_local_name(), "node1.cluster.example")
+
+    def test_oddHostnameFallsBack(self) -> None:
+        import socket
+
+        for odd in ("", "bad name", "x\r\nMAIL FROM:<a@b>"):
+            with self.subTest(name=odd):
+                self.patch(socket, "gethostname", lambda odd=odd: odd)
+                self.assertEqual(_local_name(), "localhost")
+
+    def test_heloNameDefault(self) -> None:
+        import socket
+
+        self.patch(socket, "gethostname", lambda: "node7")
+        reactor = MemoryReactorClock()
+        probe = SmtpProbe(reactor, SmtpRequest(starttls=False), resolving(v4(port=25)))
+        probe.probe()
+        # Only visible with STARTTLS (EHLO); without it the name is unused,
+        # but the probe was built without touching the network.
+        self.assertEqual(probe._helo, "node7")
