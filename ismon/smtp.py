@@ -69,6 +69,7 @@ class _NoopProtocol(ProbeProtocol):
         self._parser = SmtpReplyParser()
         self._step = _Step.GREETING
         self._last = ""
+        self._sent = False
 
     def begin(self) -> None:
         self.phase = Phase.WAIT
@@ -89,7 +90,20 @@ class _NoopProtocol(ProbeProtocol):
                 detail=e.reason,
             )
             return
+        self._sent = False
         for reply in replies:
+            if self._sent:
+                # This reply was already here before our command went out: a
+                # server that answers commands it has not seen is broken, and
+                # must not pass a probe with a canned "250".
+                self.phase = Phase.PARSE
+                self.fail(
+                    MessageId.INVALID_STATUS,
+                    number=reply.code,
+                    reply=reply.text,
+                    detail="reply before the command was sent",
+                )
+                return
             self._reply(reply)
             if self.attempt.decided or self._step in (_Step.DONE, _Step.HANDSHAKE):
                 return
@@ -100,6 +114,7 @@ class _NoopProtocol(ProbeProtocol):
         self.phase = Phase.SEND
         self._step = step
         self.transport.write(line + b"\r\n")  # type: ignore[union-attr]
+        self._sent = True
         self.phase = Phase.WAIT
 
     def _reply(self, reply: SmtpReply) -> None:
@@ -181,4 +196,8 @@ class SmtpProbe:
 
 def _local_name() -> str:
     name = socket.gethostname() or "localhost"
-    return name if all(c.isalnum() or c in ".-" for c in name) else "localhost"
+    try:
+        name.encode("idna")
+    except UnicodeError:
+        return "localhost"
+    return name if name.isascii() and all(c.isalnum() or c in ".-" for c in name) else "localhost"
