@@ -28,6 +28,7 @@ from zope.interface import implementer
 from ismon.catalogue import MessageId, render
 from ismon.control import IWatchControl, listen_control
 from ismon.http import HttpProbe, HttpRequest
+from ismon.notify import SystemdNotifier
 from ismon.options import WatchConfig
 from ismon.probe import IProbe, ReactorType
 from ismon.report import JsonLinesObserver, Reporter, SyslogObserver
@@ -128,6 +129,7 @@ class WatchService(Service):
         probe: IProbe | None = None,
         on_exit: Callable[[int], None] | None = None,
         heartbeat: float = 1.0,
+        notifier: SystemdNotifier | None = None,
     ) -> None:
         self.config = config
         self.name = config.watch_id
@@ -150,6 +152,9 @@ class WatchService(Service):
         self._cert_warned_at: float | None = None
         self._ending = False
         self._recovering = False
+        self._notifier = notifier if notifier is not None else SystemdNotifier()
+        self._ready = False
+        self._systemd_watchdog: LoopingCall | None = None
 
     # -- lifecycle ------------------------------------------------------
 
@@ -254,6 +259,9 @@ class WatchService(Service):
             self._heartbeat.stop()
         if self._watchdog is not None:
             self._watchdog.stop()
+        if self._systemd_watchdog is not None and self._systemd_watchdog.running:
+            self._systemd_watchdog.stop()
+        self._notifier.stopping(f"exit status {int(code)}")
         if self._watching:
             self.reporter.emit(MessageId.TERMINATING, fields={"exit_code": self.exit_code})
         # Twisted removes the socket file a turn after stopListening; release
@@ -305,6 +313,7 @@ class WatchService(Service):
         self.reporter.emit(MessageId.SYSLOG_UNAVAILABLE, LogLevel.warn, detail=why)
 
     def _probe_done(self, result: ProbeResult, failures: int) -> None:
+        self._tell_systemd(result, failures)
         fields = _result_fields(result)
         del fields["number"]  # passed as the message's own number
         timing = self.config.timing
@@ -332,6 +341,20 @@ class WatchService(Service):
                 fields=fields,
             )
 
+    def _tell_systemd(self, result: ProbeResult, failures: int) -> None:
+        if not self._notifier.enabled:
+            return
+        text = f"last probe {result.describe()}"
+        if failures:
+            text += f"; {failures} consecutive failure(s) of {self.config.timing.retries + 1}"
+        if self._ready:
+            self._notifier.status(text)
+        else:
+            # READY only once the watch has really probed: `systemctl start`
+            # then returns to a watch that works.
+            self._ready = True
+            self._notifier.ready(text)
+
     def _check_certificate(self, result: ProbeResult) -> None:
         days = result.cert_days_left
         if days is None or days >= self.config.cert_warn_days:
@@ -354,6 +377,15 @@ class WatchService(Service):
         self._heartbeat.clock = self._reactor
         self._heartbeat.start(self._heartbeat_interval, now=True)
         self._watchdog.start()
+        ping = self._notifier.watchdog_interval()
+        if ping is not None:
+            # Pinged from the reactor, so the pings stop when the loop stops.
+            self._systemd_watchdog = LoopingCall(self._notifier.watchdog_ping)
+            self._systemd_watchdog.clock = self._reactor
+            self._systemd_watchdog.start(ping / 2, now=True)
+        grace = self.config.timing.grace
+        if grace and self._notifier.enabled:
+            self._notifier.extend_timeout(grace + self.config.timing.timeout + 5)
 
     def _stalled(self, seconds: float) -> None:
         # Runs in the watchdog thread while the reactor is stuck: write

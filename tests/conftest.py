@@ -1,0 +1,165 @@
+"""
+Shared pytest fixtures: a test CA and certificates, and real servers on free
+loopback ports (see L{tests.servers}).
+
+Servers are module-scoped: one module's tests share them, and a test that
+stalls (SIGSTOPs) or stops a server must use L{fresh_servers} instead, which
+starts private instances and stops them when the test ends.
+
+A server that cannot run on this machine (not installed, not root, ...)
+makes the tests that need it skip with the reason; C{pytest -ra} lists them.
+With C{ISMON_REQUIRE_SERVERS=1} (set by C{scripts/test.sh} when it runs as
+root) they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from tests.certs import TestCerts, make_test_certs
+from tests.servers import (
+    Aiosmtpd,
+    Nginx,
+    OpenSmtpd,
+    Rsyslog,
+    ServerProcess,
+    ServerUnavailable,
+    start_aiosmtpd,
+    start_nginx,
+    start_opensmtpd,
+    start_rsyslog,
+)
+
+S = TypeVar("S", bound=ServerProcess)
+
+
+def _start(start: Callable[[], S]) -> S:
+    try:
+        return start()
+    except ServerUnavailable as e:
+        # scripts/test.sh (as root) installed every server: there, a missing
+        # one is a broken machine, not a reason to skip.
+        if os.environ.get("ISMON_REQUIRE_SERVERS") == "1":
+            pytest.fail(f"server unavailable (ISMON_REQUIRE_SERVERS=1): {e}")
+        pytest.skip(f"server unavailable: {e}")
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> TestCerts:
+    """A fresh test CA and server certificates (see L{tests.certs})."""
+    return make_test_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="module")
+def nginx(tmp_path_factory: pytest.TempPathFactory, certs: TestCerts) -> Iterator[Nginx]:
+    """
+    nginx on 127.0.0.1 (and [::1] when available): C{.port} (/ 200,
+    /secret 401, /missing 404, /error 500), C{.port_404} (404 everywhere)
+    and C{.https_ports[kind]} for every kind of certificate.
+    """
+    server = _start(lambda: start_nginx(tmp_path_factory.mktemp("nginx"), certs))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def nginx_tls(nginx: Nginx) -> Nginx:
+    """The same nginx; its HTTPS ports are in C{.https_ports}, its CA is C{.ca}."""
+    return nginx
+
+
+@pytest.fixture(scope="module")
+def aiosmtpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Aiosmtpd]:
+    """Plain aiosmtpd (C{python -m aiosmtpd}) on 127.0.0.1:C{.port}."""
+    server = _start(lambda: start_aiosmtpd(tmp_path_factory.mktemp("aiosmtpd"), "plain"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def aiosmtpd_starttls(
+    tmp_path_factory: pytest.TempPathFactory, certs: TestCerts
+) -> Iterator[Aiosmtpd]:
+    """aiosmtpd offering STARTTLS with C{certs.valid}; verify with C{.ca} as localhost."""
+    server = _start(lambda: start_aiosmtpd(tmp_path_factory.mktemp("aiosmtpd"), "starttls", certs))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def aiosmtpd_tls(tmp_path_factory: pytest.TempPathFactory, certs: TestCerts) -> Iterator[Aiosmtpd]:
+    """aiosmtpd speaking implicit TLS (port-465 style) with C{certs.valid}."""
+    server = _start(lambda: start_aiosmtpd(tmp_path_factory.mktemp("aiosmtpd"), "tls", certs))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def opensmtpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenSmtpd]:
+    """OpenSMTPD (C{smtpd -d}) on 127.0.0.1:C{.port}; needs root."""
+    server = _start(lambda: start_opensmtpd(tmp_path_factory.mktemp("opensmtpd")))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def rsyslog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rsyslog]:
+    """
+    A private rsyslogd per test: send to C{.socket} (unix datagram), read
+    C{.lines()} / C{.wait_for(regex)} from C{.messages}.
+    """
+    server = _start(lambda: start_rsyslog(tmp_path_factory.mktemp("rsyslog")))
+    yield server
+    server.stop()
+
+
+class FreshServers:
+    """
+    Starts private servers for one test (to stall, stop or reconfigure
+    without disturbing other tests) and stops them all when it ends.
+    """
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory, certs: TestCerts) -> None:
+        self._factory = tmp_path_factory
+        self._certs = certs
+        self._started: list[ServerProcess] = []
+
+    def _keep(self, server: S) -> S:
+        self._started.append(server)
+        return server
+
+    def _dir(self, name: str) -> Path:
+        return self._factory.mktemp(name)
+
+    def nginx(self, *, tls: bool = True, ipv6: bool | None = None) -> Nginx:
+        certs = self._certs if tls else None
+        return self._keep(_start(lambda: start_nginx(self._dir("nginx"), certs, ipv6=ipv6)))
+
+    def aiosmtpd(self, mode: str = "plain") -> Aiosmtpd:
+        certs = self._certs if mode != "plain" else None
+        return self._keep(_start(lambda: start_aiosmtpd(self._dir("aiosmtpd"), mode, certs)))
+
+    def opensmtpd(self) -> OpenSmtpd:
+        return self._keep(_start(lambda: start_opensmtpd(self._dir("opensmtpd"))))
+
+    def rsyslog(self, template: str = "ismon") -> Rsyslog:
+        return self._keep(_start(lambda: start_rsyslog(self._dir("rsyslog"), template)))
+
+    def stop_all(self) -> None:
+        while self._started:
+            self._started.pop().stop()
+
+
+@pytest.fixture
+def fresh_servers(
+    tmp_path_factory: pytest.TempPathFactory, certs: TestCerts
+) -> Iterator[FreshServers]:
+    """Private, test-scoped servers: C{fresh_servers.nginx()}, C{.aiosmtpd("tls")}, ..."""
+    servers = FreshServers(tmp_path_factory, certs)
+    yield servers
+    servers.stop_all()
