@@ -1,0 +1,78 @@
+"""
+The public names of each ismon module are pinned here, so that a change to
+the public surface is a deliberate one.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from twisted.trial.unittest import SynchronousTestCase
+
+PUBLIC = {
+    "ismon": ["__version__"],
+    "ismon.catalogue": ["MAX_LINE_BYTES", "MessageId", "fold", "render"],
+    "ismon.result": [
+        "Phase",
+        "ProbeResult",
+        "StatusSet",
+        "judge_http_status",
+        "judge_smtp_reply",
+        "timed_out",
+    ],
+    "ismon.probe": [
+        "Address",
+        "IProbe",
+        "ProbeProtocol",
+        "Resolver",
+        "TLSSettings",
+        "run_probe",
+        "system_resolver",
+    ],
+    "ismon.http": ["HttpProbe", "HttpRequest", "build_request"],
+    "ismon.smtp": ["SmtpProbe", "SmtpRequest"],
+    "ismon.schedule": ["Schedule", "Timing", "WatchState"],
+    "ismon.options": [
+        "Action",
+        "HttpOptions",
+        "ParameterError",
+        "SmtpOptions",
+        "WatchConfig",
+        "WatchOptions",
+    ],
+    "ismon.service": [
+        "ExitStatus",
+        "WatchService",
+        "make_probe",
+        "make_twistd_service",
+        "use_monotonic_clock",
+    ],
+    "ismon.report": ["JsonLinesObserver", "Reporter", "SyslogObserver"],
+    "ismon.entry": ["clp_httpmon", "clp_smtpmon", "main"],
+}
+
+# Modules that must not import the reactor or any Twisted networking: the
+# pure rooms of the design.
+PURE = ["ismon.catalogue", "ismon.replies", "ismon.result", "ismon.state"]
+
+
+class ExportsTests(SynchronousTestCase):
+    def test_public_names(self) -> None:
+        for name, expected in PUBLIC.items():
+            module = importlib.import_module(name)
+            self.assertEqual(sorted(module.__all__), sorted(expected), name)
+            for attribute in expected:
+                self.assertTrue(hasattr(module, attribute), f"{name}.{attribute}")
+
+    def test_pure_rooms_do_not_import_twisted(self) -> None:
+        import subprocess
+        import sys
+
+        for name in PURE:
+            code = (
+                f"import sys, {name}; "
+                "bad = [m for m in sys.modules if m.startswith('twisted.internet')]; "
+                "sys.exit(1 if bad else 0)"
+            )
+            done = subprocess.run([sys.executable, "-c", code], check=False)
+            self.assertEqual(done.returncode, 0, f"{name} imports twisted.internet")
