@@ -243,12 +243,17 @@ async def _ask(
 
     path = folder.socket_path(config.watch_id)
     try:
-        if action is Action.PAUSE:
-            await control.pause(reactor, path)
-            print(say(MessageId.PAUSED))
-        elif action is Action.CONTINUE:
-            await control.resume(reactor, path)
-            print(say(MessageId.CONTINUED))
+        if action in (Action.PAUSE, Action.CONTINUE):
+            # `ismon pause ID` does not know the watch's protocol; the message
+            # names the watch's own command, as the watch itself logs it.
+            command = (await control.status(reactor, path)).get("command", config.command)
+            if action is Action.PAUSE:
+                await control.pause(reactor, path)
+                message = MessageId.PAUSED
+            else:
+                await control.resume(reactor, path)
+                message = MessageId.CONTINUED
+            print(render(message, command=str(command), watch_id=config.watch_id))
         else:
             status = await control.status(reactor, path)
             print(json.dumps(status) if as_json else _format_status(status))
