@@ -1,0 +1,701 @@
+#!/usr/bin/env python3
+"""
+CPU cost of one ismon probe against the cost of forking a peer checker.
+
+Starts a real nginx and a real SMTP server (aiosmtpd) on free loopback ports
+in a temporary folder, then, in one run:
+
+  (a) runs N sequential ismon HTTP probes and N sequential ismon SMTP probes
+      on one real Twisted reactor in this process (the next probe starts when
+      the previous one has fired) and takes the CPU time of this process
+      (user+sys, getrusage(RUSAGE_SELF)) across each batch;
+  (b) runs N/5 (by default) of each of check_http, check_smtp and curl -sI as
+      child processes, one after the other, and takes the CPU time of the
+      children (getrusage(RUSAGE_CHILDREN)) and, separately, what spawning and
+      reaping them cost this process (RUSAGE_SELF across the loop);
+
+and prints the figures per 1000 probes.  Benchmarks print figures; they are
+not tests: the exit status is 0 unless something broke (a server did not
+start, probes failed).
+
+    python bench/probe_cost.py              # 1000 probes of each kind
+    python bench/probe_cost.py --quick      # 200, for a smoke run
+    python bench/probe_cost.py --probes 5000 --profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Run from a checkout without installing: put the repository root first.
+_ROOT = Path(__file__).resolve().parent.parent
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+# Where monitoring-plugins lives; overridable to try the "missing" path.
+PLUGINS = Path(os.environ.get("ISMON_BENCH_PLUGINS", "/usr/lib/nagios/plugins"))
+TARGET_RATIO = 5.0
+PROBE_TIMEOUT = 5.0  # seconds, per ismon probe and per peer-checker run
+START_TIMEOUT = 10.0  # seconds for a server to start answering
+STOP_TIMEOUT = 5.0  # seconds for a server to exit after being told to
+WARMUP = 20  # unmeasured runs before each measured batch
+
+
+class BenchError(Exception):
+    """Something broke: the figures would be meaningless."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived; clean up and leave."""
+
+
+# --------------------------------------------------------------------------
+# Measuring
+
+
+@dataclass
+class Cpu:
+    user: float = 0.0
+    sys: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.user + self.sys
+
+
+def _rusage(who: int) -> Cpu:
+    r = resource.getrusage(who)
+    return Cpu(r.ru_utime, r.ru_stime)
+
+
+@contextlib.contextmanager
+def measure(who: int) -> Iterator[Cpu]:
+    """Yield a Cpu that holds the delta of getrusage(who) once the block ends."""
+    delta = Cpu()
+    before = _rusage(who)
+    yield delta
+    after = _rusage(who)
+    delta.user = after.user - before.user
+    delta.sys = after.sys - before.sys
+
+
+@dataclass
+class Row:
+    name: str
+    runs: int
+    cpu: Cpu  # the checker's own CPU: this process for ismon, the children for peers
+    wall: float
+    spawn: Cpu | None = None  # what spawning and reaping cost this process (peers only)
+    failures: int = 0
+    note: str = ""
+    first_error: str = ""
+
+    def per_1000(self, seconds: float) -> float:
+        return seconds * 1000 / self.runs if self.runs else float("nan")
+
+    @property
+    def total(self) -> float:
+        return self.cpu.total + (self.spawn.total if self.spawn else 0.0)
+
+
+@dataclass
+class Results:
+    rows: dict[str, Row] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    profile: str = ""
+    bare_fork: Row | None = None
+
+
+# --------------------------------------------------------------------------
+# Servers
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel hands out for 127.0.0.1, all distinct."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM if this bench dies (Linux only)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+
+
+class Server:
+    """A server process of our own, in its own session (Ctrl-C is ours to handle)."""
+
+    def __init__(
+        self, name: str, argv: Sequence[str], log: Path, stop_signal: signal.Signals
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log = log
+        self.stop_signal = stop_signal
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+
+    def wait_ready(self, port: int, greeting: bool) -> None:
+        """Until a connect to port works (and, for SMTP, a greeting comes): bounded."""
+        assert self.proc is not None
+        deadline = time.monotonic() + START_TIMEOUT
+        last = ""
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(
+                    f"{self.name} exited with {self.proc.returncode} while starting:\n"
+                    + self.log_tail()
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                    if not greeting or s.recv(512).startswith(b"220"):
+                        return
+            except OSError as e:
+                last = str(e)
+            time.sleep(0.05)
+        raise BenchError(
+            f"{self.name} did not answer on 127.0.0.1:{port} within {START_TIMEOUT:g} s "
+            f"({last}):\n" + self.log_tail()
+        )
+
+    def log_tail(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-2000:]
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        """Ask the server to stop, then make sure: bounded; by PID/process group only."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(self.stop_signal)
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            # Our own session: its group id is the PID we started (nginx workers too).
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(STOP_TIMEOUT)
+
+
+NGINX_CONF = """\
+daemon off;
+master_process on;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/client_body_temp;
+    proxy_temp_path {dir}/proxy_temp;
+    fastcgi_temp_path {dir}/fastcgi_temp;
+    uwsgi_temp_path {dir}/uwsgi_temp;
+    scgi_temp_path {dir}/scgi_temp;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ return 200 "ok\\n"; }}
+    }}
+}}
+"""
+
+
+def start_nginx(work: Path, port: int, servers: list[Server]) -> Server:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.access(nginx, os.X_OK):
+        raise BenchError("nginx not found: apt-get install nginx-light")
+    conf = work / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=work, port=port))
+    server = Server(
+        "nginx",
+        [nginx, "-p", str(work), "-c", str(conf), "-e", str(work / "error.log")],
+        work / "nginx.out",
+        signal.SIGQUIT,
+    )
+    servers.append(server)  # before starting: a Ctrl-C in between still stops it
+    server.start()
+    return server
+
+
+def start_smtp(work: Path, port: int, servers: list[Server]) -> Server:
+    try:
+        import aiosmtpd  # noqa: F401
+    except ImportError:
+        raise BenchError("aiosmtpd not importable: pip install aiosmtpd") from None
+    server = Server(
+        "aiosmtpd",
+        [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}"],
+        work / "smtp.out",
+        signal.SIGTERM,
+    )
+    servers.append(server)  # before starting: a Ctrl-C in between still stops it
+    server.start()
+    return server
+
+
+# --------------------------------------------------------------------------
+# (a) ismon probes on one reactor
+
+
+_state: dict[str, Any] = {"interrupted": None, "reactor": None}
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    _state["interrupted"] = signum
+    reactor = _state["reactor"]
+    if reactor is not None and reactor.running:
+        # Let the reactor stop; the code after reactor.run() sees the flag.
+        reactor.callFromThread(_stop_reactor, reactor)
+        return
+    raise Interrupted(signum)
+
+
+def _stop_reactor(reactor: Any) -> None:
+    from twisted.internet.error import ReactorNotRunning
+
+    with contextlib.suppress(ReactorNotRunning):
+        reactor.stop()
+
+
+def run_ismon(
+    http_port: int, smtp_port: int, n: int, gap: float, profile: int, results: Results
+) -> None:
+    """All reactor work of the run: warm-up, two measured batches, optional profile."""
+    from twisted.internet import reactor
+
+    from ismon.http import HttpProbe, HttpRequest
+    from ismon.smtp import SmtpProbe, SmtpRequest
+
+    _state["reactor"] = reactor
+    http = HttpProbe(reactor, HttpRequest(host="127.0.0.1", port=http_port, timeout=PROBE_TIMEOUT))
+    smtp = SmtpProbe(reactor, SmtpRequest(host="127.0.0.1", port=smtp_port, timeout=PROBE_TIMEOUT))
+    outcome: dict[str, Any] = {}
+
+    def sequential(probe: Callable[[], Any], count: int) -> Any:
+        """Deferred firing with (failures, first error) after count probes, one at a time."""
+        from twisted.internet.defer import Deferred
+
+        done: Deferred[tuple[int, str]] = Deferred()
+        tally = {"left": count, "failures": 0, "first": ""}
+
+        def fired(result: Any) -> None:
+            if not getattr(result, "ok", False):
+                tally["failures"] += 1
+                if not tally["first"]:
+                    tally["first"] = repr(result)[:300]
+            step()
+
+        def step() -> None:
+            if _state["interrupted"] is not None:
+                return
+            if tally["left"] <= 0:
+                done.callback((tally["failures"], tally["first"]))
+                return
+            tally["left"] -= 1
+            # Through the reactor, as a scheduled monitor would start each probe.
+            reactor.callLater(gap, lambda: probe().addBoth(fired))
+
+        step()
+        return done
+
+    async def batches() -> None:
+        for name, probe in (("ismon HTTP", http.probe), ("ismon SMTP", smtp.probe)):
+            await sequential(probe, min(WARMUP, n))
+            with measure(resource.RUSAGE_SELF) as cpu:
+                t0 = time.perf_counter()
+                failures, first = await sequential(probe, n)
+                wall = time.perf_counter() - t0 - n * gap  # the idle gaps are not the probe's
+            results.rows[name] = Row(
+                name, n, cpu, wall, failures=failures, first_error=first, note="in-process"
+            )
+        if profile:
+            import cProfile
+            import io
+            import pstats
+
+            prof = cProfile.Profile(time.process_time)
+            text = io.StringIO()
+            for name, probe in (("HTTP", http.probe), ("SMTP", smtp.probe)):
+                prof.enable()
+                await sequential(probe, profile)
+                prof.disable()
+                stats = pstats.Stats(prof, stream=text)
+                text.write(f"\n=== cProfile: {profile} ismon {name} probes ===\n")
+                text.write(_by_package(stats, profile))
+                text.write(f"--- {name}: by tottime ---\n")
+                stats.sort_stats("tottime").print_stats(25)
+                text.write(f"--- {name}: by cumulative time ---\n")
+                stats.sort_stats("cumulative").print_stats(20)
+                prof = cProfile.Profile(time.process_time)
+            results.profile = text.getvalue()
+
+    def main() -> None:
+        from twisted.internet.defer import Deferred
+
+        d = Deferred.fromCoroutine(batches())
+
+        def finished(result: Any) -> None:
+            outcome["result"] = result
+            _stop_reactor(reactor)
+
+        d.addBoth(finished)
+
+    # A bound on the whole reactor phase, so a wedged probe cannot hang the bench.
+    limit = 60 + (2 * n + 2 * WARMUP + 2 * profile) * (0.05 + gap)
+
+    def too_long() -> None:
+        outcome.setdefault("result", "timeout")
+        _stop_reactor(reactor)
+
+    reactor.callLater(limit, too_long)
+    reactor.callWhenRunning(main)
+    reactor.run(installSignalHandlers=False)
+    if _state["interrupted"] is not None:
+        raise Interrupted(_state["interrupted"])
+    result = outcome.get("result")
+    if result == "timeout":
+        raise BenchError(f"the ismon probes did not finish within {limit:.0f} s")
+    from twisted.python.failure import Failure
+
+    if isinstance(result, Failure):
+        raise BenchError("ismon phase failed:\n" + result.getTraceback())
+
+
+def _by_package(stats: Any, probes: int) -> str:
+    """Where the profiled CPU went (own time), by package, and calls per probe."""
+    groups: dict[str, float] = {}
+    calls = 0
+    for (filename, _, _), (_, nc, tt, _, _) in stats.stats.items():
+        calls += nc
+        if "/ismon/" in filename:
+            group = "ismon"
+        elif "/twisted/" in filename or "/zope/" in filename:
+            group = "twisted+zope"
+        elif filename == "~":
+            group = "builtins and syscalls"
+        elif "/bench/" in filename:
+            group = "this bench"
+        else:
+            group = "stdlib and others"
+        groups[group] = groups.get(group, 0.0) + tt
+    total = sum(groups.values()) or 1.0
+    lines = [
+        f"{calls / probes:.0f} Python calls per probe; own CPU time (process_time,"
+        " inflated by the profiler) by package:"
+    ]
+    for group, tt in sorted(groups.items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {group:<22} {100 * tt / total:5.1f}%  {1e3 * tt / probes:.3f} ms/probe")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------
+# (b) forked peers
+
+
+def run_forked(name: str, argv: list[str], runs: int, gap: float, results: Results) -> None:
+    """
+    runs invocations of argv, one after another (gap seconds apart), output
+    captured as a monitor would.
+    """
+
+    def once() -> tuple[int, bytes]:
+        p = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=PROBE_TIMEOUT * 2,
+            check=False,
+        )
+        return p.returncode, p.stdout
+
+    for _ in range(min(WARMUP, runs)):
+        once()
+    failures, first = 0, ""
+    with measure(resource.RUSAGE_SELF) as spawn, measure(resource.RUSAGE_CHILDREN) as cpu:
+        t0 = time.perf_counter()
+        for i in range(runs):
+            if gap and i:
+                time.sleep(gap)
+            rc, out = once()
+            if rc != 0:
+                failures += 1
+                if not first:
+                    first = f"rc={rc}: {out[:200]!r}"
+        wall = time.perf_counter() - t0 - (runs - 1) * gap
+    results.rows[name] = Row(
+        name, runs, cpu, wall, spawn=spawn, failures=failures, first_error=first, note="forked"
+    )
+
+
+def run_bare_fork(runs: int, results: Results) -> None:
+    """
+    fork() and an immediate _exit in the child, from this process as it is now
+    (Twisted and ismon loaded): the part of a fork/exec a fork-based monitor
+    pays that grows with its own size (page tables copied, pages touched).
+    """
+    with measure(resource.RUSAGE_SELF) as parent, measure(resource.RUSAGE_CHILDREN) as child:
+        t0 = time.perf_counter()
+        for _ in range(runs):
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            os.waitpid(pid, 0)
+        wall = time.perf_counter() - t0
+    results.bare_fork = Row("bare fork()", runs, child, wall, spawn=parent)
+
+
+def peer_commands(http_port: int, smtp_port: int) -> list[tuple[str, list[str], str]]:
+    """(row name, argv, install hint) for each peer checker."""
+    hint = "apt-get install monitoring-plugins-basic monitoring-plugins-standard"
+    return [
+        (
+            "check_http",
+            [str(PLUGINS / "check_http"), "-H", "127.0.0.1", "-p", str(http_port)],
+            hint,
+        ),
+        (
+            "check_smtp",
+            [str(PLUGINS / "check_smtp"), "-H", "127.0.0.1", "-p", str(smtp_port)],
+            hint,
+        ),
+        (
+            "curl -sI",
+            [shutil.which("curl") or "/usr/bin/curl", "-sI", f"http://127.0.0.1:{http_port}/"],
+            "apt-get install curl",
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------
+# Report
+
+
+def report(results: Results, n: int, forked_runs: int, gap: float) -> None:
+    rows = results.rows
+    print()
+    print(f"CPU seconds per 1000 probes ({n} ismon probes of each kind, {forked_runs} runs")
+    print("of each forked checker, all sequential, against local nginx / aiosmtpd;")
+    print(f"ismon probes {'back to back' if not gap else f'{gap:g} s apart'})")
+    print()
+    head = (
+        f"{'checker':<12} {'runs':>5}  {'CPU s/1000':>10}  {'user':>6} {'sys':>6}"
+        f"  {'spawn s/1000':>12}  {'total s/1000':>12}  {'wall s/1000':>11}  {'fail':>4}"
+    )
+    print(head)
+    print("-" * len(head))
+    order = ["ismon HTTP", "ismon SMTP", "check_http", "check_smtp", "curl -sI"]
+    for name in order:
+        if name in results.skipped:
+            print(f"{name:<12} skipped: {results.skipped[name]}")
+            continue
+        row = rows.get(name)
+        if row is None:
+            continue
+        spawn = f"{row.per_1000(row.spawn.total):12.3f}" if row.spawn else f"{'-':>12}"
+        print(
+            f"{name:<12} {row.runs:>5}  {row.per_1000(row.cpu.total):10.3f}"
+            f"  {row.per_1000(row.cpu.user):6.3f} {row.per_1000(row.cpu.sys):6.3f}"
+            f"  {spawn}  {row.per_1000(row.total):12.3f}  {row.per_1000(row.wall):11.3f}"
+            f"  {row.failures:>4}"
+        )
+    print()
+    print("CPU s/1000: ismon rows = this process (RUSAGE_SELF, user+sys, all threads);")
+    print("            forked rows = the children (RUSAGE_CHILDREN: the checker after fork/exec,")
+    print("            its exec, dynamic loading and exit).")
+    print("spawn s/1000: what spawning, piping and reaping the children cost this process")
+    print("            (RUSAGE_SELF across the loop; subprocess.run, which uses vfork/posix_spawn")
+    print("            where it can, so a plain fork() from a large monitor would cost more).")
+    print("total = CPU + spawn.  Server-side CPU is not counted; with --gap, the reactor's")
+    print("wake-up for each probe is.  Figures scale linearly to 1000 from the runs shown;")
+    print("wall excludes the --gap idle time.")
+    if not gap:
+        print("Back to back, caches stay warm: a monitor probing every few seconds pays more")
+        print("per probe (and per fork).  Compare with --gap 0.05 or more.")
+    for row in rows.values():
+        if row.failures:
+            print(f"!! {row.name}: {row.failures} of {row.runs} failed; first: {row.first_error}")
+
+    print()
+    verdicts = []
+    for peer, ours in (("check_http", "ismon HTTP"), ("check_smtp", "ismon SMTP")):
+        if peer in rows and ours in rows and rows[ours].cpu.total > 0:
+            a, b = rows[peer], rows[ours]
+            child = a.per_1000(a.cpu.total) / b.per_1000(b.cpu.total)
+            total = a.per_1000(a.total) / b.per_1000(b.cpu.total)
+            print(
+                f"ratio {peer} / {ours}: {child:5.1f}x (child CPU only)"
+                f"   {total:5.1f}x (child + spawn)"
+            )
+            if peer == "check_http":
+                verdicts.append(child)
+        else:
+            print(f"ratio {peer} / {ours}: n/a ({peer} skipped)")
+    print()
+    target = f'target: "a probe costs at least {TARGET_RATIO:g}x less CPU than a forked check_http"'
+    if verdicts:
+        verdict = "PASS" if verdicts[0] >= TARGET_RATIO else "FAIL"
+        print(
+            f"{target}: {verdict} ({verdicts[0]:.1f}x, judged on child CPU only, the lower bound)"
+        )
+    else:
+        print(f"{target}: n/a (check_http not available)")
+    fork = results.bare_fork
+    if fork is not None and fork.spawn is not None:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(
+            f"\nfor scale: a bare fork()+_exit() from this process (max RSS {rss:.0f} MB) costs"
+            f" {fork.per_1000(fork.spawn.total):.3f} s/1000 in the parent and"
+            f" {fork.per_1000(fork.cpu.total):.3f} s/1000 in the child"
+            f" ({fork.per_1000(fork.wall):.3f} s/1000 wall): what a monitor that forks"
+            " (rather than vfork/posix_spawn) adds per check."
+        )
+    if results.profile:
+        print(results.profile)
+
+
+# --------------------------------------------------------------------------
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--probes", type=int, default=1000, help="ismon probes of each kind (1000)")
+    size.add_argument("--quick", action="store_true", help="200 probes: a smoke run")
+    p.add_argument(
+        "--gap",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="idle time between two ismon probes (0: back to back); >0 shows colder caches"
+        " and counts the reactor's wake-ups",
+    )
+    p.add_argument(
+        "--forked",
+        type=int,
+        default=None,
+        help="runs of each forked checker (default: probes/5, at least 20)",
+    )
+    p.add_argument(
+        "--profile",
+        type=int,
+        nargs="?",
+        const=500,
+        default=0,
+        metavar="K",
+        help="after measuring, cProfile K more probes of each kind (500) and print the top",
+    )
+    args = p.parse_args(argv)
+    if args.quick:
+        args.probes = 200
+    if not 1 <= args.probes <= 1_000_000:
+        p.error("--probes must be 1..1000000")
+    if args.forked is None:
+        args.forked = max(20, args.probes // 5)
+    if not 0 <= args.gap <= 10:
+        p.error("--gap must be 0..10 seconds")
+    if not 1 <= args.forked <= 100_000 or not 0 <= args.profile <= 100_000:
+        p.error("--forked must be 1..100000, --profile 0..100000")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
+    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    servers: list[Server] = []
+    work: Path | None = None
+    results = Results()
+    try:
+        work = Path(tempfile.mkdtemp(prefix="ismon-bench-"))
+        http_port, smtp_port = free_ports(2)
+        nginx = start_nginx(work, http_port, servers)
+        smtp = start_smtp(work, smtp_port, servers)
+        nginx.wait_ready(http_port, greeting=False)
+        smtp.wait_ready(smtp_port, greeting=True)
+        print(
+            f"nginx on 127.0.0.1:{http_port}, aiosmtpd on 127.0.0.1:{smtp_port}, "
+            f"work dir {work}; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
+
+        t0 = time.perf_counter()
+        run_ismon(http_port, smtp_port, args.probes, args.gap, args.profile, results)
+        for name, cmd, hint in peer_commands(http_port, smtp_port):
+            if not os.access(cmd[0], os.X_OK):
+                results.skipped[name] = f"{cmd[0]} missing ({hint})"
+                continue
+            run_forked(name, cmd, args.forked, args.gap, results)
+        run_bare_fork(args.forked, results)
+        elapsed = time.perf_counter() - t0
+
+        report(results, args.probes, args.forked, args.gap)
+        print(
+            f"\nmeasuring took {elapsed:.1f} s wall; command: "
+            + " ".join(["python", "bench/probe_cost.py", *(sys.argv[1:] if argv is None else argv)])
+        )
+        broken = [r for r in results.rows.values() if r.failures * 100 > r.runs]
+        if broken:
+            print(
+                "!! more than 1% of the runs failed: the figures are not comparable",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    except BenchError as e:
+        print(f"probe_cost: {e}", file=sys.stderr)
+        return 2
+    except Interrupted:
+        print("\nprobe_cost: interrupted, cleaning up", file=sys.stderr)
+        return 130
+    finally:
+        # Stopping and removing must not be cut short by a second Ctrl-C.
+        for s in old:
+            signal.signal(s, signal.SIG_IGN)
+        for server in reversed(servers):
+            server.stop()
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
