@@ -9,6 +9,7 @@ This is the only module that touches the global reactor and C{sys.exit}.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -45,6 +46,8 @@ def _refuse(options: WatchOptions, error: usage.UsageError) -> int:
     """One line on stderr: the catalogue message, then what was wrong."""
     message = error.message if isinstance(error, ParameterError) else MessageId.INVALID_PARAMETER
     detail = error.detail if isinstance(error, ParameterError) else str(error)
+    # getopt's own errors quote the raw option ("--bo\ngus"): keep ONE line.
+    detail = "".join(c if c.isprintable() else repr(c)[1:-1] for c in detail)
     watch_id = options.watch_id if options.watch_id is not None else ""
     if len(watch_id) > 40 or not watch_id.isascii() or not watch_id.isalnum():
         watch_id = "?"
@@ -152,6 +155,10 @@ def _run(coroutine: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
             outcome.append(value)
 
         def failed(reason: Any) -> None:
+            if isinstance(reason.value, BrokenPipeError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                outcome.append(ExitStatus.STOPPED)
+                return
             sys.stderr.write(f"ismon: {reason.getErrorMessage()}\n")
             outcome.append(ExitStatus.SYSTEM_ERROR)
 
@@ -320,7 +327,14 @@ class _ControlOptions(usage.Options):
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    sys.exit(_main(sys.argv[1:] if argv is None else argv))
+    try:
+        code = _main(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `ismon status | head`: the reader left; that is not our error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = ExitStatus.STOPPED
+    sys.exit(code)
 
 
 def _main(argv: list[str]) -> int:

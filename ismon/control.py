@@ -280,6 +280,25 @@ class ControlProtocol(amp.AMP):
         self._request_bytes = 0
         super().ampBoxReceived(box)
 
+    def unhandledError(self, failure: Failure) -> None:
+        """
+        A request failed where AMP cannot answer it: a command without
+        C{_ask} that is unknown or refused, or an answer too large to send.
+        AMP would log that at critical level with a traceback; a client's
+        bad request deserves one warning line.  Anything else is our bug
+        and keeps its traceback.  Either way the connection is dropped.
+        """
+        if failure.check(amp.RemoteAmpError, amp.TooLong):
+            _log.warn(
+                "Dropped a control connection after a request that cannot be answered: {error}",
+                # The first line: a RemoteAmpError's text goes on with a traceback.
+                error=f"{type(failure.value).__name__}: "
+                + (str(failure.value).splitlines() or [""])[0][:200],
+            )
+        else:
+            _log.failure("A control request failed; dropping the connection.", failure)
+        self._drop()
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         for call_ in (self._idle, self._pending_close, self._stop_flush):
             if call_ is not None and call_.active():

@@ -137,7 +137,10 @@ def _connect_failure(reason: Failure) -> ProbeResult:
     elif isinstance(value, neterror.TCPTimedOutError | neterror.TimeoutError):
         number = errno.ETIMEDOUT
     elif isinstance(value, neterror.NoRouteError):
-        number = errno.EHOSTUNREACH
+        # Twisted raises NoRouteError for ENETUNREACH (101) as well: report
+        # the errno the socket gave, not always EHOSTUNREACH.
+        os_error = value.osError
+        number = os_error if isinstance(os_error, int) else errno.EHOSTUNREACH
     elif isinstance(value, neterror.ConnectError) and isinstance(value.osError, int):
         number = value.osError
     elif isinstance(value, OSError) and value.errno is not None:

@@ -39,6 +39,7 @@ APT_PACKAGES=(
     monitoring-plugins-basic monitoring-plugins-standard
     curl libxml2-utils resource-agents
     iptables nftables iproute2 procps
+    pacemaker corosync pacemaker-cli-utils shellcheck
 )
 
 POLICY_RC=/usr/sbin/policy-rc.d

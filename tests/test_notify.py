@@ -5,7 +5,10 @@ as C{NOTIFY_SOCKET} (a path, and an abstract name), as systemd would.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -202,3 +205,144 @@ def test_from_another_process(manager: Manager) -> None:
     assert manager.receive() == ["READY=1", "STATUS=first probe ok"]
     assert manager.receive() == ["WATCHDOG=1"]
     assert manager.nothing()
+
+
+# --------------------------------------------------------------------------
+# The systemd units that use the protocol
+
+SYSTEMD = ROOT / "scripts" / "systemd"
+UNITS = ("ismon-http@.service", "ismon-smtp@.service")
+
+
+def _unit(text: str) -> dict[str, list[str]]:
+    """Key -> values of a unit file (sections merged; comments dropped)."""
+    values: dict[str, list[str]] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";", "[")):
+            continue
+        key, _, value = line.partition("=")
+        values.setdefault(key.strip(), []).append(value.strip())
+    return values
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_unit_settings(name: str) -> None:
+    unit = _unit((SYSTEMD / name).read_text())
+    protocol = name.split("-")[1].split("@")[0]
+    assert unit["Type"] == ["notify"]
+    assert unit["NotifyAccess"] == ["main"]
+    assert unit["Restart"] == ["no"]
+    assert unit["WatchdogSec"]
+    assert unit["EnvironmentFile"] == ["/etc/ismon/%i.env"]
+    (start,) = unit["ExecStart"]
+    assert start.split()[1:] == [protocol, "%i", "$ISMON_ARGS"]
+    (stop,) = unit["ExecStop"]
+    assert stop.split()[1:3] == ["stop", "%i"]
+    # The example env file sets what the units read.
+    env = _unit((SYSTEMD / "example.env").read_text())
+    assert env["ISMON_ARGS"]
+
+
+def test_units_verify(tmp_path: Path) -> None:
+    """systemd-analyze verify accepts both units (with this machine's ismon)."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    ismon = Path(sys.executable).parent / "ismon"
+    if not ismon.exists():
+        ismon = Path(shutil.which("ismon") or "/usr/local/bin/ismon")
+    names = []
+    for name, instance in zip(UNITS, ("web1", "mail1"), strict=True):
+        text = (SYSTEMD / name).read_text().replace("/usr/local/bin/ismon", str(ismon))
+        target = tmp_path / name.replace("@", f"@{instance}")
+        target.write_text(text)
+        names.append(str(target))
+    done = subprocess.run(
+        [analyze, "verify", "--man=no", *names],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SYSTEMD_LOG_LEVEL": "notice"},
+    )
+    output = done.stdout + done.stderr
+    if "Failed to" in output and "manager" in output.lower():
+        pytest.skip(f"systemd-analyze cannot run here: {output}")
+    assert done.returncode == 0, output
+    assert output.strip() == "", output
+
+
+@pytest.mark.integration
+def test_a_watch_speaks_the_protocol(manager: Manager, tmp_path: Path) -> None:
+    """
+    A real watch under a NOTIFY_SOCKET, as ExecStart= runs it: READY after
+    the first probe, STATUS with the last probe, WATCHDOG pings while its
+    loop turns (none while it is frozen), STOPPING at the end.
+    """
+    from tests.servers import free_port, wait_for_port
+    from tests.test_exec_scripts import console_script
+
+    ismon = console_script("ismon")
+    port = free_port()
+    # A tiny HTTP server: answers every HEAD with 200.
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    env = {
+        **os.environ,
+        "NOTIFY_SOCKET": manager.name,
+        "WATCHDOG_USEC": "2000000",
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("WATCHDOG_PID", None)
+    args = f"-s 127.0.0.1 -n {port} -i 1 -c 3 -r 2 --syslog-socket none".split()
+    state = tmp_path / "state"
+    watch = None
+    try:
+        wait_for_port(port, process=server)  # type: ignore[arg-type]
+        watch = subprocess.Popen(
+            [str(ismon), "http", "sdwatch", *args, "--state-dir", str(state)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        seen: list[str] = []
+        deadline = time.monotonic() + 20
+        while "READY=1" not in seen and time.monotonic() < deadline:
+            seen += manager.receive(timeout=20)
+        assert "READY=1" in seen, seen
+        status = [line for line in seen if line.startswith("STATUS=")]
+        assert status, seen
+        pings = 0
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                pings += manager.receive(timeout=0.5).count("WATCHDOG=1")
+        assert pings >= 2, pings
+        # Frozen: no pings (systemd would kill it after WatchdogSec).
+        watch.send_signal(signal.SIGSTOP)
+        time.sleep(0.3)
+        with contextlib.suppress(TimeoutError):
+            while True:
+                manager.receive(timeout=0.2)  # drain what was queued
+        assert manager.nothing(wait=2.5)
+        watch.send_signal(signal.SIGCONT)
+        subprocess.run(
+            [str(ismon), "stop", "sdwatch", "--state-dir", str(state)], check=True, timeout=30
+        )
+        assert watch.wait(15) == 0
+        rest: list[str] = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                rest += manager.receive(timeout=1)
+        assert "STOPPING=1" in rest, rest
+    finally:
+        if watch is not None and watch.poll() is None:
+            watch.send_signal(signal.SIGCONT)
+            watch.kill()
+            watch.wait()
+        server.kill()
+        server.wait()

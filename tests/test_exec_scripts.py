@@ -1,0 +1,741 @@
+"""
+The EXEC resource templates (scripts/exec/*/start.sh, stop.sh) run as
+CLUSTERPRO / EXPRESSCLUSTER runs them: with CLP_EVENT, CLP_DISK and
+CLP_SERVER set, against a real nginx (and aiosmtpd) started and stopped
+through an init script, and a real watch.
+
+The monitor's start script is what the cluster's PID monitor watches: it
+must run the watch in the foreground as that very process, and end when
+the daemon stalls (SIGSTOP).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import descendants, free_port, wait_for_port
+
+ROOT = Path(__file__).resolve().parent.parent
+EXEC = ROOT / "scripts" / "exec"
+SCRIPTS = sorted(EXEC.glob("*/*.sh"))
+STAMP = re.compile(r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}$", re.MULTILINE)
+
+pytestmark = pytest.mark.integration
+
+
+def console_script(name: str) -> Path:
+    """The installed console script C{name} (next to this Python, or on PATH)."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return beside
+    found = shutil.which(name)
+    if found is None:
+        pytest.skip(f"{name} is not installed (pip install -e .)")
+    return Path(found)
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
+    )
+    if found is None:
+        pytest.skip("nginx is not installed (apt-get install nginx-light)")
+    return found
+
+
+def _kill(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is not alive for our purpose.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+def wait_until(predicate, timeout: float, what: str, step: float = 0.1):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(step)
+
+
+def accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def head_status(port: int) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("HEAD", "/")
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------
+# Daemons the way a cluster node has them: started by an init script.
+
+_NGINX_CONF = """\
+daemon on;
+master_process on;
+worker_processes 1;
+{user}
+pid {dir}/nginx.pid;
+error_log {dir}/error.log notice;
+events {{ worker_connections 64; }}
+http {{
+    client_body_temp_path {dir}/client_body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    access_log {dir}/access.log;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ return 200 "ok\\n"; }}
+    }}
+}}
+"""
+
+# An /etc/init.d-style script for a daemon that writes a pidfile.
+_INIT_SCRIPT = """\
+#!/bin/sh
+# Test init script: {name} ({description}).
+PIDFILE={pidfile}
+running() {{
+    [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null
+}}
+case "$1" in
+start)
+    if running; then echo "{name} already running"; exit 0; fi
+    {start} || exit 1
+    echo "{name} started"
+    ;;
+stop)
+    if ! running; then rm -f "$PIDFILE"; echo "{name} not running"; exit 0; fi
+    pid=$(cat "$PIDFILE")
+    kill -{stop_signal} "$pid"
+    n=0
+    while kill -0 "$pid" 2>/dev/null; do
+        n=$((n + 1))
+        if [ $n -gt 100 ]; then kill -KILL "$pid"; break; fi
+        sleep 0.1
+    done
+    rm -f "$PIDFILE"
+    echo "{name} stopped"
+    ;;
+status)
+    running
+    ;;
+*)
+    echo "usage: $0 start|stop|status" >&2
+    exit 2
+    ;;
+esac
+"""
+
+
+class InitDaemon:
+    """A daemon behind an init script, in a private folder, on a free port."""
+
+    def __init__(self, directory: Path, name: str) -> None:
+        self.directory = directory
+        self.name = name
+        self.port = free_port()
+        self.pidfile = directory / f"{name}.pid"
+        self.init_script = directory / f"init-{name}"
+
+    def write_init_script(self, description: str, start: str, stop_signal: str) -> None:
+        self.init_script.write_text(
+            _INIT_SCRIPT.format(
+                name=self.name,
+                description=description,
+                pidfile=self.pidfile,
+                start=start,
+                stop_signal=stop_signal,
+            )
+        )
+        self.init_script.chmod(0o755)
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def pids(self) -> list[int]:
+        pid = self.pid()
+        return [] if pid is None else [pid, *descendants(pid)]
+
+    def stall(self) -> list[int]:
+        pids = self.pids()
+        assert pids, f"{self.name} is not running"
+        for pid in pids:
+            _kill(pid, signal.SIGSTOP)
+        return pids
+
+    def resume(self, pids: list[int]) -> None:
+        for pid in pids:
+            _kill(pid, signal.SIGCONT)
+
+    def cleanup(self) -> None:
+        """Whatever the test did: nothing of this daemon stays behind."""
+        pids = self.pids()
+        for pid in pids:
+            _kill(pid, signal.SIGCONT)
+            _kill(pid, signal.SIGKILL)
+        for pid in pids:
+            with contextlib.suppress(AssertionError):
+                wait_until(lambda p=pid: not _alive(p), 5, f"{self.name} PID {pid} to end")
+
+
+def make_nginx(directory: Path) -> InitDaemon:
+    binary = nginx_binary()
+    daemon = InitDaemon(directory, "nginx")
+    conf = directory / "nginx.conf"
+    conf.write_text(
+        _NGINX_CONF.format(
+            dir=directory,
+            port=daemon.port,
+            # As root the workers would run as nobody, who cannot enter a 0700 tmp dir.
+            user="user root;" if os.geteuid() == 0 else "",
+        )
+    )
+    daemon.write_init_script(
+        "nginx in daemon mode",
+        f'{binary} -p "{directory}/" -c "{conf}" -e "{directory}/error.log"',
+        "QUIT",
+    )
+    return daemon
+
+
+def make_aiosmtpd(directory: Path) -> InitDaemon:
+    try:
+        import aiosmtpd  # noqa: F401
+    except ImportError:
+        pytest.skip("aiosmtpd is not installed")
+    daemon = InitDaemon(directory, "aiosmtpd")
+    start = (
+        f"{sys.executable} -m aiosmtpd -n -l 127.0.0.1:{daemon.port} "
+        f'</dev/null >"{directory}/aiosmtpd.out" 2>&1 & echo $! >"$PIDFILE"; '
+        # Like a real init script: return once the daemon answers.
+        f"{sys.executable} -c 'from tests.servers import wait_for_port; "
+        f"wait_for_port({daemon.port})'"
+    )
+    daemon.write_init_script("aiosmtpd in the background", f"( cd {ROOT} && {start} )", "TERM")
+    return daemon
+
+
+@pytest.fixture
+def nginx_daemon(tmp_path: Path) -> Iterator[InitDaemon]:
+    directory = tmp_path / "nginx"
+    directory.mkdir()
+    daemon = make_nginx(directory)
+    yield daemon
+    daemon.cleanup()
+
+
+@pytest.fixture
+def smtp_daemon(tmp_path: Path) -> Iterator[InitDaemon]:
+    directory = tmp_path / "aiosmtpd"
+    directory.mkdir()
+    daemon = make_aiosmtpd(directory)
+    yield daemon
+    daemon.cleanup()
+
+
+# --------------------------------------------------------------------------
+# The cluster's side: run a script with the CLP_* variables.
+
+
+class Cluster:
+    """Runs EXEC scripts as the cluster does, and remembers what to clean up."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.state_dir = tmp_path / "state"
+        self.bin_dir = console_script("clp_httpmon").parent
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("CLP_", "ISMON_"))}
+        self.env["PATH"] = f"{self.bin_dir}:{self.env.get('PATH', '/usr/bin:/bin')}"
+        self.env.update(
+            {
+                "ISMON_STATE_DIR": str(self.state_dir),
+                "ISMON_INIT": "sysv",
+                "ISMON_HTTPMON": str(console_script("clp_httpmon")),
+                "ISMON_SMTPMON": str(console_script("clp_smtpmon")),
+                "CLP_GROUPNAME": "failover1",
+            }
+        )
+        self._popens: list[subprocess.Popen[str]] = []
+
+    def _env(
+        self, event: str | None, disk: str, server: str, extra: dict[str, str]
+    ) -> dict[str, str]:
+        env = dict(self.env)
+        if event is not None:
+            env.update({"CLP_EVENT": event, "CLP_DISK": disk, "CLP_SERVER": server})
+        env.update(extra)
+        return env
+
+    def run(
+        self,
+        script: str,
+        event: str | None = "START",
+        disk: str = "SUCCESS",
+        server: str = "HOME",
+        timeout: float = 60,
+        **extra: str,
+    ) -> subprocess.CompletedProcess[str]:
+        """A synchronous script: run it to the end."""
+        return subprocess.run(
+            [str(EXEC / script)],
+            env=self._env(event, disk, server, extra),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def spawn(
+        self,
+        script: str,
+        event: str = "START",
+        disk: str = "SUCCESS",
+        server: str = "HOME",
+        **extra: str,
+    ) -> subprocess.Popen[str]:
+        """An asynchronous script: started, not waited for (its PID is monitored)."""
+        process = subprocess.Popen(
+            [str(EXEC / script)],
+            env=self._env(event, disk, server, extra),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self._popens.append(process)
+        return process
+
+    def ismon(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(console_script("ismon")), *args, "--state-dir", str(self.state_dir)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    def status(self, watch_id: str) -> dict[str, object] | None:
+        done = self.ismon("status", watch_id, "--json")
+        return json.loads(done.stdout) if done.returncode == 0 else None
+
+    def wait_probing(self, watch_id: str, process: subprocess.Popen[str], probes: int = 2) -> None:
+        def probing() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(
+                    f"the monitor script ended early ({process.returncode}):\n{process.stdout.read()}"  # type: ignore[union-attr]
+                )
+            status = self.status(watch_id)
+            return bool(
+                status
+                and int(status["probes"]) >= probes  # type: ignore[call-overload]
+                and status["consecutive_failures"] == 0
+            )
+
+        wait_until(probing, 30, f"watch {watch_id} to probe", step=0.2)
+
+    def cleanup(self) -> None:
+        for process in self._popens:
+            if process.poll() is None:
+                for pid in [process.pid, *descendants(process.pid)]:
+                    _kill(pid, signal.SIGCONT)
+                    _kill(pid, signal.SIGKILL)
+                process.wait(10)
+            if process.stdout is not None:
+                process.stdout.close()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(tmp_path)
+    yield c
+    c.cleanup()
+
+
+def lines(done: subprocess.CompletedProcess[str]) -> list[str]:
+    return done.stdout.splitlines()
+
+
+# --------------------------------------------------------------------------
+# The scripts themselves
+
+
+def test_the_eight_templates_exist_and_are_executable() -> None:
+    names = {str(p.relative_to(EXEC)) for p in SCRIPTS}
+    assert names == {
+        f"{kind}/{name}.sh"
+        for kind in ("httpd", "httpmon", "smtpd", "smtpmon")
+        for name in ("start", "stop")
+    }
+    for path in SCRIPTS:
+        assert os.access(path, os.X_OK), path
+        text = path.read_text()
+        assert text.startswith("#!/bin/sh\n"), path
+        assert "==== ADAPT HERE" in text, path
+        for variable in ("CLP_EVENT", "CLP_DISK", "CLP_SERVER"):
+            assert variable in text, (path, variable)
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: str(p.relative_to(EXEC)))
+def test_posix_shell_syntax(path: Path) -> None:
+    shells = [s for s in ("dash", "sh", "bash") if shutil.which(s)]
+    for shell in shells:
+        argv = [shell, "--posix", "-n", str(path)] if shell == "bash" else [shell, "-n", str(path)]
+        subprocess.run(argv, check=True, timeout=10)
+
+
+def test_shellcheck() -> None:
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+    paths = [*SCRIPTS, ROOT / "scripts" / "ocf" / "ismon", ROOT / "scripts" / "install-ocf.sh"]
+    done = subprocess.run(
+        ["shellcheck", "-s", "sh", *map(str, paths)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --------------------------------------------------------------------------
+# Daemon resources
+
+
+@pytest.mark.parametrize(
+    ("event", "server", "expected"),
+    [
+        ("START", "HOME", ["NORMAL1", "NORMAL2"]),
+        ("START", "OTHER", ["NORMAL1", "ON_OTHER1"]),
+        ("FAILOVER", "HOME", ["FAILOVER1", "FAILOVER2"]),
+        ("FAILOVER", "OTHER", ["FAILOVER1", "ON_OTHER2"]),
+    ],
+)
+def test_httpd_start_and_stop(
+    cluster: Cluster, nginx_daemon: InitDaemon, event: str, server: str, expected: list[str]
+) -> None:
+    env = {"ISMON_HTTPD_INITSCRIPT": str(nginx_daemon.init_script)}
+    done = cluster.run("httpd/start.sh", event, "SUCCESS", server, **env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = lines(done)
+    assert out[: len(expected)] == expected
+    assert STAMP.search(done.stdout), done.stdout
+    assert f"{nginx_daemon.init_script} start" in out
+    assert out[-1] == "EXIT"
+    assert head_status(nginx_daemon.port) == 200
+    master = nginx_daemon.pid()
+    assert master is not None
+
+    done = cluster.run("httpd/stop.sh", event, "SUCCESS", server, **env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert lines(done)[: len(expected)] == expected
+    assert STAMP.search(done.stdout)
+    assert "nginx stopped" in done.stdout
+    wait_until(lambda: not _alive(master), 10, "nginx to end")
+    assert not accepts(nginx_daemon.port)
+
+
+@pytest.mark.parametrize("event", ["START", "FAILOVER"])
+def test_httpd_disk_failure_starts_nothing(
+    cluster: Cluster, nginx_daemon: InitDaemon, event: str
+) -> None:
+    env = {"ISMON_HTTPD_INITSCRIPT": str(nginx_daemon.init_script)}
+    done = cluster.run("httpd/start.sh", event, "FAILURE", "HOME", **env)
+    assert done.returncode == 1
+    assert f"ERROR_DISK from {event}" in lines(done)
+    assert nginx_daemon.pid() is None
+    assert not accepts(nginx_daemon.port)
+    # The 2004 behaviour on request: report, start nothing, succeed.
+    done = cluster.run("httpd/start.sh", event, "FAILURE", "HOME", ISMON_DISK_ERROR_EXIT="0", **env)
+    assert done.returncode == 0
+    assert nginx_daemon.pid() is None
+
+
+def test_httpd_stop_after_disk_failure_still_stops(
+    cluster: Cluster, nginx_daemon: InitDaemon
+) -> None:
+    env = {"ISMON_HTTPD_INITSCRIPT": str(nginx_daemon.init_script)}
+    assert cluster.run("httpd/start.sh", **env).returncode == 0
+    master = nginx_daemon.pid()
+    assert master is not None
+    done = cluster.run("httpd/stop.sh", "FAILOVER", "FAILURE", "OTHER", **env)
+    assert done.returncode == 0, done.stdout
+    assert "ERROR_DISK from FAILOVER (stopping anyway)" in lines(done)
+    wait_until(lambda: not _alive(master), 10, "nginx to end")
+    # Stopping a stopped daemon succeeds.
+    assert cluster.run("httpd/stop.sh", **env).returncode == 0
+
+
+def test_not_run_by_the_cluster(cluster: Cluster, nginx_daemon: InitDaemon) -> None:
+    env = {"ISMON_HTTPD_INITSCRIPT": str(nginx_daemon.init_script)}
+    done = cluster.run("httpd/start.sh", None, **env)
+    assert done.returncode == 1
+    assert lines(done)[0] == "NO_CLP"
+    assert nginx_daemon.pid() is None
+    done = cluster.run("httpmon/start.sh", None)
+    assert done.returncode == 1
+    assert lines(done)[0] == "NO_CLP"
+    # Stop scripts stop anyway (nothing runs: success).
+    done = cluster.run("httpd/stop.sh", None, **env)
+    assert done.returncode == 0
+    assert lines(done)[0] == "NO_CLP (stopping anyway)"
+    assert cluster.run("httpmon/stop.sh", None).returncode == 0
+
+
+def test_daemon_failure_fails_the_activation(cluster: Cluster, tmp_path: Path) -> None:
+    broken = tmp_path / "init-broken"
+    broken.write_text("#!/bin/sh\necho 'cannot bind'\nexit 3\n")
+    broken.chmod(0o755)
+    done = cluster.run("httpd/start.sh", ISMON_HTTPD_INITSCRIPT=str(broken))
+    assert done.returncode == 3
+    assert "the HTTP daemon did not start (exit status 3)" in done.stdout
+    done = cluster.run("smtpd/stop.sh", ISMON_SMTPD_INITSCRIPT=str(broken))
+    assert done.returncode == 3
+
+
+def test_systemctl_is_used_under_systemd(cluster: Cluster, tmp_path: Path) -> None:
+    fake = tmp_path / "fakebin"
+    fake.mkdir()
+    record = tmp_path / "systemctl.calls"
+    (fake / "systemctl").write_text(f'#!/bin/sh\necho "$*" >>"{record}"\nexit ${{FAKE_RC:-0}}\n')
+    (fake / "systemctl").chmod(0o755)
+    path = f"{fake}:{cluster.env['PATH']}"
+    for script in ("httpd/start.sh", "httpd/stop.sh", "smtpd/start.sh", "smtpd/stop.sh"):
+        done = cluster.run(script, ISMON_INIT="systemd", PATH=path)
+        assert done.returncode == 0, done.stdout
+    assert record.read_text().splitlines() == [
+        "start nginx.service",
+        "stop nginx.service",
+        "start postfix.service",
+        "stop postfix.service",
+    ]
+    done = cluster.run(
+        "httpd/start.sh", ISMON_INIT="systemd", PATH=path, ISMON_HTTPD_UNIT="apache2", FAKE_RC="1"
+    )
+    assert done.returncode == 1
+    assert "systemctl start apache2" in done.stdout
+
+
+def test_auto_picks_the_init_script_without_systemd(cluster: Cluster, tmp_path: Path) -> None:
+    if os.path.isdir("/run/systemd/system"):
+        pytest.skip("systemd runs this machine")
+    init = tmp_path / "init-fake"
+    init.write_text('#!/bin/sh\necho "fake $1"\n')
+    init.chmod(0o755)
+    done = cluster.run("httpd/start.sh", ISMON_INIT="auto", ISMON_HTTPD_INITSCRIPT=str(init))
+    assert done.returncode == 0
+    assert "fake start" in lines(done)
+
+
+# --------------------------------------------------------------------------
+# Monitor resources: the watch in the foreground, watched by its PID
+
+
+def _watch_opts(port: int) -> str:
+    return f"-s 127.0.0.1 -n {port} -i 1 -c 1 -r 1 --syslog-socket none"
+
+
+def test_httpmon_ends_when_nginx_stalls(cluster: Cluster, nginx_daemon: InitDaemon) -> None:
+    daemon_env = {"ISMON_HTTPD_INITSCRIPT": str(nginx_daemon.init_script)}
+    assert cluster.run("httpd/start.sh", **daemon_env).returncode == 0
+
+    monitor = cluster.spawn(
+        "httpmon/start.sh",
+        ISMON_WATCH_ID="httpwatch",
+        ISMON_WATCH_OPTS=_watch_opts(nginx_daemon.port),
+    )
+    cluster.wait_probing("httpwatch", monitor)
+    # The PID the cluster monitors IS the watch (exec), not a shell around it.
+    disp = cluster.ismon("disp", "httpwatch")
+    assert disp.returncode == 0
+    assert int(disp.stdout) == monitor.pid
+    assert monitor.poll() is None
+
+    stalled = nginx_daemon.stall()
+    started = time.monotonic()
+    try:
+        code = monitor.wait(30)
+        took = time.monotonic() - started
+    finally:
+        nginx_daemon.resume(stalled)
+    output = monitor.stdout.read()  # type: ignore[union-attr]
+    assert code == 1, output
+    # -i 1 -c 1 -r 1: a timed-out probe, one retry; well within the detection bound.
+    assert took < 10, took
+    assert output.splitlines()[:2] == ["NORMAL1", "NORMAL2"]
+    assert STAMP.search(output)
+    # Message 74 with ETIMEDOUT: no answer within the timeout.
+    assert "network error(select error[110])" in output, output
+    assert cluster.ismon("disp", "httpwatch").returncode == 1
+
+    # The group then stops: the monitor's stop script succeeds (nothing runs),
+    # then the daemon's.
+    done = cluster.run("httpmon/stop.sh", ISMON_WATCH_ID="httpwatch")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert cluster.run("httpd/stop.sh", **daemon_env).returncode == 0
+    assert nginx_daemon.pid() is None
+
+
+@pytest.mark.parametrize(("event", "server"), [("START", "OTHER"), ("FAILOVER", "OTHER")])
+def test_httpmon_stop_script_stops_the_watch(
+    cluster: Cluster, nginx_daemon: InitDaemon, event: str, server: str
+) -> None:
+    daemon_env = {"ISMON_HTTPD_INITSCRIPT": str(nginx_daemon.init_script)}
+    assert cluster.run("httpd/start.sh", event, "SUCCESS", server, **daemon_env).returncode == 0
+    monitor = cluster.spawn(
+        "httpmon/start.sh",
+        event,
+        "SUCCESS",
+        server,
+        ISMON_WATCH_ID="web1",
+        ISMON_WATCH_OPTS=_watch_opts(nginx_daemon.port),
+    )
+    cluster.wait_probing("web1", monitor)
+    done = cluster.run("httpmon/stop.sh", event, "SUCCESS", server, ISMON_WATCH_ID="web1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert STAMP.search(done.stdout)
+    assert monitor.wait(10) == 0
+    expected = ["ON_OTHER1"] if event == "START" else ["ON_OTHER2"]
+    assert set(expected) <= set(monitor.stdout.read().splitlines())  # type: ignore[union-attr]
+    assert cluster.ismon("disp", "web1").returncode == 1
+    assert cluster.run("httpd/stop.sh", event, "SUCCESS", server, **daemon_env).returncode == 0
+
+
+def test_httpmon_disk_failure_starts_no_watch(cluster: Cluster) -> None:
+    monitor = cluster.spawn("httpmon/start.sh", "FAILOVER", "FAILURE", ISMON_WATCH_ID="httpwatch")
+    assert monitor.wait(20) == 1
+    assert "ERROR_DISK from FAILOVER" in monitor.stdout.read()  # type: ignore[union-attr]
+    assert cluster.ismon("disp", "httpwatch").returncode == 1
+
+
+@pytest.mark.parametrize("kind", ["httpmon", "smtpmon"])
+def test_monitor_stop_succeeds_when_nothing_runs(cluster: Cluster, kind: str) -> None:
+    # No state folder at all yet ...
+    assert not cluster.state_dir.exists()
+    done = cluster.run(f"{kind}/stop.sh")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert lines(done)[-1] == "EXIT"
+    # ... and an empty one.
+    cluster.state_dir.mkdir(mode=0o700)
+    for event in ("START", "FAILOVER"):
+        assert cluster.run(f"{kind}/stop.sh", event, "FAILURE").returncode == 0
+
+
+def test_monitor_stop_forces_a_stuck_watch(cluster: Cluster, nginx_daemon: InitDaemon) -> None:
+    assert (
+        cluster.run(
+            "httpd/start.sh", ISMON_HTTPD_INITSCRIPT=str(nginx_daemon.init_script)
+        ).returncode
+        == 0
+    )
+    monitor = cluster.spawn(
+        "httpmon/start.sh", ISMON_WATCH_ID="stuck", ISMON_WATCH_OPTS=_watch_opts(nginx_daemon.port)
+    )
+    cluster.wait_probing("stuck", monitor)
+    # A watch that does not answer --stop (frozen): the stop script must
+    # still get rid of it.
+    _kill(monitor.pid, signal.SIGSTOP)
+    started = time.monotonic()
+    done = cluster.run("httpmon/stop.sh", ISMON_WATCH_ID="stuck", ISMON_STOP_WAIT="1")
+    took = time.monotonic() - started
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SIGTERM" in done.stdout
+    assert "SIGKILL" in done.stdout
+    assert monitor.wait(5) == -signal.SIGKILL
+    assert took < 20
+    assert cluster.ismon("disp", "stuck").returncode == 1
+    assert (
+        cluster.run(
+            "httpd/stop.sh", ISMON_HTTPD_INITSCRIPT=str(nginx_daemon.init_script)
+        ).returncode
+        == 0
+    )
+
+
+def test_smtp_pair(cluster: Cluster, smtp_daemon: InitDaemon) -> None:
+    """SMTP daemon and monitor: start, stall (SIGSTOP) -> the monitor ends, stop."""
+    daemon_env = {"ISMON_SMTPD_INITSCRIPT": str(smtp_daemon.init_script)}
+    done = cluster.run("smtpd/start.sh", "FAILOVER", "SUCCESS", "OTHER", **daemon_env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert lines(done)[:2] == ["FAILOVER1", "ON_OTHER2"]
+    wait_for_port(smtp_daemon.port)
+
+    monitor = cluster.spawn(
+        "smtpmon/start.sh",
+        "FAILOVER",
+        "SUCCESS",
+        "OTHER",
+        ISMON_WATCH_ID="smtpwatch",
+        ISMON_WATCH_OPTS=_watch_opts(smtp_daemon.port),
+    )
+    cluster.wait_probing("smtpwatch", monitor)
+    assert int(cluster.ismon("disp", "smtpwatch").stdout) == monitor.pid
+    stalled = smtp_daemon.stall()
+    try:
+        code = monitor.wait(30)
+    finally:
+        smtp_daemon.resume(stalled)
+    output = monitor.stdout.read()  # type: ignore[union-attr]
+    assert code == 1, output
+    assert "clp_smtpmon" in output
+
+    assert cluster.run("smtpmon/stop.sh", "FAILOVER", ISMON_WATCH_ID="smtpwatch").returncode == 0
+    done = cluster.run("smtpd/stop.sh", "FAILOVER", **daemon_env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert smtp_daemon.pid() is None
+
+
+def test_smtp_monitor_stop_script(cluster: Cluster, smtp_daemon: InitDaemon) -> None:
+    daemon_env = {"ISMON_SMTPD_INITSCRIPT": str(smtp_daemon.init_script)}
+    assert cluster.run("smtpd/start.sh", **daemon_env).returncode == 0
+    monitor = cluster.spawn(
+        "smtpmon/start.sh",
+        ISMON_WATCH_ID="mail",
+        ISMON_SMTPMON=f"{console_script('ismon')} smtp",  # the other spelling
+        ISMON_WATCH_OPTS=_watch_opts(smtp_daemon.port),
+    )
+    cluster.wait_probing("mail", monitor)
+    done = cluster.run(
+        "smtpmon/stop.sh", ISMON_WATCH_ID="mail", ISMON_SMTPMON=f"{console_script('ismon')} smtp"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert monitor.wait(10) == 0
+    assert cluster.run("smtpd/stop.sh", **daemon_env).returncode == 0
