@@ -17,7 +17,7 @@
 # end says which steps failed).  pytest collecting no tests is a failure.
 set -uo pipefail
 
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 export DEBIAN_FRONTEND=noninteractive
@@ -199,6 +199,7 @@ run_pytest() {
 
 START=$(date +%s)
 section "ismon test suite in $ROOT"
+# shellcheck source=/dev/null
 echo "CI=${CI:-} user=$(id -un) $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
 
 if [ "${ISMON_SKIP_INSTALL:-}" = 1 ]; then
