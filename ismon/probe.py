@@ -10,16 +10,16 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 from twisted.internet import error as neterror
-from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.internet.interfaces import IDelayedCall, IHandshakeListener, IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
@@ -93,20 +93,65 @@ def _getaddrinfo(host: str, port: int) -> list[Address]:
     return addresses
 
 
-def system_resolver(reactor: ReactorType) -> Resolver:
+# Lookups still running in their threads; beyond this many, a new probe
+# fails at once (81, EAI_AGAIN) instead of piling up threads behind a dead
+# name server.
+MAX_PENDING_LOOKUPS = 4
+
+
+def _daemon_thread(work: Callable[[], None]) -> None:
+    threading.Thread(target=work, name="ismon-resolve", daemon=True).start()
+
+
+def system_resolver(
+    reactor: ReactorType, run_in_thread: Callable[[Callable[[], None]], None] = _daemon_thread
+) -> Resolver:
     """
-    getaddrinfo in the reactor's thread pool.
+    getaddrinfo in a thread of its own.
 
     Twisted's own resolver (used by HostnameEndpoint) turns every failure
     into a bare DNSLookupError; message 81 needs getaddrinfo's error number,
-    so we call it ourselves.  Literal addresses never touch the pool.
+    so we call it ourselves.  A daemon thread rather than the reactor's
+    thread pool: getaddrinfo cannot be cancelled, and a pool thread stuck
+    behind a dead name server would hold up the reactor's shutdown, so the
+    watch's exit, for the resolver's own timeouts.  Literal addresses need
+    no thread.
     """
+    pending = [0]
 
     def resolve(host: str, port: int) -> Deferred[list[Address]]:
         literal = _literal(host, port)
         if literal is not None:
             return succeed([literal])
-        return deferToThreadPool(reactor, reactor.getThreadPool(), _getaddrinfo, host, port)
+        if pending[0] >= MAX_PENDING_LOOKUPS:
+            return fail(
+                ResolveError(socket.EAI_AGAIN, f"{pending[0]} earlier lookups still pending")
+            )
+        result: Deferred[list[Address]] = Deferred()
+
+        def deliver(addresses: list[Address] | None, error: ResolveError | None) -> None:
+            pending[0] -= 1
+            if result.called:
+                return  # the deadline cancelled it meanwhile
+            if error is not None:
+                result.errback(error)
+            else:
+                assert addresses is not None
+                result.callback(addresses)
+
+        def work() -> None:
+            try:
+                addresses = _getaddrinfo(host, port)
+            except ResolveError as e:
+                reactor.callFromThread(deliver, None, e)
+            except Exception as e:
+                reactor.callFromThread(deliver, None, ResolveError(0, repr(e)))
+            else:
+                reactor.callFromThread(deliver, addresses, None)
+
+        pending[0] += 1
+        run_in_thread(work)
+        return result
 
     return resolve
 

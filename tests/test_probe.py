@@ -612,28 +612,15 @@ class AddressTests(SynchronousTestCase):
         self.assertIsNone(_literal("", 80))
 
 
-class _SyncThreadPool:
-    def callInThreadWithCallback(
-        self, onResult: Callable[[bool, object], None], f: Callable[..., object], *a: object
-    ) -> None:
-        try:
-            result = f(*a)
-        except BaseException:
-            onResult(False, Failure())
-        else:
-            onResult(True, result)
-
-
 class _ThreadedReactor:
-    """Just enough of a reactor for deferToThreadPool, run synchronously."""
+    """Just enough of a reactor for the resolver's threads, run synchronously."""
 
     def __init__(self) -> None:
-        self.pool = _SyncThreadPool()
         self.pool_used = False
 
-    def getThreadPool(self) -> _SyncThreadPool:
+    def run_in_thread(self, work: Callable[[], None]) -> None:
         self.pool_used = True
-        return self.pool
+        work()
 
     def callFromThread(self, f: Callable[..., object], *a: object, **kw: object) -> None:
         f(*a, **kw)
@@ -655,7 +642,7 @@ class SystemResolverTests(SynchronousTestCase):
     def test_literalSkipsThePool(self) -> None:
         reactor = _ThreadedReactor()
         asked = self.fake_getaddrinfo([])
-        resolve = system_resolver(reactor)
+        resolve = system_resolver(reactor, reactor.run_in_thread)
         self.assertEqual(self.successResultOf(resolve("::1", 25)), [v6("::1", 25)])
         self.assertEqual(self.successResultOf(resolve("10.1.2.3", 25)), [v4("10.1.2.3", 25)])
         self.assertFalse(reactor.pool_used)
@@ -671,10 +658,40 @@ class SystemResolverTests(SynchronousTestCase):
                 (socket.AF_INET, stream, proto, "", ("127.0.0.1", 25)),
             ]
         )
-        addresses = self.successResultOf(system_resolver(reactor)("localhost", 25))
+        addresses = self.successResultOf(
+            system_resolver(reactor, reactor.run_in_thread)("localhost", 25)
+        )
         self.assertTrue(reactor.pool_used)
         self.assertEqual(asked, [("localhost", 25)])
         self.assertEqual(addresses, [v6("::1", 25), v4("127.0.0.1", 25)])
+
+    def test_pendingLookupsAreBounded(self) -> None:
+        """
+        Lookups stuck behind a dead name server do not pile up threads: past
+        the limit a probe fails at once with EAI_AGAIN, and a lookup that
+        finishes makes room again.
+        """
+        from ismon.probe import MAX_PENDING_LOOKUPS
+
+        parked: list[Callable[[], None]] = []
+        reactor = _ThreadedReactor()
+        resolve = system_resolver(reactor, parked.append)
+        waiting = [resolve(f"h{i}.example", 80) for i in range(MAX_PENDING_LOOKUPS)]
+        error = self.failureResultOf(resolve("one-more.example", 80), ResolveError)
+        self.assertEqual(error.value.code, socket.EAI_AGAIN)
+        self.fake_getaddrinfo([(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.1", 80))])
+        parked.pop(0)()
+        self.assertEqual(self.successResultOf(waiting[0]), [v4("192.0.2.1", 80)])
+        self.assertNoResult(resolve("again.example", 80))
+
+    def test_lateAnswerAfterCancelIsIgnored(self) -> None:
+        parked: list[Callable[[], None]] = []
+        reactor = _ThreadedReactor()
+        lookup = system_resolver(reactor, parked.append)("slow.example", 80)
+        lookup.cancel()
+        self.failureResultOf(lookup, CancelledError)
+        self.fake_getaddrinfo([(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.1", 80))])
+        parked.pop()()  # delivers into an already-cancelled Deferred: no error
 
     def test_gaierror(self) -> None:
         self.fake_getaddrinfo(socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
@@ -696,7 +713,7 @@ class SystemResolverTests(SynchronousTestCase):
         results = collect(
             run_probe(
                 reactor,
-                system_resolver(threaded),
+                system_resolver(threaded, threaded.run_in_thread),
                 host="mail.example",
                 port=25,
                 timeout=5,
