@@ -130,6 +130,7 @@ class WatchService(Service):
         on_exit: Callable[[int], None] | None = None,
         heartbeat: float = 1.0,
         notifier: SystemdNotifier | None = None,
+        loop_watchdog: bool = True,
     ) -> None:
         self.config = config
         self.name = config.watch_id
@@ -137,6 +138,9 @@ class WatchService(Service):
         self._probe = probe
         self._on_exit = on_exit
         self._heartbeat_interval = heartbeat
+        # Off only in tests that drive time with a fake clock: the watchdog
+        # thread measures real time.
+        self._loop_watchdog = loop_watchdog
         self.reporter = Reporter(config.command, config.watch_id)
         self.exit_code: int | None = None
         self._schedule: Schedule | None = None
@@ -371,12 +375,13 @@ class WatchService(Service):
     # -- the monitor's own health ----------------------------------------
 
     def _start_watchdog(self) -> None:
-        limit = max(30.0, 2 * self.config.timing.detection_bound)
-        self._watchdog = _LoopWatchdog(limit, self._stalled)
-        self._heartbeat = LoopingCall(self._watchdog.beat)
-        self._heartbeat.clock = self._reactor
-        self._heartbeat.start(self._heartbeat_interval, now=True)
-        self._watchdog.start()
+        if self._loop_watchdog:
+            limit = max(30.0, 2 * self.config.timing.detection_bound)
+            self._watchdog = _LoopWatchdog(limit, self._stalled)
+            self._heartbeat = LoopingCall(self._watchdog.beat)
+            self._heartbeat.clock = self._reactor
+            self._heartbeat.start(self._heartbeat_interval, now=True)
+            self._watchdog.start()
         ping = self._notifier.watchdog_interval()
         if ping is not None:
             # Pinged from the reactor, so the pings stop when the loop stops.

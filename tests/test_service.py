@@ -1,0 +1,202 @@
+"""
+Tests for L{ismon.service.WatchService}: the message sequences, exit
+statuses and records of a watch, on a fake clock with a scripted probe.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import globalLogPublisher
+from twisted.trial.unittest import TestCase
+from zope.interface import implementer
+
+from ismon.catalogue import MessageId
+from ismon.http import HttpRequest
+from ismon.notify import SystemdNotifier
+from ismon.options import Action, WatchConfig
+from ismon.probe import IProbe
+from ismon.result import Phase, ProbeResult
+from ismon.schedule import Timing
+from ismon.service import ExitStatus, WatchService
+from ismon.state import StateDir, WatchLock
+
+OK = ProbeResult(ok=True, latency=0.001, reply="HTTP/1.1 200 OK")
+TIMEOUT = ProbeResult.failure(MessageId.SELECT_ERROR, Phase.WAIT, number=errno.ETIMEDOUT)
+
+
+@implementer(IProbe)
+class Scripted:
+    def __init__(self, *results: ProbeResult) -> None:
+        self.results = list(results)
+        self.calls = 0
+
+    def probe(self) -> Deferred[ProbeResult]:
+        self.calls += 1
+        return succeed(self.results.pop(0) if len(self.results) > 1 else self.results[0])
+
+
+class WatchServiceTests(TestCase):
+    def setUp(self) -> None:
+        # Short: AF_UNIX paths are limited to 107 bytes, trial's are long.
+        top = Path(tempfile.mkdtemp(prefix="ismon-svc-"))
+        self.addCleanup(shutil.rmtree, top, True)
+        self.folder = top / "state"
+        self.events: list[dict[str, Any]] = []
+        observer = self.events.append
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        self.reactor = MemoryReactorClock()
+        self.exits: list[int] = []
+
+    def make(
+        self,
+        probe: IProbe,
+        *,
+        retries: int = 2,
+        notifier: SystemdNotifier | None = None,
+        syslog: str | None = None,
+        **extra: Any,
+    ) -> WatchService:
+        config = WatchConfig(
+            watch_id="web1",
+            protocol="http",
+            command="clp_httpmon",
+            action=Action.START,
+            request=HttpRequest(host="127.0.0.1", port=80, timeout=1),
+            timing=Timing(interval=10, retries=retries, timeout=1, retry_interval=2),
+            state_dir=self.folder,
+            syslog_socket=syslog,
+            **extra,
+        )
+        service = WatchService(
+            config,
+            self.reactor,
+            probe=probe,
+            on_exit=self.exits.append,
+            notifier=notifier or SystemdNotifier({}),
+            loop_watchdog=False,
+        )
+        self.addCleanup(lambda: service._end(0, stop_reactor=False))
+        return service
+
+    def messages(self) -> list[int]:
+        return [e["ismon_message_id"] for e in self.events if "ismon_message_id" in e]
+
+    def test_server_failure_sequence_and_exit_1(self) -> None:
+        service = self.make(Scripted(OK, TIMEOUT))
+        service.startService()
+        self.reactor.pump([0] + [0.5] * 40)
+        self.assertEqual(self.exits, [ExitStatus.SERVER_FAILED])
+        self.assertEqual(self.messages(), [2, 99, 1, 74, 96, 74, 96, 74, 6])
+        # The last failure is an error, the ones before it warnings.
+        levels = [e["log_level"].name for e in self.events if e.get("ismon_message_id") == 74]
+        self.assertEqual(levels, ["warn", "warn", "error"])
+        state = StateDir.open(self.folder, create=False)
+        self.assertFalse(state.pid_path("web1").exists())
+
+    def test_recovery_is_reported(self) -> None:
+        service = self.make(Scripted(OK, TIMEOUT, OK))
+        service.startService()
+        self.reactor.pump([0] + [0.5] * 30)
+        self.assertEqual(self.exits, [])
+        self.assertEqual(self.messages(), [2, 99, 1, 74, 96, 95])
+
+    def test_stop_on_request(self) -> None:
+        service = self.make(Scripted(OK))
+        service.startService()
+        self.reactor.advance(0)
+        service.stop()
+        self.reactor.advance(0)
+        self.assertEqual(self.exits, [ExitStatus.STOPPED])
+        self.assertEqual(self.messages(), [2, 99, 1, 3, 6])
+
+    def test_stop_service_is_a_stop(self) -> None:
+        service = self.make(Scripted(OK))
+        service.startService()
+        self.reactor.advance(0)
+        service.stopService()
+        self.assertEqual(service.exit_code, ExitStatus.STOPPED)
+        self.assertEqual(self.messages()[-2:], [3, 6])
+
+    def test_id_in_use(self) -> None:
+        held = WatchLock.acquire(StateDir.open(self.folder), "web1")
+        self.addCleanup(held.release)
+        service = self.make(Scripted(OK))
+        service.startService()
+        self.assertEqual(self.exits, [ExitStatus.ID_IN_USE])
+        self.assertEqual(self.messages(), [14])
+
+    def test_pause_continue_and_status(self) -> None:
+        probe = Scripted(OK)
+        service = self.make(probe)
+        service.startService()
+        self.reactor.advance(0)
+        self.assertTrue(service.pause())
+        self.assertFalse(service.pause())
+        self.reactor.pump([1] * 30)
+        self.assertEqual(probe.calls, 1)
+        status = service.status()
+        self.assertEqual(status["state"], "paused")
+        self.assertIsNotNone(status["paused_since"])
+        self.assertTrue(service.resume())
+        self.assertFalse(service.resume())
+        self.reactor.advance(0)
+        self.assertEqual(probe.calls, 2)
+        status = service.status()
+        self.assertEqual(
+            (status["state"], status["probes"], status["detection_bound"], status["pid"]),
+            ("watching", 2, 10 + 2 * 2 + 1, os.getpid()),
+        )
+        self.assertEqual(self.messages()[3:], [7, 7, 8, 8])
+
+    def test_certificate_warning_at_most_daily(self) -> None:
+        soon = ProbeResult(ok=True, latency=0.001, cert_days_left=3)
+        service = self.make(Scripted(soon))
+        service.startService()
+        self.reactor.pump([0] + [10] * 20)
+        self.assertEqual(self.messages().count(92), 1)
+        self.reactor.pump([3600] * 25)
+        self.assertEqual(self.messages().count(92), 2)
+
+    def test_syslog_unavailable_logged_once(self) -> None:
+        service = self.make(Scripted(OK), syslog=str(self.folder / "no-such-socket"))
+        service.startService()
+        self.reactor.pump([0] + [10] * 5)
+        self.assertEqual(self.messages().count(98), 1)
+
+    def test_syslog_receives_lines(self) -> None:
+        self.folder.mkdir(mode=0o700)
+        path = str(self.folder / "log")
+        receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        receiver.bind(path)
+        receiver.settimeout(1)
+        self.addCleanup(receiver.close)
+        service = self.make(Scripted(OK), syslog=path)
+        service.startService()
+        first = receiver.recv(4096).decode()
+        self.assertRegex(
+            first,
+            r"^<30>\w{3} [ \d]\d \d\d:\d\d:\d\d clp_httpmon\[\d+\]: "
+            r"The clp_httpmon is going to watch HTTP daemon\. \[ID:web1\]$",
+        )
+
+    def test_systemd_ready_after_first_probe(self) -> None:
+        self.folder.mkdir(mode=0o700)
+        path = str(self.folder / "notify")
+        receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        receiver.bind(path)
+        receiver.settimeout(1)
+        self.addCleanup(receiver.close)
+        service = self.make(Scripted(OK), notifier=SystemdNotifier({"NOTIFY_SOCKET": path}))
+        service.startService()
+        self.reactor.advance(0)
+        self.assertTrue(receiver.recv(4096).decode().startswith("READY=1\nSTATUS=last probe ok"))
