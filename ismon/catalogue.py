@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-__all__ = ["MAX_LINE_BYTES", "MessageId", "fold", "render"]
+__all__ = ["MAX_LINE_BYTES", "MessageId", "fold", "render", "takes_detail"]
 
 MAX_LINE_BYTES = 400
 
@@ -120,6 +120,11 @@ def render(
         detail=_printable(detail),
     )
     return f"{text} [ID:{_printable(watch_id)}]"
+
+
+def takes_detail(message: MessageId) -> bool:
+    """Whether the text of C{message} has a place for free-text detail."""
+    return "{detail}" in _TEXTS[message]
 
 
 def _printable(value: str) -> str:

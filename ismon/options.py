@@ -161,6 +161,13 @@ class WatchOptions(usage.Options):
         self.watch_id: str | None = None
         self.config: WatchConfig | None = None
 
+    def opt_version(self) -> None:
+        """Print the ismon version and exit."""
+        from ismon import __version__
+
+        print(f"{self.command} (ismon) {__version__}")
+        raise SystemExit(0)
+
     def getSynopsis(self) -> str:
         return (
             f"Usage: {self.command} ID [-s server] [-n port] [-i interval] [-c retries] "
@@ -178,8 +185,10 @@ class WatchOptions(usage.Options):
         args = list(options if options is not None else [])
         # getopt stops at the first positional argument, but the 2004 syntax
         # puts the ID first: move it behind the options.
+        # "--" keeps a trailing option that lacks its value ("w1 -i") from
+        # taking the ID as that value.
         if args and not args[0].startswith("-"):
-            args = [*args[1:], args[0]]
+            args = [*args[1:], "--", args[0]]
         super().parseOptions(args)
 
     def parseArgs(self, *args: str) -> None:
@@ -296,7 +305,7 @@ class HttpOptions(WatchOptions):
     command = "clp_httpmon"
     default_port = 80
     tls_port = 443
-    longdesc = "Watch an HTTP daemon with HEAD requests.\n\n" + _COMMON_HELP
+    longdesc = "Watch an HTTP daemon with HEAD requests."
 
     optParameters: ClassVar[list[list[Any]]] = [
         *WatchOptions.optParameters,
@@ -344,7 +353,7 @@ class SmtpOptions(WatchOptions):
     command = "clp_smtpmon"
     default_port = 25
     tls_port = 465
-    longdesc = "Watch an SMTP daemon with NOOP.\n\n" + _COMMON_HELP
+    longdesc = "Watch an SMTP daemon with NOOP."
 
     optFlags: ClassVar[list[list[str | None]]] = [
         *WatchOptions.optFlags,

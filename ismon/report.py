@@ -20,7 +20,7 @@ from typing import IO, Any
 from twisted.logger import ILogObserver, Logger, LogLevel
 from zope.interface import implementer
 
-from ismon.catalogue import MessageId, fold, render
+from ismon.catalogue import MessageId, fold, render, takes_detail
 
 __all__ = ["JsonLinesObserver", "Reporter", "SyslogObserver"]
 
@@ -61,7 +61,14 @@ class Reporter:
             function=function,
             detail=detail,
         )
-        for line in fold(text):
+        lines = fold(text)
+        if detail and not takes_detail(message):
+            # The 2004 texts have no room for the why (42 says only "system
+            # error (state 13)"): it follows on a line of its own.
+            why = "".join(c if c.isprintable() else "?" for c in detail)[:300]
+            lines += fold(f"  ({function + ': ' if function else ''}{why})")
+            fields = {**(fields or {}), "detail": detail}
+        for line in lines:
             self._log.emit(
                 level,
                 "{ismon_text}",

@@ -25,7 +25,7 @@ from twisted.logger import Logger, LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ismon.catalogue import MessageId, render
+from ismon.catalogue import MessageId, render, takes_detail
 from ismon.control import IWatchControl, listen_control
 from ismon.http import HttpProbe, HttpRequest
 from ismon.notify import SystemdNotifier
@@ -323,7 +323,7 @@ class WatchService(Service):
         timing = self.config.timing
         if result.ok:
             if self._recovering:
-                self.reporter.emit(MessageId.RECOVERED, detail=result.describe(), fields=fields)
+                self.reporter.emit(MessageId.RECOVERED, fields=fields)
             self._recovering = False
             _log.debug("probe {detail}", detail=result.describe())
             self._check_certificate(result)
@@ -335,6 +335,8 @@ class WatchService(Service):
             result.message,
             LogLevel.error if final else LogLevel.warn,
             number=result.number,
+            # TLS texts (90, 91) name the reason; the others carry it in 96.
+            detail=result.detail if takes_detail(result.message) else "",
             fields=fields,
         )
         if not final:

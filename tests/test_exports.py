@@ -11,7 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 PUBLIC = {
     "ismon": ["__version__"],
-    "ismon.catalogue": ["MAX_LINE_BYTES", "MessageId", "fold", "render"],
+    "ismon.catalogue": ["MAX_LINE_BYTES", "MessageId", "fold", "render", "takes_detail"],
     "ismon.result": [
         "Phase",
         "ProbeResult",

@@ -1,0 +1,260 @@
+"""
+Running the product as real processes in tests: watches in the background
+(output to a file, polled), control commands in the foreground, and the
+catalogue texts of SPEC §5 written out here (not taken from
+L{ismon.catalogue}, so that a wrong catalogue cannot agree with itself).
+
+Every process started through L{Processes} is ended by PID when the test
+ends, pass or fail: SIGCONT (it may have been stopped), SIGTERM, then
+SIGKILL.  A background process from a non-interactive shell has SIGINT
+ignored, so SIGTERM is the signal to use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+__all__ = [
+    "LOOPBACK",
+    "Processes",
+    "WatchProcess",
+    "command",
+    "message",
+    "message_ids",
+    "processes_of_test",
+]
+
+LOOPBACK = "127.0.0.1"
+
+# SPEC §5, verbatim; 95 and 96 are ismon's own (README message catalogue).
+_TEXTS = {
+    1: "The {cmd} has started watching {proto}.",
+    2: "The {cmd} is going to watch {proto} daemon.",
+    3: "The {cmd} will stop watching {proto} daemon.",
+    6: "The {cmd} will terminate.",
+    7: "The {cmd} is going to stop monitoring.",
+    8: "The {cmd} is going to monitor.",
+    11: "Invalid parameter in the {cmd}.",
+    13: "The monitor id is not specified at the {cmd} command.",
+    14: "The specified monitor id is already under use in other processes.",
+    15: "The {cmd} has not performed end processing.",
+    42: "The {cmd} has detected system error (",
+    71: "The {cmd} has detected network error(socket error[{nn}]).",
+    72: "The {cmd} has detected network error(connect error[{nn}]).",
+    74: "The {cmd} has detected network error(select error[{nn}]).",
+    95: "The {cmd} has detected that {proto} answers again.",
+    96: "The {cmd} will retry watching {proto} (",
+}
+_PROTO = {"clp_httpmon": "HTTP", "clp_smtpmon": "SMTP"}
+ETIMEDOUT = 110
+
+
+def message(number: int, cmd: str, watch_id: str | None, nn: int | str = "") -> str:
+    """
+    The text of catalogue message C{number} with its C{[ID:...]} tag (or,
+    for messages that carry free text, C{watch_id=None}, just the start).
+    """
+    text = _TEXTS[number].format(cmd=cmd, proto=_PROTO[cmd], nn=nn)
+    if watch_id is None or text.endswith("("):
+        return text
+    return f"{text} [ID:{watch_id}]"
+
+
+def message_ids(output: str, cmd: str, watch_id: str, among: Sequence[int]) -> list[int]:
+    """The catalogue ids (out of C{among}) of the lines of C{output}, in order."""
+    texts = {n: message(n, cmd, watch_id, nn=ETIMEDOUT) for n in among}
+    found = []
+    for line in output.splitlines():
+        for n, text in texts.items():
+            if text in line and (text.endswith("(") or line.endswith(text)):
+                found.append(n)
+    return found
+
+
+# -- commands ---------------------------------------------------------------
+
+_BIN = Path(sys.executable).parent
+_SCRIPT_FALLBACK = {
+    "clp_httpmon": "from ismon.cli import clp_httpmon; clp_httpmon()",
+    "clp_smtpmon": "from ismon.cli import clp_smtpmon; clp_smtpmon()",
+    "ismon": "from ismon.cli import main; main()",
+}
+
+
+def command(name: str) -> list[str]:
+    """
+    The argv prefix that runs the console script C{name} of this Python
+    (the real script beside C{sys.executable}, not a pyenv shim).
+    """
+    beside = _BIN / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return [str(beside)]
+    found = shutil.which(name)
+    if found:
+        return [found]
+    return [sys.executable, "-c", _SCRIPT_FALLBACK[name]]
+
+
+def _environment(extra: dict[str, str] | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("ISMON_STATE_DIR", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+# -- processes --------------------------------------------------------------
+
+
+class WatchProcess:
+    """One background process; stdout and stderr go to C{out}."""
+
+    def __init__(self, process: subprocess.Popen[bytes], out: Path, argv: Sequence[str]) -> None:
+        self.process = process
+        self.out = out
+        self.argv = list(argv)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def output(self) -> str:
+        try:
+            return self.out.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"{self.argv[:3]} still running after {timeout} s\n--- output ---\n" + self.output()
+            ) from None
+
+    def wait_for(self, pattern: str, timeout: float = 10.0, *, after: int = 0) -> str:
+        """
+        The first line of the output (from character C{after} on) that
+        matches the regex C{pattern}; waits for it, fails if the process
+        ends or C{timeout} passes first.
+        """
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            ended = not self.running()
+            for line in self.output()[after:].splitlines():
+                if regex.search(line):
+                    return line
+            if ended or time.monotonic() > deadline:
+                state = f"ended with {self.process.returncode}" if ended else "timed out"
+                raise AssertionError(
+                    f"no line matching {pattern!r} ({state})\n--- output ---\n{self.output()}"
+                )
+            time.sleep(0.02)
+
+    def detection_bound(self) -> float:
+        """The bound the watch printed at start-up ("a stall is detected within Ns")."""
+        line = self.wait_for(r"a stall is detected within \d+(\.\d+)?s")
+        match = re.search(r"a stall is detected within (\d+(?:\.\d+)?)s", line)
+        assert match is not None
+        return float(match.group(1))
+
+    def signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, sig)
+
+    def end(self) -> None:
+        """Make sure the process is gone (SIGCONT, SIGTERM, then SIGKILL)."""
+        if self.process.poll() is not None:
+            return
+        self.signal(signal.SIGCONT)
+        self.signal(signal.SIGTERM)
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.process.wait(5)
+
+
+class Processes:
+    """Starts the processes of one test and ends them all when it ends."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._started: list[WatchProcess] = []
+        self._count = 0
+
+    def start(
+        self,
+        argv: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        name: str = "proc",
+    ) -> WatchProcess:
+        self._count += 1
+        out = self.directory / f"{name}-{self._count}.out"
+        with open(out, "wb") as f:
+            process = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=f,
+                stderr=subprocess.STDOUT,
+                env=_environment(env),
+                cwd=cwd or self.directory,
+                start_new_session=True,
+            )
+        watch = WatchProcess(process, out, argv)
+        self._started.append(watch)
+        return watch
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        timeout: float = 30.0,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command to its end (killed after C{timeout}); capture its output."""
+        return subprocess.run(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=_environment(env),
+            cwd=cwd or self.directory,
+            timeout=timeout,
+            check=False,
+        )
+
+    def end_all(self) -> None:
+        while self._started:
+            self._started.pop().end()
+
+
+def processes_of_test(directory: Path) -> Iterator[Processes]:
+    """
+    For a fixture: the processes of one test, all ended at teardown::
+
+        @pytest.fixture(name="processes")
+        def _processes(tmp_path: Path) -> Iterator[Processes]:
+            yield from processes_of_test(tmp_path)
+    """
+    started = Processes(directory)
+    try:
+        yield started
+    finally:
+        started.end_all()
