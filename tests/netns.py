@@ -1,0 +1,540 @@
+"""
+Network namespaces for fault-injection tests: a client namespace and a
+server namespace joined by a veth pair, with private addresses that exist
+only inside them (10.231.N.1/30 on the client side, 10.231.N.2/30 on the
+server side).  Nothing is added to the machine's own network namespace: the
+veth ends are created directly inside the namespaces.
+
+    with NetPair.create() as net:
+        server = start_nginx_at(tmp / "nginx", net.server_addr, 8080, netns=net.server)
+        watch = subprocess.Popen(net.client.argv("clp_httpmon", "w1", "-s", net.server_addr, ...))
+        net.server.run("iptables", "-A", "INPUT", "-p", "tcp", "--dport", "8080", "-j", "DROP")
+        net.flap(0.5)                           # link down, wait, link up
+
+Every process started in a namespace must be ended by the test; L{NetPair.destroy}
+(also run at interpreter exit for pairs still alive) ends whatever is left in
+the two namespaces -- by construction only processes this module's user
+started there -- and deletes them.
+
+Also here: servers at a chosen address and port, optionally inside a
+namespace (L{start_nginx_at}, L{start_aiosmtpd_at}), so that a test can
+restart one on the same port or run it behind the veth.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import itertools
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tests.servers import START_TIMEOUT, Aiosmtpd, Nginx, ServerUnavailable
+from tests.watchproc import WatchProcess, command, message
+
+__all__ = [
+    "FAST",
+    "TEARDOWN",
+    "NetPair",
+    "Netns",
+    "assert_server_failed",
+    "failure_lines",
+    "netns_unavailable",
+    "no_traceback",
+    "start_aiosmtpd_at",
+    "start_nginx_at",
+    "started",
+    "wait_for_good_probes",
+    "wait_for_port_in",
+    "watch_argv",
+    "watch_status",
+]
+
+IP = shutil.which("ip") or "/usr/sbin/ip"
+_COUNTER = itertools.count(1)
+_ALIVE: list[NetPair] = []
+
+
+def _run(argv: Sequence[str], *, check: bool = True, timeout: float = 10.0, stdin: str = "") -> str:
+    result = subprocess.run(
+        list(argv),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(argv)} failed with {result.returncode}: {result.stderr.strip()}"
+        )
+    return result.stdout
+
+
+_UNAVAILABLE: list[str | None] = []
+
+
+def netns_unavailable() -> str | None:
+    """Why namespaces with veth and firewall rules cannot be made here (None: they can)."""
+    if _UNAVAILABLE:
+        return _UNAVAILABLE[0]
+    reason: str | None = None
+    if os.geteuid() != 0:
+        reason = "network namespaces need root"
+    elif not os.path.exists(IP):
+        reason = "iproute2 (ip) is not installed"
+    else:
+        try:
+            NetPair.create().destroy()
+        except Exception as e:
+            reason = f"cannot create network namespaces with a veth pair: {e}"
+    _UNAVAILABLE.append(reason)
+    return reason
+
+
+class Netns:
+    """One network namespace of ours, by name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def argv(self, *command: str) -> list[str]:
+        """C{command} run inside this namespace (C{ip netns exec} execs it: same PID)."""
+        return [IP, "netns", "exec", self.name, *command]
+
+    def run(self, *command: str, check: bool = True, stdin: str = "") -> str:
+        """Run C{command} inside the namespace to its end; its stdout."""
+        return _run(self.argv(*command), check=check, stdin=stdin)
+
+    def pids(self) -> list[int]:
+        """Processes whose network namespace is this one."""
+        out = _run([IP, "netns", "pids", self.name], check=False)
+        return [int(word) for word in out.split() if word.isdigit()]
+
+    def nft(self, script: str) -> None:
+        """Load an nft script (C{nft -f -}) into this namespace."""
+        self.run("nft", "-f", "-", stdin=script)
+
+    def __repr__(self) -> str:
+        return f"Netns({self.name!r})"
+
+
+class NetPair:
+    """
+    Two namespaces, C{client} and C{server}, and a veth pair between them:
+    C{client_if} (C{client_addr}) in the client namespace, C{server_if}
+    (C{server_addr}) in the server namespace.  Loopback is up in both.
+    """
+
+    client_if = "ismc0"
+    server_if = "isms0"
+
+    def __init__(self, number: int) -> None:
+        tag = f"ismon-{os.getpid()}-{number}"
+        self.client = Netns(f"{tag}-c")
+        self.server = Netns(f"{tag}-s")
+        subnet = number % 64 * 4
+        self.client_addr = f"10.231.{os.getpid() % 250}.{subnet + 1}"
+        self.server_addr = f"10.231.{os.getpid() % 250}.{subnet + 2}"
+        self._created: list[Netns] = []
+
+    @classmethod
+    def create(cls) -> NetPair:
+        pair = cls(next(_COUNTER))
+        _ALIVE.append(pair)
+        try:
+            pair._build()
+        except BaseException:
+            pair.destroy()
+            raise
+        return pair
+
+    def _build(self) -> None:
+        for ns in (self.client, self.server):
+            _run([IP, "netns", "add", ns.name])
+            self._created.append(ns)
+            ns.run(IP, "link", "set", "lo", "up")
+        # Both ends are born inside the namespaces: no name or address ever
+        # appears in the machine's own namespace.
+        _run(
+            [
+                IP,
+                "link",
+                "add",
+                "name",
+                self.client_if,
+                "netns",
+                self.client.name,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                self.server_if,
+                "netns",
+                self.server.name,
+            ]
+        )
+        for ns, ifname, addr in (
+            (self.client, self.client_if, self.client_addr),
+            (self.server, self.server_if, self.server_addr),
+        ):
+            ns.run(IP, "addr", "add", f"{addr}/30", "dev", ifname)
+            ns.run(IP, "link", "set", ifname, "up")
+        # Until the link is up (carrier on both ends) packets would be lost.
+        deadline = time.monotonic() + 5
+        while "LOWER_UP" not in self.client.run(IP, "-o", "link", "show", self.client_if):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the veth pair did not come up")
+            time.sleep(0.02)
+
+    # -- faults -----------------------------------------------------------
+
+    def link(self, up: bool, side: str = "server") -> None:
+        """Set the veth end of C{side} (C{client} or C{server}) up or down."""
+        ns, ifname = (
+            (self.server, self.server_if) if side == "server" else (self.client, self.client_if)
+        )
+        ns.run(IP, "link", "set", ifname, "up" if up else "down")
+
+    def flap(self, seconds: float, side: str = "server") -> None:
+        """Take the link down for C{seconds}, then up again."""
+        self.link(False, side)
+        try:
+            time.sleep(seconds)
+        finally:
+            self.link(True, side)
+
+    # -- teardown ---------------------------------------------------------
+
+    def destroy(self) -> None:
+        """End what still runs in the namespaces (SIGKILL), then delete them."""
+        if self in _ALIVE:
+            _ALIVE.remove(self)
+        for ns in self._created:
+            for pid in ns.pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+                    os.kill(pid, signal.SIGKILL)
+        for ns in self._created:
+            # A namespace lives on while a process holds it; wait for them.
+            deadline = time.monotonic() + 5
+            while ns.pids() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            _run([IP, "netns", "del", ns.name], check=False)
+        self._created = []
+
+    def __enter__(self) -> NetPair:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.destroy()
+
+
+@atexit.register
+def _destroy_leftovers() -> None:
+    for pair in list(_ALIVE):
+        with contextlib.suppress(Exception):
+            pair.destroy()
+
+
+# --------------------------------------------------------------------------
+# Servers at a chosen address
+
+
+def wait_for_port_in(
+    netns: Netns | None,
+    host: str,
+    port: int,
+    timeout: float = START_TIMEOUT,
+    process: subprocess.Popen[bytes] | None = None,
+) -> None:
+    """
+    Wait until something accepts TCP connections on C{host}:C{port} as seen
+    from inside C{netns} (the machine's own namespace for L{None}).
+    """
+    code = (
+        "import socket, sys, time\n"
+        "deadline = time.monotonic() + float(sys.argv[3])\n"
+        "while True:\n"
+        "    try:\n"
+        "        socket.create_connection((sys.argv[1], int(sys.argv[2])), 1).close()\n"
+        "        break\n"
+        "    except OSError:\n"
+        "        if time.monotonic() > deadline:\n"
+        "            sys.exit(1)\n"
+        "        time.sleep(0.02)\n"
+    )
+    argv = [sys.executable, "-c", code, host, str(port), str(timeout)]
+    if netns is not None:
+        argv = netns.argv(*argv)
+    waiter = subprocess.Popen(argv)
+    try:
+        while waiter.poll() is None:
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode} before accepting")
+            time.sleep(0.02)
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+        waiter.wait()
+    if waiter.returncode != 0:
+        raise RuntimeError(f"nothing accepts on {host}:{port} after {timeout} s")
+
+
+def _spawn(
+    argv: list[str], directory: Path, log_name: str, netns: Netns | None
+) -> tuple[subprocess.Popen[bytes], Path]:
+    log = directory / log_name
+    if netns is not None:
+        argv = netns.argv(*argv)
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            argv,
+            cwd=directory,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return process, log
+
+
+_NGINX_CONF = """\
+daemon off;
+master_process on;
+worker_processes 1;
+{user}
+pid {dir}/nginx.pid;
+error_log {dir}/error.log notice;
+events {{ worker_connections 256; }}
+http {{
+    client_body_temp_path {dir}/client_body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    default_type text/plain;
+    keepalive_timeout 5;
+    log_format ismon '$msec $remote_addr $server_port "$request" $status';
+    access_log {dir}/access.log ismon;
+    server {{
+        listen {host}:{port};
+        location = / {{ return 200 "ok\\n"; }}
+        location / {{ return 404; }}
+    }}
+}}
+"""
+
+
+def start_nginx_at(
+    directory: Path | str, host: str, port: int, *, netns: Netns | None = None
+) -> Nginx:
+    """
+    nginx on C{host}:C{port} (inside C{netns} if given), answering C{/}
+    with 200.  Its access log lines start with the Unix time of the request
+    (C{$msec}), then C{ADDRESS PORT "REQUEST" STATUS}.  Calling it again
+    with the same C{directory} restarts a server on the same port; the
+    access log is appended to.
+    """
+    binary = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
+    )
+    if binary is None:
+        raise ServerUnavailable("nginx is not installed (apt-get install nginx-light)")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    conf = directory / "nginx.conf"
+    conf.write_text(
+        _NGINX_CONF.format(
+            dir=directory,
+            user="user root;" if os.geteuid() == 0 else "",
+            host=host,
+            port=port,
+        )
+    )
+    process, log = _spawn(
+        [binary, "-p", f"{directory}/", "-c", str(conf), "-e", str(directory / "error.log")],
+        directory,
+        "nginx.out",
+        netns,
+    )
+    server = Nginx(
+        process,
+        directory,
+        log,
+        port=port,
+        port_404=port,
+        https_ports={},
+        ipv6=False,
+        certs=None,
+    )
+    server.host = host
+    try:
+        wait_for_port_in(netns, host, port, process=process)
+    except RuntimeError as e:
+        server.stop()
+        error_log = (directory / "error.log").read_text(errors="replace")
+        raise RuntimeError(f"nginx did not start: {e}\n{error_log}") from None
+    return server
+
+
+def start_aiosmtpd_at(
+    directory: Path | str, host: str, port: int, *, netns: Netns | None = None
+) -> Aiosmtpd:
+    """Plain aiosmtpd on C{host}:C{port} (inside C{netns} if given)."""
+    try:
+        import aiosmtpd  # noqa: F401
+    except ImportError:
+        raise ServerUnavailable("aiosmtpd is not installed (pip install aiosmtpd)") from None
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    process, log = _spawn(
+        [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"{host}:{port}"],
+        directory,
+        "aiosmtpd.out",
+        netns,
+    )
+    server = Aiosmtpd(process, directory, log, port=port, mode="plain", certs=None)
+    server.host = host
+    try:
+        wait_for_port_in(netns, host, port, process=process)
+    except RuntimeError as e:
+        output = server.output()
+        server.stop()
+        raise RuntimeError(f"aiosmtpd did not start: {e}\n{output}") from None
+    return server
+
+
+# --------------------------------------------------------------------------
+# Watches under faults (shared by tests/test_faults_*.py)
+
+#: A stall is detected within 1 + 2 * 1 + 1 = 4 s.
+FAST = ["-i", "1", "-c", "2", "-r", "1"]
+#: What a watch may need beyond its bound to end: process teardown.
+TEARDOWN = 0.5
+
+
+def watch_argv(
+    cmd: str,
+    watch_id: str,
+    host: str,
+    port: int,
+    state: Path,
+    *extra: str,
+    timing: Sequence[str] = FAST,
+    netns: Netns | None = None,
+) -> list[str]:
+    """The command line of a watch (run inside C{netns} when given)."""
+    argv = [
+        *command(cmd),
+        watch_id,
+        "-s",
+        host,
+        "-n",
+        str(port),
+        *timing,
+        "--state-dir",
+        str(state),
+        "--syslog-socket",
+        "none",
+        *extra,
+    ]
+    return netns.argv(*argv) if netns is not None else argv
+
+
+def watch_status(watch_id: str, state: Path) -> dict[str, Any]:
+    """C{ismon status ID --json} (from the machine's own namespace)."""
+    result = subprocess.run(
+        [*command("ismon"), "status", watch_id, "--json", "--state-dir", str(state)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    answer: dict[str, Any] = json.loads(result.stdout)
+    return answer
+
+
+def wait_for_good_probes(
+    watch_id: str, state: Path, count: int, timeout: float = 10.0
+) -> dict[str, Any]:
+    """Wait until the watch has made C{count} probes (or more), the last one good."""
+    deadline = time.monotonic() + timeout
+    while True:
+        current = watch_status(watch_id, state)
+        last = current.get("last_probe") or {}
+        if current["probes"] >= count and last.get("ok"):
+            return current
+        assert time.monotonic() < deadline, f"no {count} good probes: {current}"
+        time.sleep(0.1)
+
+
+def started(watch: WatchProcess, cmd: str, watch_id: str, timeout: float = 10.0) -> float:
+    """Wait for message 1 (started watching); return the printed detection bound."""
+    watch.wait_for(re.escape(message(1, cmd, watch_id)) + "$", timeout)
+    return watch.detection_bound()
+
+
+def no_traceback(*texts: str) -> None:
+    for text in texts:
+        assert "Traceback" not in text, text
+
+
+def failure_lines(output: str) -> list[str]:
+    """The failure messages of the watch's log (warn/error), without the 96 lines."""
+    return [
+        line
+        for line in output.splitlines()
+        if ("#warn] " in line or "#error] " in line)
+        and "[ID:" in line
+        and "will retry watching" not in line
+        and "cannot reach syslog" not in line
+    ]
+
+
+def assert_server_failed(
+    watch: WatchProcess,
+    cmd: str,
+    watch_id: str,
+    *,
+    fault_at: float,
+    bound: float,
+    number: int,
+    nn: int,
+    retries: int = 2,
+) -> float:
+    """
+    The watch ends with exit 1 within C{bound} (+ L{TEARDOWN}) of
+    C{fault_at} (a C{time.monotonic()}), its last C{retries + 1} failures
+    are message C{number} with C{nn} (warnings, the last an error), then
+    message 6.  Returns the seconds from the fault to the exit.
+    """
+    code = watch.wait(bound + 10)
+    elapsed = time.monotonic() - fault_at
+    output = watch.output()
+    assert code == 1, output
+    assert elapsed <= bound + TEARDOWN, (
+        f"exit {elapsed:.2f}s after the fault, bound {bound}s\n{output}"
+    )
+    expected = message(number, cmd, watch_id, nn=nn)
+    failures = failure_lines(output)
+    assert len(failures) >= retries + 1, output
+    last = failures[-(retries + 1) :]
+    assert all(line.endswith(expected) for line in last), f"expected {expected!r}:\n{output}"
+    assert all("#warn] " in line for line in last[:-1]), output
+    assert "#error] " in last[-1], output
+    tagged = [line for line in output.splitlines() if "[ID:" in line]
+    assert tagged[-1].endswith(message(6, cmd, watch_id)), output
+    assert tagged[-2] == last[-1], output
+    no_traceback(output)
+    return elapsed
