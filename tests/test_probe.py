@@ -524,6 +524,12 @@ class ConnectFailureTests(SynchronousTestCase):
             (neterror.TCPTimedOutError(), MessageId.CONNECT_ERROR, errno.ETIMEDOUT),
             (neterror.TimeoutError(), MessageId.CONNECT_ERROR, errno.ETIMEDOUT),
             (neterror.NoRouteError(), MessageId.CONNECT_ERROR, errno.EHOSTUNREACH),
+            # Twisted raises NoRouteError for ENETUNREACH too: keep the errno.
+            (
+                neterror.NoRouteError(osError=errno.ENETUNREACH),
+                MessageId.CONNECT_ERROR,
+                errno.ENETUNREACH,
+            ),
             (
                 neterror.ConnectError(osError=errno.ENETUNREACH),
                 MessageId.CONNECT_ERROR,
