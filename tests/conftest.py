@@ -163,3 +163,20 @@ def fresh_servers(
     servers = FreshServers(tmp_path_factory, certs)
     yield servers
     servers.stop_all()
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """
+    Run the trial test cases first.  Trial spins the global reactor itself
+    for each test, which it cannot do once pytest-twisted runs the reactor
+    in its greenlet (from the first plain pytest test on).
+    """
+    from twisted.trial.unittest import SynchronousTestCase
+
+    def is_trial(item: pytest.Item) -> bool:
+        cls = getattr(item, "cls", None)
+        return cls is not None and issubclass(cls, SynchronousTestCase)
+
+    items.sort(key=lambda item: 0 if is_trial(item) else 1)
