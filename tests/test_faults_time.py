@@ -56,6 +56,8 @@ pytestmark = pytest.mark.integration
 LOOPBACK = "127.0.0.1"
 # How far a probe may land from its grid point, as seen by the server.
 JITTER = 0.15
+# A single probe held up by a busy machine; far from a whole interval.
+LATE = 0.4
 
 
 def _libfaketime() -> str | None:
@@ -162,10 +164,16 @@ def probe_times(nginx: Nginx) -> list[float]:
 
 
 def assert_on_grid(times: list[float], interval: float = 1.0) -> None:
-    """Consecutive probes C{interval} apart (within L{JITTER}), no drift."""
+    """
+    Every probe on the grid of the first (a wall-clock step shows as a
+    missing or extra probe, a whole interval off), no drift.  One probe may
+    start late on a loaded machine; the grid itself must not move.
+    """
     gaps = [round(b - a, 3) for a, b in itertools.pairwise(times)]
     assert gaps, times
-    assert all(abs(gap - interval) <= JITTER for gap in gaps), gaps
+    late = [round(t - (times[0] + k * interval), 3) for k, t in enumerate(times)]
+    assert all(-JITTER <= d <= LATE for d in late), (late, gaps)
+    assert sorted(late)[len(late) // 2] <= JITTER, (late, gaps)
     # No drift: the k-th probe is k intervals after the first.
     span = times[-1] - times[0]
     assert abs(span - interval * len(gaps)) <= JITTER, (span, gaps)
