@@ -157,6 +157,10 @@ def _run(coroutine: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
     """Run one coroutine on the reactor and return its result."""
     from twisted.internet import reactor
 
+    from ismon.service import use_monotonic_clock
+
+    # Waits and AMP timeouts must not stretch when the wall clock steps back.
+    use_monotonic_clock(reactor)
     outcome: list[int] = []
 
     def go() -> None:
@@ -190,13 +194,9 @@ def control_command(action: Action | None, config: WatchConfig, *, as_json: bool
 
     try:
         folder = state.StateDir.open(config.state_dir or state.default_state_dir(), create=False)
-    except FileNotFoundError:
-        folder = None
+        pid = state.running_pid(folder, config.watch_id)
     except OSError as e:
-        sys.stderr.write(f"{say(MessageId.SYSTEM_ERROR)} {e}\n")
-        return ExitStatus.SYSTEM_ERROR
-
-    pid = state.running_pid(folder, config.watch_id) if folder is not None else None
+        return _system_error(config.command, config.watch_id, "state", e)
 
     if action is Action.DISP:
         if pid is None:
@@ -205,21 +205,21 @@ def control_command(action: Action | None, config: WatchConfig, *, as_json: bool
         print(pid)
         return ExitStatus.STOPPED
     if action is Action.DEL:
-        if folder is None:
-            return ExitStatus.STOPPED
         try:
             removed = state.remove_leftovers(folder, config.watch_id)
         except state.AlreadyRunning:
             sys.stderr.write(f"{say(MessageId.ID_IN_USE)} (--del refused: PID {pid} is alive)\n")
             return ExitStatus.ID_IN_USE
+        except OSError as e:
+            return _system_error(config.command, config.watch_id, "del", e)
         for path in removed:
             print(f"removed {path}")
         return ExitStatus.STOPPED
     if action is Action.STOP:
-        if pid is None or folder is None:
+        if pid is None:
             return ExitStatus.STOPPED
         return _run(lambda reactor: _stop(reactor, folder, config, say))
-    if pid is None or folder is None:
+    if pid is None:
         if as_json:
             print(json.dumps({"watch_id": config.watch_id, "state": "not running"}))
         sys.stderr.write(f"{config.command}: watch {config.watch_id} is not running\n")
@@ -395,6 +395,19 @@ def _main(argv: list[str]) -> int:
     return control_command(action, parsed, as_json=options["json"])
 
 
+def _system_error(command: str, watch_id: str, function: str, error: OSError) -> int:
+    """Message 42 with the failing step and errno, the reason after it."""
+    text = render(
+        MessageId.SYSTEM_ERROR,
+        command=command,
+        watch_id=watch_id,
+        function=function,
+        number=error.errno or 0,
+    )
+    sys.stderr.write(f"{text} {error.strerror or error}\n")
+    return ExitStatus.SYSTEM_ERROR
+
+
 def _status_all(options: _ControlOptions) -> int:
     from pathlib import Path
 
@@ -405,14 +418,12 @@ def _status_all(options: _ControlOptions) -> int:
             Path(options["state-dir"]) if options["state-dir"] else state.default_state_dir(),
             create=False,
         )
-    except FileNotFoundError:
-        if options["json"]:
-            print("[]")
-        return ExitStatus.STOPPED
+        watches = [(w, state.running_pid(folder, w)) for w in state.list_watch_ids(folder)]
+    except OSError as e:
+        return _system_error("ismon", "-", "state", e)
     results = []
     code = ExitStatus.STOPPED
-    for watch_id in state.list_watch_ids(folder):
-        pid = state.running_pid(folder, watch_id)
+    for watch_id, pid in watches:
         if options["json"]:
             results.append({"watch_id": watch_id, "pid": pid, "running": pid is not None})
         else:

@@ -71,10 +71,6 @@ class WatchConfig:
     logfile: str | None = None
     json_log: str | None = None
 
-    @property
-    def protocol_name(self) -> str:
-        return self.protocol.upper()
-
 
 def _integer(name: str, text: Any, low: int, high: int) -> int:
     if isinstance(text, int):
@@ -159,6 +155,7 @@ class WatchOptions(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self.watch_id: str | None = None
+        self._leading_id: str | None = None
         self.config: WatchConfig | None = None
 
     def opt_version(self) -> None:
@@ -184,17 +181,19 @@ class WatchOptions(usage.Options):
     def parseOptions(self, options: list[str] | None = None) -> None:
         args = list(options if options is not None else [])
         # getopt stops at the first positional argument, but the 2004 syntax
-        # puts the ID first: move it behind the options.
-        # "--" keeps a trailing option that lacks its value ("w1 -i") from
-        # taking the ID as that value.
+        # puts the ID first: take it, then parse the options after it (so a
+        # trailing option without its value is refused, not fed the ID).
+        self._leading_id = None
         if args and not args[0].startswith("-"):
-            args = [*args[1:], "--", args[0]]
+            self._leading_id, args = args[0], args[1:]
+            self.watch_id = self._leading_id  # named in errors from getopt too
         super().parseOptions(args)
 
     def parseArgs(self, *args: str) -> None:
-        if len(args) > 1:
-            raise ParameterError(f"unexpected arguments: {' '.join(args[1:])}")
-        self.watch_id = args[0] if args else None
+        given = [self._leading_id, *args] if self._leading_id is not None else list(args)
+        if len(given) > 1:
+            raise ParameterError(f"unexpected arguments: {' '.join(given[1:])}")
+        self.watch_id = given[0] if given else None
 
     def postOptions(self) -> None:
         if self.watch_id is None:

@@ -98,6 +98,10 @@ def _getaddrinfo(host: str, port: int) -> list[Address]:
 # name server.
 MAX_PENDING_LOOKUPS = 4
 
+# Seconds a probe that has its verdict waits for the connection to close
+# before it aborts it.
+LINGER = 0.25
+
 
 def _daemon_thread(work: Callable[[], None]) -> None:
     threading.Thread(target=work, name="ismon-resolve", daemon=True).start()
@@ -286,6 +290,7 @@ class ProbeProtocol(Protocol):
     def succeed(self, reply: str = "") -> None:
         self.attempt.decide(ProbeResult(ok=True, latency=self.attempt.elapsed(), reply=reply))
         self.transport.loseConnection()  # type: ignore[union-attr]
+        self.attempt.linger()
 
     def fail(
         self, message: MessageId, *, number: int | None = None, reply: str = "", detail: str = ""
@@ -335,6 +340,7 @@ class _Attempt:
         self._protocol: ProbeProtocol | None = None
         self._connected = False
         self._deadline: IDelayedCall | None = None
+        self._linger_call: IDelayedCall | None = None
         self._done: Deferred[ProbeResult] = Deferred()
         self._address: Address | None = None
         self._cert_days_left: int | None = None
@@ -461,7 +467,25 @@ class _Attempt:
             cert_days_left=self._cert_days_left,
         )
 
+    def linger(self) -> None:
+        """
+        After a polite close, give the peer a moment, then abort.  Over TLS
+        loseConnection waits for the server's close_notify, which a server
+        that keeps the connection open never sends: the verdict must not
+        wait for the deadline (and push the next probe off its slot).
+        """
+        if self._connected and self._linger_call is None:
+            self._linger_call = self._reactor.callLater(LINGER, self._abort_lingering)
+
+    def _abort_lingering(self) -> None:
+        self._linger_call = None
+        if self._connected and self._protocol is not None:
+            self._protocol.transport.abortConnection()  # type: ignore[union-attr]
+
     def disconnected(self) -> None:
+        if self._linger_call is not None and self._linger_call.active():
+            self._linger_call.cancel()
+        self._linger_call = None
         self._connected = False
         self._protocol = None
         self._finish()

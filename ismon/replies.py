@@ -141,6 +141,11 @@ class HttpHeadParser:
                 self._status = parse_status_line(line)
                 continue
             if line in (b"", b"\r"):
+                if 100 <= self._status.code <= 199 and self._status.code != 101:
+                    # An interim answer (103 Early Hints, 100 Continue): the
+                    # final one follows; the 64 KiB cap still covers them all.
+                    self._status = None
+                    continue
                 self.done = True
                 self._buffer = b""
                 return self._status

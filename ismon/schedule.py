@@ -100,8 +100,6 @@ class Schedule:
         self.state = WatchState.IDLE
         self._origin = 0.0
         self._call: IDelayedCall | None = None
-        self._running: Deferred[ProbeResult] | None = None
-        self._running_started = 0.0
         # Bumped on pause/stop so that a probe in flight then is disregarded.
         self._epoch = 0
         self.consecutive_failures = 0
@@ -148,10 +146,6 @@ class Schedule:
         self._cancel()
         self.state = WatchState.STOPPED
 
-    @property
-    def probe_in_flight(self) -> Deferred[ProbeResult] | None:
-        return self._running
-
     # -- machinery ------------------------------------------------------
 
     def _cancel(self) -> None:
@@ -175,7 +169,6 @@ class Schedule:
         epoch = self._epoch
         started = self._clock.seconds()
         self.last_started = started
-        self._running_started = started
         self.probes += 1
         try:
             running = self._probe.probe()
@@ -187,10 +180,8 @@ class Schedule:
                     MessageId.SYSTEM_ERROR, Phase.CONNECT, number=0, detail=f"probe raised {e!r}"
                 )
             )
-        self._running = running
 
         def done(result: ProbeResult) -> None:
-            self._running = None
             if epoch != self._epoch:
                 return
             self._record(result, started)

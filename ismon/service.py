@@ -41,6 +41,9 @@ __all__ = ["ExitStatus", "WatchService", "make_probe", "make_twistd_service", "u
 
 _log = Logger()
 
+# Seconds a finished watch may take to shut down before it exits regardless.
+_EXIT_DEADLINE = 15.0
+
 
 class ExitStatus(IntEnum):
     """The one table of exit codes (README "Exit codes")."""
@@ -109,8 +112,15 @@ class _LoopWatchdog:
         while not self._stop.wait(1.0):
             stalled = time.monotonic() - self._beat
             if stalled > self._limit:
-                self._last_words(stalled)
-                os._exit(ExitStatus.SYSTEM_ERROR)
+                # After the whole process was frozen (SIGSTOP, a paused VM,
+                # a cgroup freeze) this thread may look before the loop has
+                # had its turn: give the loop a few seconds to beat again.
+                if self._stop.wait(3.0):
+                    return
+                stalled = time.monotonic() - self._beat
+                if stalled > self._limit:
+                    self._last_words(stalled)
+                    os._exit(ExitStatus.SYSTEM_ERROR)
 
 
 @implementer(IWatchControl)
@@ -155,6 +165,7 @@ class WatchService(Service):
         self._watching = False
         self._cert_warned_at: float | None = None
         self._ending = False
+        self._closing: Deferred[None] | None = None
         self._recovering = False
         self._notifier = notifier if notifier is not None else SystemdNotifier()
         self._ready = False
@@ -244,7 +255,9 @@ class WatchService(Service):
         """The process is going down (SIGTERM, SIGINT, twistd shutdown)."""
         super().stopService()
         if self._ending:
-            return None
+            # Already winding down (the server failed): let shutdown wait for
+            # it, so the records go and the exit status stands.
+            return self._closing
         self.reporter.emit(MessageId.STOPPING)
         return self._end(ExitStatus.STOPPED, stop_reactor=False)
 
@@ -263,6 +276,12 @@ class WatchService(Service):
             self._heartbeat.stop()
         if self._watchdog is not None:
             self._watchdog.stop()
+        if self._loop_watchdog:
+            # Last resort: should the shutdown itself hang (a stuck thread,
+            # a hung flush), leave anyway with the verdict already reached.
+            last_resort = threading.Timer(_EXIT_DEADLINE, os._exit, [int(code)])
+            last_resort.daemon = True
+            last_resort.start()
         if self._systemd_watchdog is not None and self._systemd_watchdog.running:
             self._systemd_watchdog.stop()
         self._notifier.stopping(f"exit status {int(code)}")
@@ -277,13 +296,21 @@ class WatchService(Service):
         lock, self._lock = self._lock, None
 
         def finish(_: object) -> None:
-            if lock is not None:
-                lock.release()
-            self._stop_observers()
-            if self._on_exit is not None and stop_reactor:
-                self._on_exit(int(code))
+            # Whatever goes wrong while tidying up, the process must still
+            # end: a watch that stops probing but lives on hides the failure.
+            try:
+                if lock is not None:
+                    lock.release()
+            except Exception:
+                _log.failure("Could not remove the records of {watch}", watch=self.name)
+            try:
+                self._stop_observers()
+            finally:
+                if self._on_exit is not None and stop_reactor:
+                    self._on_exit(int(code))
 
         closing.addBoth(finish)
+        self._closing = closing
         return closing
 
     # -- messages -------------------------------------------------------
@@ -335,6 +362,7 @@ class WatchService(Service):
             result.message,
             LogLevel.error if final else LogLevel.warn,
             number=result.number,
+            function="probe",  # only message 42 names a function
             # TLS texts (90, 91) name the reason; the others carry it in 96.
             detail=result.detail if takes_detail(result.message) else "",
             fields=fields,
@@ -460,6 +488,7 @@ class WatchService(Service):
             "consecutive_failures": schedule.consecutive_failures if schedule else 0,
             "probes": schedule.probes if schedule else 0,
             "failures": schedule.failures if schedule else 0,
+            "skipped_ticks": schedule.skipped_ticks if schedule else 0,
             "last_probe": last_probe,
             "interval": timing.interval,
             "timeout": timing.timeout,

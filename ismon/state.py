@@ -180,10 +180,12 @@ class StateDir:
         @raise StateDirError: the folder is unusable or unsafe.
         """
         where = Path(os.path.abspath(path if path is not None else default_state_dir()))
+        created = False
         if create:
             try:
                 where.parent.mkdir(parents=True, exist_ok=True)
                 os.mkdir(where, 0o700)
+                created = True
             except FileExistsError:
                 pass
             except OSError as e:
@@ -209,7 +211,7 @@ class StateDir:
                 e.errno, f"cannot open the state folder {where}: {e.strerror}"
             ) from e
         try:
-            _check_folder(fd, where)
+            _check_folder(fd, where, created=created)
         finally:
             os.close(fd)
         return cls(where)
@@ -245,7 +247,7 @@ class StateDir:
         return hashed
 
 
-def _check_folder(fd: int, where: Path) -> None:
+def _check_folder(fd: int, where: Path, *, created: bool = False) -> None:
     st = os.fstat(fd)
     if not stat.S_ISDIR(st.st_mode):
         raise StateDirError(errno.ENOTDIR, f"the state folder {where} is not a directory")
@@ -263,7 +265,10 @@ def _check_folder(fd: int, where: Path) -> None:
             f"the state folder {where} is writable by group or others (mode {mode:04o});"
             f" refusing to use it: check its content, then chmod 700 {where}",
         )
-    if mode != 0o700:
+    # Only a folder we have just made is set to 0700 (the umask may have
+    # cut it); an existing one is used as it is: `--state-dir /run` must not
+    # change /run for every other daemon.
+    if created and mode != 0o700:
         try:
             os.fchmod(fd, 0o700)
         except OSError as e:

@@ -558,3 +558,37 @@ class SmtpReplyParserTests(SynchronousTestCase):
             [(r.code, list(r.lines)) for r in got],
             [(code, [t.rstrip("\r") for t in lines]) for code, lines in replies],
         )
+
+
+class InterimResponseTests(SynchronousTestCase):
+    """
+    1xx answers other than 101 are interim: the final status follows them.
+    """
+
+    def test_early_hints_then_final(self) -> None:
+        parser = HttpHeadParser()
+        status = parser.feed(
+            b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+            b"HTTP/1.1 500 Internal Server Error\r\nServer: x\r\n\r\n"
+        )
+        assert status is not None
+        self.assertEqual(status.code, 500)
+
+    def test_interim_split_across_chunks(self) -> None:
+        parser = HttpHeadParser()
+        self.assertIsNone(parser.feed(b"HTTP/1.1 100 Continue\r\n\r\n"))
+        self.assertIsNone(parser.feed(b"HTTP/1.1 2"))
+        status = parser.feed(b"00 OK\r\n\r\n")
+        assert status is not None
+        self.assertEqual(status.code, 200)
+
+    def test_endless_interim_answers_are_capped(self) -> None:
+        parser = HttpHeadParser()
+        with self.assertRaises(InvalidResponse):
+            for _ in range(10_000):
+                parser.feed(b"HTTP/1.1 103 Early Hints\r\n\r\n")
+
+    def test_switching_protocols_is_final(self) -> None:
+        status = HttpHeadParser().feed(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+        assert status is not None
+        self.assertEqual(status.code, 101)

@@ -244,13 +244,18 @@ class StateDirOpenTests(TestCase, _TempFolder):
         StateDir.open(where)
         self.assertEqual(self.mode(where), 0o700)
 
-    def test_readable_tightened(self) -> None:
+    def test_existing_readable_left_alone(self) -> None:
+        """
+        An existing folder nobody else can write to is used as it is: even a
+        read-only command must not chmod, say, /run given by mistake.
+        """
         where = self.base / "s"
         where.mkdir()
-        for loose in (0o755, 0o750, 0o711, 0o500, 0o000):
-            os.chmod(where, loose)
+        for mode in (0o755, 0o750, 0o711, 0o500):
+            os.chmod(where, mode)
             StateDir.open(where)
-            self.assertEqual(self.mode(where), 0o700, f"{loose:o}")
+            StateDir.open(where, create=False)
+            self.assertEqual(self.mode(where), mode, f"{mode:o}")
 
     def test_writable_refused(self) -> None:
         where = self.base / "s"
