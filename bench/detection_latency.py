@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import math
 import os
@@ -60,6 +59,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# bench/_common.py: run as python bench/NAME.py, this folder is sys.path[0].
+from _common import (
+    BenchError,
+    Interrupted,
+    catch_signals,
+    console_script,
+    end_process,
+    ignore_signals,
+    percentile,
+    spawn,
+)
 
 _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
@@ -82,68 +93,12 @@ _BOUND_RE = re.compile(r"a stall is detected within ([0-9.]+)s")
 _STARTED = "has started watching"
 
 
-class BenchError(Exception):
-    """Something broke: the figures would be meaningless."""
-
-
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM arrived: clean up and leave."""
-
-
-def _on_signal(signum: int, frame: object) -> None:
-    raise Interrupted(signum)
-
-
 # --------------------------------------------------------------------------
 # Small helpers
 
 
-def console_script(name: str) -> str:
-    """The console script next to this interpreter (not a pyenv shim), else PATH."""
-    here = Path(sys.executable).parent / name
-    if here.exists():
-        return str(here)
-    found = shutil.which(name)
-    if found is None:
-        raise BenchError(f"{name} is not installed (pip install -e . in the checkout)")
-    return found
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when this bench dies (Linux)."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (q in 0..100); NaN when empty."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    low = math.floor(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
 def ms(seconds: float) -> str:
     return "-" if math.isnan(seconds) else f"{seconds * 1000:+.0f}"
-
-
-def end_process(proc: subprocess.Popen[bytes], timeout: float = 3.0) -> None:
-    """SIGCONT, SIGTERM, then SIGKILL after timeout: one process we started, by PID."""
-    if proc.poll() is not None:
-        return
-    for sig in (signal.SIGCONT, signal.SIGTERM):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, sig)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout)
 
 
 def ismon_status(ismon: str, watch_id: str, state_dir: Path) -> dict[str, object]:
@@ -225,7 +180,7 @@ class Trial:
 
     def cleanup(self) -> None:
         if self.watch is not None:
-            end_process(self.watch)
+            end_process(self.watch, 3.0)
         if self.pidfd >= 0:
             os.close(self.pidfd)
             self.pidfd = -1
@@ -286,15 +241,7 @@ class Bench:
         if self.args.breakdown:
             trial.json_log = folder / "watch.jsonl"
             argv += ["--json-log", str(trial.json_log)]
-        with open(trial.log, "wb") as out:
-            trial.watch = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
+        trial.watch = spawn(argv, trial.log)
         trial.pidfd = os.pidfd_open(trial.watch.pid)
 
     def wait_started(self, trial: Trial) -> None:
@@ -519,8 +466,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    catch_signals()
     work = Path(tempfile.mkdtemp(prefix="ismon-detect-"))
     bench: Bench | None = None
     started = time.monotonic()
@@ -564,8 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("detection_latency: interrupted", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        ignore_signals()
         if bench is not None:
             bench.cleanup()
         shutil.rmtree(work, ignore_errors=True)

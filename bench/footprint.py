@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import math
 import os
@@ -76,6 +75,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# bench/_common.py: run as python bench/NAME.py, this folder is sys.path[0].
+from _common import (
+    STAMP_SERVER,
+    BenchError,
+    Interrupted,
+    catch_signals,
+    console_script,
+    die_with_parent,
+    end_process,
+    ignore_signals,
+    percentile,
+)
+
 _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
@@ -89,43 +101,6 @@ CHECK_HTTP = Path(os.environ.get("ISMON_BENCH_PLUGINS", "/usr/lib/nagios/plugins
 TLS_MAP_MARKERS = ("/cryptography/", "_openssl", "/OpenSSL/")
 TLS_MODULES = ("OpenSSL", "cryptography", "service_identity")
 _STARTED = "has started watching"
-
-
-class BenchError(Exception):
-    """Something broke: the figures would be meaningless."""
-
-
-class Interrupted(BaseException):
-    pass
-
-
-def _on_signal(signum: int, frame: object) -> None:
-    raise Interrupted(signum)
-
-
-def _die_with_parent() -> None:
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
-
-
-def console_script(name: str) -> str:
-    here = Path(sys.executable).parent / name
-    if here.exists():
-        return str(here)
-    found = shutil.which(name)
-    if found is None:
-        raise BenchError(f"{name} is not installed (pip install -e . in the checkout)")
-    return found
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    low = math.floor(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
 # --------------------------------------------------------------------------
@@ -196,7 +171,7 @@ class Procs:
                 stdout=out,
                 stderr=err,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
                 env=env,
             )
         finally:
@@ -206,20 +181,7 @@ class Procs:
         self.items.append(proc)
         return proc
 
-    @staticmethod
-    def end(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> int | None:
-        if proc.poll() is not None:
-            return proc.returncode
-        for sig in (signal.SIGCONT, signal.SIGTERM):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, sig)
-        try:
-            return proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout)
-            return None
+    end = staticmethod(end_process)
 
     def end_all(self) -> None:
         for proc in reversed(self.items):
@@ -246,42 +208,6 @@ def count_lines(path: Path) -> int:
     except FileNotFoundError:
         return 0
 
-
-# The stamping server (as in schedule_precision.py): stamps each accepted
-# connection with CLOCK_MONOTONIC, answers 200, closes; bounded by argv[3].
-_STAMP_SERVER = r"""
-import os, socket, sys, time
-port_file, stamp_file, limit = sys.argv[1], sys.argv[2], float(sys.argv[3])
-end = time.monotonic() + limit
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 0))
-s.listen(64)
-s.settimeout(1.0)
-with open(port_file + ".tmp", "w") as f:
-    f.write(str(s.getsockname()[1]))
-os.rename(port_file + ".tmp", port_file)
-out = open(stamp_file, "a", buffering=1)
-answer = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-while time.monotonic() < end:
-    try:
-        c, _ = s.accept()
-    except socket.timeout:
-        continue
-    out.write("%.6f\n" % time.monotonic())
-    c.settimeout(2.0)
-    data = b""
-    try:
-        while b"\r\n\r\n" not in data and len(data) < 8192:
-            chunk = c.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-        c.sendall(answer)
-    except OSError:
-        pass
-    c.close()
-"""
 
 _BLOCK_TLS = "import sys; sys.modules['OpenSSL'] = None; sys.modules['service_identity'] = None\n"
 
@@ -523,7 +449,7 @@ class Bench:
         port_file = self.work / "stamp.port"
         self.stamps = self.work / "stamps"
         self.stamp_server = self.procs.spawn(
-            [sys.executable, "-c", _STAMP_SERVER, str(port_file), str(self.stamps), "1800"],
+            [sys.executable, "-c", STAMP_SERVER, str(port_file), str(self.stamps), "1800"],
             self.work / "stamp.log",
         )
         deadline = time.monotonic() + START_TIMEOUT
@@ -549,16 +475,22 @@ class Bench:
         time.sleep(1.5)  # a probe or two
         f.tls["plain maps"] = proc_maps_markers(self.slow.pid)
         # Which modules the watch really holds: `python -m ismon http` run
-        # through runpy with an atexit hook that lists sys.modules (a module
-        # blocked by the entry point is None there, not loaded).
+        # through runpy, listing sys.modules on the way out (a module blocked
+        # by the entry point is None there, not loaded).  The watch ends with
+        # os._exit, which runs no atexit hook: the wrapper hooks os._exit.
         out = self.work / "modules.out"
         dump = self.work / "modules.json"
         wrapper = (
-            "import atexit, json, runpy, sys\n"
+            "import atexit, json, os, runpy, sys\n"
             "def dump():\n"
             f"    with open({str(dump)!r}, 'w') as f:\n"
             "        json.dump(sorted(k for k, v in sys.modules.items() if v is not None), f)\n"
             "atexit.register(dump)\n"
+            "_exit = os._exit\n"
+            "def _dump_then_exit(code):\n"
+            "    dump()\n"
+            "    _exit(code)\n"
+            "os._exit = _dump_then_exit\n"
             "sys.argv = ['ismon'] + sys.argv[1:]\n"
             "runpy.run_module('ismon', run_name='__main__', alter_sys=True)\n"
         )
@@ -1063,8 +995,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return child_harness(args.port, args.first, args.second, args.state)
     if args.child == "amp":
         return child_amp(args.socket, args.count)
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    catch_signals()
     work = Path(tempfile.mkdtemp(prefix="ismon-footprint-"))
     bench: Bench | None = None
     started = time.monotonic()
@@ -1100,8 +1031,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("footprint: interrupted", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        ignore_signals()
         if bench is not None:
             bench.stop()
         shutil.rmtree(work, ignore_errors=True)

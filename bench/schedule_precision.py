@@ -34,13 +34,9 @@ the watch exited); a missed target prints FAIL and still exits 0.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import itertools
 import math
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -48,110 +44,22 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+# bench/_common.py: run as python bench/NAME.py, this folder is sys.path[0].
+from _common import (
+    STAMP_SERVER,
+    BenchError,
+    Interrupted,
+    catch_signals,
+    console_script,
+    end_process,
+    ignore_signals,
+    percentile,
+    spawn,
+)
+
 TARGET_JITTER_P99 = 0.010  # seconds
 DRIFT_FLOOR = 36.0  # ms per hour (10 ppm)
 START_TIMEOUT = 20.0
-
-# The server: argv = [port-file, stamp-file, deadline-seconds].  Bounded: it
-# exits by itself at the deadline (and on SIGTERM, and when the bench dies).
-_SERVER = r"""
-import socket, sys, time
-port_file, stamp_file, limit = sys.argv[1], sys.argv[2], float(sys.argv[3])
-end = time.monotonic() + limit
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 0))
-s.listen(64)
-s.settimeout(1.0)
-with open(port_file + ".tmp", "w") as f:
-    f.write(str(s.getsockname()[1]))
-import os
-os.rename(port_file + ".tmp", port_file)
-out = open(stamp_file, "a", buffering=1)
-answer = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-while time.monotonic() < end:
-    try:
-        c, _ = s.accept()
-    except socket.timeout:
-        continue
-    t = time.monotonic()
-    out.write("%.6f\n" % t)
-    c.settimeout(2.0)
-    data = b""
-    try:
-        while b"\r\n\r\n" not in data and len(data) < 8192:
-            chunk = c.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-        c.sendall(answer)
-    except OSError:
-        pass
-    c.close()
-"""
-
-
-class BenchError(Exception):
-    """Something broke: the figures would be meaningless."""
-
-
-class Interrupted(BaseException):
-    pass
-
-
-def _on_signal(signum: int, frame: object) -> None:
-    raise Interrupted(signum)
-
-
-def _die_with_parent() -> None:
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
-
-
-def console_script(name: str) -> str:
-    here = Path(sys.executable).parent / name
-    if here.exists():
-        return str(here)
-    found = shutil.which(name)
-    if found is None:
-        raise BenchError(f"{name} is not installed (pip install -e . in the checkout)")
-    return found
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    low = math.floor(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
-def end_process(proc: subprocess.Popen[bytes], timeout: float = 3.0) -> int | None:
-    if proc.poll() is not None:
-        return proc.returncode
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(proc.pid, signal.SIGTERM)
-    try:
-        return proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout)
-        return None
-
-
-def spawn(argv: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "wb") as out:
-        return subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
 
 
 def read_stamps(path: Path) -> list[float]:
@@ -259,8 +167,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    catch_signals()
     work = Path(tempfile.mkdtemp(prefix="ismon-sched-"))
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -270,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port_file = work / "port"
         limit = args.probes * args.interval + 120
         server = spawn(
-            [sys.executable, "-c", _SERVER, str(port_file), str(stamps_file), str(limit)],
+            [sys.executable, "-c", STAMP_SERVER, str(port_file), str(stamps_file), str(limit)],
             work / "server.log",
         )
         procs.append(server)
@@ -328,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 shown = count
                 print(f"  {count} probes", flush=True)
             time.sleep(0.5)
-        code = end_process(watch)
+        code = end_process(watch, 3.0)
         stamps = read_stamps(stamps_file)[: args.probes]
         if args.save:
             Path(args.save).write_text("".join(f"{t:.6f}\n" for t in stamps))
@@ -342,10 +249,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("schedule_precision: interrupted", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        ignore_signals()
         for proc in reversed(procs):
-            end_process(proc)
+            end_process(proc, 3.0)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -33,11 +33,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -46,6 +44,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+# bench/_common.py: run as python bench/NAME.py, this folder is sys.path[0].
+from _common import (
+    BenchError,
+    Interrupted,
+    catch_signals,
+    console_script,
+    end_process,
+    ignore_signals,
+    spawn,
+)
 
 _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
@@ -112,60 +121,6 @@ finally:
 """
 
 
-class BenchError(Exception):
-    pass
-
-
-class Interrupted(BaseException):
-    pass
-
-
-def _on_signal(signum: int, frame: object) -> None:
-    raise Interrupted(signum)
-
-
-def _die_with_parent() -> None:
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
-
-
-def console_script(name: str) -> str:
-    here = Path(sys.executable).parent / name
-    if here.exists():
-        return str(here)
-    found = shutil.which(name)
-    if found is None:
-        raise BenchError(f"{name} is not installed (pip install -e . in the checkout)")
-    return found
-
-
-def spawn(argv: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "wb") as out:
-        return subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-
-
-def end_process(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> int | None:
-    if proc.poll() is not None:
-        return proc.returncode
-    for sig in (signal.SIGCONT, signal.SIGTERM):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, sig)
-    try:
-        return proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout)
-        return None
-
-
 def tail(path: Path, lines: int = 15) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -205,8 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0 < args.minutes <= 24 * 60 or args.watches < 1:
         parser.error("--minutes must be in (0, 1440] and --watches >= 1")
 
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    catch_signals()
     work = Path(tempfile.mkdtemp(prefix="ismon-soak-"))
     state = work / "state"
     state.mkdir(mode=0o700)
@@ -406,8 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("soak: interrupted", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        ignore_signals()
         for proc in load.values():
             end_process(proc)
         for w in watches:

@@ -19,13 +19,12 @@ few lines of straight-line code.  Connections a behaviour cannot finish
 
 The certificates the TLS behaviours need (a test CA and a good certificate
 for C{localhost}/127.0.0.1, plus wrong-hostname, expired and self-signed
-ones) are made here with C{cryptography}; L{make_certs} writes them.
+ones) are those of L{tests.certs}; L{make_certs} writes them.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import select
@@ -60,10 +59,11 @@ def make_certs(directory: Path) -> dict[str, Path]:
     Write C{ca.pem} and, for each of L{CERT_NAMES}, C{NAME.pem} (certificate)
     and C{NAME.key} into C{directory}; reuse them when already there.
 
-    C{good}: signed by the CA, for localhost and 127.0.0.1.  C{wrong_host}:
+    They are those of L{tests.certs.make_test_certs}: C{good} (its C{valid}):
+    signed by the CA, for localhost, 127.0.0.1 and ::1.  C{wrong_host}:
     signed by the CA, for C{wrong.example} only.  C{expired}: signed by the
     CA, for localhost, expired yesterday.  C{self_signed}: for localhost,
-    signed by itself.
+    signed by itself.  (The other files it writes are not used here.)
 
     @return: C{"ca"} and each name mapped to its certificate file.
     """
@@ -72,106 +72,18 @@ def make_certs(directory: Path) -> dict[str, Path]:
     if all(p.exists() for p in paths.values()):
         return paths
 
-    import ipaddress
+    from tests.certs import make_test_certs
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-    day = datetime.timedelta(days=1)
-
-    def key() -> ec.EllipticCurvePrivateKey:
-        return ec.generate_private_key(ec.SECP256R1())
-
-    def name(common: str) -> x509.Name:
-        return x509.Name(
-            [
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "ismon hostile tests"),
-                x509.NameAttribute(NameOID.COMMON_NAME, common),
-            ]
-        )
-
-    def write(stem: str, certificate: x509.Certificate, private: object | None) -> None:
-        (directory / f"{stem}.pem").write_bytes(
-            certificate.public_bytes(serialization.Encoding.PEM)
-        )
-        if private is not None:
-            (directory / f"{stem}.key").write_bytes(
-                private.private_bytes(  # type: ignore[attr-defined]
-                    serialization.Encoding.PEM,
-                    serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption(),
-                )
-            )
-
-    ca_key = key()
-    ca_name = name("ismon hostile test CA")
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - day)
-        .not_valid_after(now + 30 * day)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    write("ca", ca, None)
-
-    def leaf(
-        stem: str,
-        dns: str,
-        *,
-        ip: bool = True,
-        before: datetime.datetime = now - day,
-        after: datetime.datetime = now + 30 * day,
-        self_signed: bool = False,
-    ) -> None:
-        leaf_key = key()
-        names: list[x509.GeneralName] = [x509.DNSName(dns)]
-        if ip:
-            names.append(x509.IPAddress(ipaddress.ip_address(HOST)))
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(name(dns))
-            .issuer_name(name(dns) if self_signed else ca_name)
-            .public_key(leaf_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(before)
-            .not_valid_after(after)
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        )
-        if not self_signed:
-            builder = builder.add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-            )
-        certificate = builder.sign(leaf_key if self_signed else ca_key, hashes.SHA256())
-        write(stem, certificate, leaf_key)
-
-    leaf("good", "localhost")
-    leaf("wrong_host", "wrong.example", ip=False)
-    leaf("expired", "localhost", before=now - 60 * day, after=now - day)
-    leaf("self_signed", "localhost", self_signed=True)
+    certs = make_test_certs(directory)
+    made = {
+        "good": certs.valid,
+        "wrong_host": certs.wrong_host,
+        "expired": certs.expired,
+        "self_signed": certs.self_signed,
+    }
+    for name in CERT_NAMES:
+        made[name].key.replace(directory / f"{name}.key")
+        made[name].cert.replace(paths[name])
     return paths
 
 

@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.servers import START_TIMEOUT, Aiosmtpd, Nginx, ServerUnavailable
+from tests.servers import START_TIMEOUT, Aiosmtpd, Nginx, ServerUnavailable, nginx_conf
 from tests.watchproc import WatchProcess, command, message
 
 __all__ = [
@@ -308,20 +308,7 @@ def _spawn(
     return process, log
 
 
-_NGINX_CONF = """\
-daemon off;
-master_process on;
-worker_processes 1;
-{user}
-pid {dir}/nginx.pid;
-error_log {dir}/error.log notice;
-events {{ worker_connections 256; }}
-http {{
-    client_body_temp_path {dir}/client_body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
+_NGINX_HTTP = """\
     default_type text/plain;
     keepalive_timeout 5;
     log_format ismon '$msec $remote_addr $server_port "$request" $status';
@@ -331,7 +318,6 @@ http {{
         location = / {{ return 200 "ok\\n"; }}
         location / {{ return 404; }}
     }}
-}}
 """
 
 
@@ -353,14 +339,7 @@ def start_nginx_at(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     conf = directory / "nginx.conf"
-    conf.write_text(
-        _NGINX_CONF.format(
-            dir=directory,
-            user="user root;" if os.geteuid() == 0 else "",
-            host=host,
-            port=port,
-        )
-    )
+    conf.write_text(nginx_conf(directory, _NGINX_HTTP.format(dir=directory, host=host, port=port)))
     process, log = _spawn(
         [binary, "-p", f"{directory}/", "-c", str(conf), "-e", str(directory / "error.log")],
         directory,

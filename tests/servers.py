@@ -331,20 +331,53 @@ _NGINX_LOCATIONS = """
         location / {{ return 404; }}
 """
 
-_NGINX_CONF = """\
-daemon off;
+_NGINX_FRAME = """\
+daemon {daemon};
 master_process on;
 worker_processes 1;
 {user}
 pid {dir}/nginx.pid;
 error_log {dir}/error.log notice;
-events {{ worker_connections 256; }}
+events {{ worker_connections {worker_connections}; }}
 http {{
     client_body_temp_path {dir}/client_body;
     proxy_temp_path {dir}/proxy;
     fastcgi_temp_path {dir}/fastcgi;
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
+{http}}}
+"""
+
+
+def nginx_conf(
+    directory: Path,
+    http: str,
+    *,
+    daemon: bool = False,
+    user: str | None = None,
+    worker_connections: int = 256,
+) -> str:
+    """
+    The nginx.conf of a private nginx whose pidfile, error log and temporary
+    folders are in C{directory}: one master, one worker, C{daemon on} or
+    C{off}, and C{http} (whole lines, after the temporary folders) as the
+    rest of its C{http} block.  C{user}: the C{user} line; by default
+    C{user root;} when running as root (nginx would run its workers as
+    "nobody", who cannot enter a 0700 pytest tmp dir; these workers only
+    answer from memory), else none.
+    """
+    if user is None:
+        user = "user root;" if os.geteuid() == 0 else ""
+    return _NGINX_FRAME.format(
+        daemon="on" if daemon else "off",
+        user=user,
+        dir=directory,
+        worker_connections=worker_connections,
+        http=http,
+    )
+
+
+_NGINX_HTTP = """\
     default_type text/plain;
     keepalive_timeout 5;
     log_format ismon '$remote_addr $server_port "$request" $status host="$http_host" ua="$http_user_agent"';
@@ -360,7 +393,6 @@ http {{
         location / {{ return 404; }}
     }}
 {tls_servers}
-}}
 """
 
 _NGINX_TLS_SERVER = """
@@ -471,15 +503,15 @@ def start_nginx(
             key=pair.key,
             locations=_NGINX_LOCATIONS.format(),
         )
-    conf = _NGINX_CONF.format(
-        dir=directory,
-        # As root, nginx would run its workers as "nobody", which cannot
-        # enter a 0700 pytest tmp dir; these workers only answer from memory.
-        user="user root;" if os.geteuid() == 0 else "",
-        listen=listen(port),
-        listen_404=listen(port_404),
-        locations=_NGINX_LOCATIONS.format(),
-        tls_servers=tls_servers,
+    conf = nginx_conf(
+        directory,
+        _NGINX_HTTP.format(
+            dir=directory,
+            listen=listen(port),
+            listen_404=listen(port_404),
+            locations=_NGINX_LOCATIONS.format(),
+            tls_servers=tls_servers,
+        ),
     )
     conf_path = directory / "nginx.conf"
     conf_path.write_text(conf)

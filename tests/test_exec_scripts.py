@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import descendants, free_port, wait_for_port
+from tests.servers import descendants, free_port, nginx_conf, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 EXEC = ROOT / "scripts" / "exec"
@@ -106,26 +106,12 @@ def head_status(port: int) -> int:
 # --------------------------------------------------------------------------
 # Daemons the way a cluster node has them: started by an init script.
 
-_NGINX_CONF = """\
-daemon on;
-master_process on;
-worker_processes 1;
-{user}
-pid {dir}/nginx.pid;
-error_log {dir}/error.log notice;
-events {{ worker_connections 64; }}
-http {{
-    client_body_temp_path {dir}/client_body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
+_NGINX_HTTP = """\
     access_log {dir}/access.log;
     server {{
         listen 127.0.0.1:{port};
         location / {{ return 200 "ok\\n"; }}
     }}
-}}
 """
 
 # An /etc/init.d-style script for a daemon that writes a pidfile.
@@ -226,11 +212,11 @@ def make_nginx(directory: Path) -> InitDaemon:
     daemon = InitDaemon(directory, "nginx")
     conf = directory / "nginx.conf"
     conf.write_text(
-        _NGINX_CONF.format(
-            dir=directory,
-            port=daemon.port,
-            # As root the workers would run as nobody, who cannot enter a 0700 tmp dir.
-            user="user root;" if os.geteuid() == 0 else "",
+        nginx_conf(
+            directory,
+            _NGINX_HTTP.format(dir=directory, port=daemon.port),
+            daemon=True,
+            worker_connections=64,
         )
     )
     daemon.write_init_script(

@@ -54,7 +54,7 @@ from tests.netns import (
     watch_argv,
 )
 from tests.servers import Nginx, ServerProcess, ServerUnavailable, free_port
-from tests.watchproc import Processes, WatchProcess, message
+from tests.watchproc import Processes, WatchProcess, message, processes_of_test
 
 pytestmark = pytest.mark.integration
 
@@ -72,11 +72,7 @@ def _unavailable(reason: str) -> None:
 @pytest.fixture(name="processes")
 def _processes(tmp_path: Path) -> Iterator[Processes]:
     """Processes of this test (watches, commands), ended by PID at teardown."""
-    started_ = Processes(tmp_path)
-    try:
-        yield started_
-    finally:
-        started_.end_all()
+    yield from processes_of_test(tmp_path)
 
 
 @pytest.fixture

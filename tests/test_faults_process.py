@@ -46,7 +46,7 @@ from tests.netns import (
     watch_status,
 )
 from tests.servers import Aiosmtpd, Nginx, ServerProcess, ServerUnavailable, free_port
-from tests.watchproc import Processes, WatchProcess, command, message
+from tests.watchproc import Processes, WatchProcess, command, message, processes_of_test
 
 pytestmark = pytest.mark.integration
 
@@ -57,11 +57,7 @@ KINDS = ["clp_httpmon", "clp_smtpmon"]
 @pytest.fixture(name="processes")
 def _processes(tmp_path: Path) -> Iterator[Processes]:
     """Processes of this test (watches, commands), ended by PID at teardown."""
-    started_ = Processes(tmp_path)
-    try:
-        yield started_
-    finally:
-        started_.end_all()
+    yield from processes_of_test(tmp_path)
 
 
 def _unavailable(reason: str) -> None:

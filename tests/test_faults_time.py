@@ -49,7 +49,7 @@ from tests.netns import (
     watch_status,
 )
 from tests.servers import Nginx, ServerUnavailable, free_port
-from tests.watchproc import Processes, message
+from tests.watchproc import Processes, message, processes_of_test
 
 pytestmark = pytest.mark.integration
 
@@ -131,11 +131,7 @@ def clock(tmp_path: Path) -> Iterator[FakeClock]:
 @pytest.fixture(name="processes")
 def _processes(tmp_path: Path) -> Iterator[Processes]:
     """Processes of this test (watches, commands), ended by PID at teardown."""
-    started_ = Processes(tmp_path)
-    try:
-        yield started_
-    finally:
-        started_.end_all()
+    yield from processes_of_test(tmp_path)
 
 
 @pytest.fixture

@@ -18,13 +18,12 @@ from ismon.http import HttpProbe, HttpRequest, build_request
 from ismon.probe import IProbe, TLSSettings
 from ismon.result import Phase, StatusSet
 from tests.test_probe import (
+    ConnectionFailureTests,
     ProbeCase,
     aborted,
     closed,
     collect,
     connect,
-    never_resolving,
-    refuse,
     reset,
     resolving,
     v4,
@@ -94,7 +93,7 @@ class BuildRequestTests(SynchronousTestCase):
         self.assertEqual(build_request(HttpRequest()).count(b"\r\n\r\n"), 1)
 
 
-class HttpProbeTests(ProbeCase):
+class HttpProbeTests(ConnectionFailureTests, ProbeCase):
     """
     L{HttpProbe} against a scripted server.
     """
@@ -289,40 +288,9 @@ class HttpProbeTests(ProbeCase):
             Phase.RECEIVE,
         )
 
-    # -- connection failures ---------------------------------------------------
+    # -- connection failures: ConnectionFailureTests ----------------------------
 
-    def test_refused(self) -> None:
-        results = self.start()
-        refuse(self.reactor)
-        self.assertFailure_(
-            self.assertOnlyResult(results),
-            MessageId.CONNECT_ERROR,
-            errno.ECONNREFUSED,
-            Phase.CONNECT,
-        )
-
-    def test_cleanCloseBeforeAnyByte(self) -> None:
-        results = self.start()
-        protocol, _ = connect(self.reactor)
-        protocol.connectionLost(closed())
-        self.assertFailure_(self.assertOnlyResult(results), MessageId.RECV_ERROR, 0, Phase.WAIT)
-
-    def test_reset(self) -> None:
-        results = self.start()
-        protocol, _ = connect(self.reactor)
-        protocol.connectionLost(reset())
-        self.assertFailure_(
-            self.assertOnlyResult(results), MessageId.RECV_ERROR, errno.ECONNRESET, Phase.WAIT
-        )
-
-    # -- the deadline ----------------------------------------------------------
-
-    def test_deadlineWhileResolving(self) -> None:
-        resolver = never_resolving()
-        results = self.start(resolver, timeout=10)
-        self.reactor.advance(10)
-        self.assertTrue(resolver.cancelled)
-        self.assertTimedOut(self.assertOnlyResult(results), Phase.RESOLVE)
+    # -- the deadline (also in ConnectionFailureTests) -------------------------
 
     def test_deadlineWhileConnecting(self) -> None:
         results = self.start(timeout=10)
@@ -331,17 +299,6 @@ class HttpProbeTests(ProbeCase):
         self.reactor.advance(0.5)
         self.assertTrue(self.reactor.connectors[0].stoppedConnecting)
         self.assertTimedOut(self.assertOnlyResult(results), Phase.CONNECT)
-
-    def test_deadlineWhileWaiting(self) -> None:
-        """
-        The stalled server of the manual: it accepts, then never answers.
-        """
-        results = self.start(timeout=10)
-        protocol, transport = connect(self.reactor)
-        self.reactor.advance(10)
-        self.assertTrue(transport.aborted)
-        protocol.connectionLost(aborted())
-        self.assertTimedOut(self.assertOnlyResult(results), Phase.WAIT)
 
     def test_deadlineWhileTrickling(self) -> None:
         """

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import descendants, free_port
+from tests.servers import descendants, free_port, nginx_conf
 from tests.test_exec_scripts import _alive, _kill, console_script, nginx_binary, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -72,26 +72,12 @@ nodelist {{
 }}
 """
 
-_NGINX_CONF = """\
-daemon on;
-master_process on;
-worker_processes 1;
-user root;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log notice;
-events {{ worker_connections 64; }}
-http {{
-    client_body_temp_path {dir}/client_body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
+_NGINX_HTTP = """\
     access_log {dir}/access.log;
     server {{
         listen 127.0.0.1:{port};
         location / {{ return 200 "ok\\n"; }}
     }}
-}}
 """
 
 _GROUP = """\
@@ -427,7 +413,15 @@ class WebSite:
         directory.mkdir()
         self.port = free_port()
         self.conf = directory / "nginx.conf"
-        self.conf.write_text(_NGINX_CONF.format(dir=directory, port=self.port))
+        self.conf.write_text(
+            nginx_conf(
+                directory,
+                _NGINX_HTTP.format(dir=directory, port=self.port),
+                daemon=True,
+                user="user root;",
+                worker_connections=64,
+            )
+        )
         self.pidfile = directory / "nginx.pid"
         self.state_dir = directory.parent / "state"
         self._stalled: list[int] = []

@@ -183,6 +183,71 @@ class ProbeCase(SynchronousTestCase):
         self.assertFailure_(result, MessageId.SELECT_ERROR, errno.ETIMEDOUT, phase)
 
 
+class ConnectionFailureTests:
+    """
+    What every protocol's probe does when the connection fails, or the
+    deadline passes, before the server has sent a byte (an HTTP status
+    line, an SMTP greeting).  Mixed into a protocol's L{ProbeCase} (before
+    it), whose C{start(resolver=None, **request)} starts one probe on
+    C{self.reactor} and returns the list its result arrives in.
+    """
+
+    reactor: MemoryReactorClock
+    assertTrue: Any
+    assertFailure_: Any
+    assertTimedOut: Any
+    assertOnlyResult: Any
+
+    def start(self, resolver: Any = None, **request: Any) -> list[Any]:
+        raise NotImplementedError()
+
+    # -- connection failures ---------------------------------------------------
+
+    def test_refused(self) -> None:
+        results = self.start()
+        refuse(self.reactor)
+        self.assertFailure_(
+            self.assertOnlyResult(results),
+            MessageId.CONNECT_ERROR,
+            errno.ECONNREFUSED,
+            Phase.CONNECT,
+        )
+
+    def test_cleanCloseBeforeAnyByte(self) -> None:
+        results = self.start()
+        protocol, _ = connect(self.reactor)
+        protocol.connectionLost(closed())
+        self.assertFailure_(self.assertOnlyResult(results), MessageId.RECV_ERROR, 0, Phase.WAIT)
+
+    def test_reset(self) -> None:
+        results = self.start()
+        protocol, _ = connect(self.reactor)
+        protocol.connectionLost(reset())
+        self.assertFailure_(
+            self.assertOnlyResult(results), MessageId.RECV_ERROR, errno.ECONNRESET, Phase.WAIT
+        )
+
+    # -- the deadline ----------------------------------------------------------
+
+    def test_deadlineWhileResolving(self) -> None:
+        resolver = never_resolving()
+        results = self.start(resolver, timeout=10)
+        self.reactor.advance(10)
+        self.assertTrue(resolver.cancelled)
+        self.assertTimedOut(self.assertOnlyResult(results), Phase.RESOLVE)
+
+    def test_deadlineWhileWaiting(self) -> None:
+        """
+        The stalled server of the manual: it accepts, then never answers.
+        """
+        results = self.start(timeout=10)
+        protocol, transport = connect(self.reactor)
+        self.reactor.advance(10)
+        self.assertTrue(transport.aborted)
+        protocol.connectionLost(aborted())
+        self.assertTimedOut(self.assertOnlyResult(results), Phase.WAIT)
+
+
 # ---------------------------------------------------------------------------
 # A minimal conversation to test run_probe by itself.
 

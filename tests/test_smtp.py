@@ -6,7 +6,6 @@ and the SMTP probe's verdicts (SPEC §3, SMTP), on a L{MemoryReactorClock}.
 
 from __future__ import annotations
 
-import errno
 from typing import Any
 
 from twisted.internet.testing import MemoryReactorClock
@@ -17,21 +16,19 @@ from ismon.probe import IProbe, TLSSettings
 from ismon.result import Phase
 from ismon.smtp import SmtpProbe, SmtpRequest, _local_name
 from tests.test_probe import (
+    ConnectionFailureTests,
     ProbeCase,
     TLSRecordingTransport,
     aborted,
     closed,
     collect,
     connect,
-    never_resolving,
-    refuse,
-    reset,
     resolving,
     v4,
 )
 
 
-class SmtpProbeTests(ProbeCase):
+class SmtpProbeTests(ConnectionFailureTests, ProbeCase):
     """
     L{SmtpProbe} against a scripted server.
     """
@@ -190,31 +187,7 @@ class SmtpProbeTests(ProbeCase):
             self.assertOnlyResult(results), MessageId.INVALID_STATUS, 0, Phase.PARSE
         )
 
-    # -- connection failures ---------------------------------------------------
-
-    def test_refused(self) -> None:
-        results = self.start()
-        refuse(self.reactor)
-        self.assertFailure_(
-            self.assertOnlyResult(results),
-            MessageId.CONNECT_ERROR,
-            errno.ECONNREFUSED,
-            Phase.CONNECT,
-        )
-
-    def test_cleanCloseBeforeGreeting(self) -> None:
-        results = self.start()
-        protocol, _ = connect(self.reactor)
-        protocol.connectionLost(closed())
-        self.assertFailure_(self.assertOnlyResult(results), MessageId.RECV_ERROR, 0, Phase.WAIT)
-
-    def test_resetBeforeGreeting(self) -> None:
-        results = self.start()
-        protocol, _ = connect(self.reactor)
-        protocol.connectionLost(reset())
-        self.assertFailure_(
-            self.assertOnlyResult(results), MessageId.RECV_ERROR, errno.ECONNRESET, Phase.WAIT
-        )
+    # -- connection failures (and more in ConnectionFailureTests) --------------
 
     def test_closeAfterGreetingKeepsIt(self) -> None:
         """
@@ -236,28 +209,13 @@ class SmtpProbeTests(ProbeCase):
         protocol.connectionLost(closed())
         self.assertFailure_(self.assertOnlyResult(results), MessageId.RECV_ERROR, 0, Phase.RECEIVE)
 
-    # -- the deadline ----------------------------------------------------------
-
-    def test_deadlineWhileResolving(self) -> None:
-        resolver = never_resolving()
-        results = self.start(resolver, timeout=10)
-        self.reactor.advance(10)
-        self.assertTrue(resolver.cancelled)
-        self.assertTimedOut(self.assertOnlyResult(results), Phase.RESOLVE)
+    # -- the deadline (also in ConnectionFailureTests) -------------------------
 
     def test_deadlineWhileConnecting(self) -> None:
         results = self.start(timeout=10)
         self.reactor.advance(10)
         self.assertTrue(self.reactor.connectors[0].stoppedConnecting)
         self.assertTimedOut(self.assertOnlyResult(results), Phase.CONNECT)
-
-    def test_deadlineWaitingForGreeting(self) -> None:
-        results = self.start(timeout=10)
-        protocol, transport = connect(self.reactor)
-        self.reactor.advance(10)
-        self.assertTrue(transport.aborted)
-        protocol.connectionLost(aborted())
-        self.assertTimedOut(self.assertOnlyResult(results), Phase.WAIT)
 
     def test_deadlineWaitingForNoopReply(self) -> None:
         """
