@@ -361,19 +361,12 @@ class _Attempt:
         self._pending = None
         if self.decided:
             return
-        if isinstance(reason.value, ResolveError):
-            code = reason.value.code
-            self.decide(
-                ProbeResult.failure(
-                    MessageId.RESOLVE_ERROR, Phase.RESOLVE, number=code, detail=str(reason.value)
-                )
+        code = reason.value.code if isinstance(reason.value, ResolveError) else 0
+        self.decide(
+            ProbeResult.failure(
+                MessageId.RESOLVE_ERROR, Phase.RESOLVE, number=code, detail=str(reason.value)
             )
-        else:
-            self.decide(
-                ProbeResult.failure(
-                    MessageId.RESOLVE_ERROR, Phase.RESOLVE, number=0, detail=str(reason.value)
-                )
-            )
+        )
         self._finish()
 
     def _resolved(self, addresses: Sequence[Address]) -> None:
@@ -501,15 +494,18 @@ class _Attempt:
         else:
             self._finish()
 
+    def cancel_deadline(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+
     def _finish(self) -> None:
         """Fire the result once a verdict exists and nothing is left open."""
         if not self.decided or self._connected or self._pending is not None:
             return
         if self._done.called:
             return
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
-        self._deadline = None
+        self.cancel_deadline()
         assert self._result is not None
         self._done.callback(self._result)
 
@@ -538,9 +534,7 @@ def run_probe(
         return attempt.run()
     except Exception as e:  # a programming error must not kill the schedule
         # Leave no timer behind (IProbe): run() may have armed the deadline.
-        if attempt._deadline is not None and attempt._deadline.active():
-            attempt._deadline.cancel()
-        attempt._deadline = None
+        attempt.cancel_deadline()
         return succeed(
             ProbeResult.failure(
                 MessageId.SYSTEM_ERROR, Phase.CONNECT, number=0, detail=repr(e)[:200]
