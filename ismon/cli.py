@@ -113,15 +113,9 @@ def run_watch(config: WatchConfig) -> int:
         try:
             logfile = open(config.logfile, "a", encoding="utf-8")
         except OSError as e:
-            text = render(
-                MessageId.SYSTEM_ERROR,
-                command=config.command,
-                watch_id=config.watch_id,
-                function="open",
-                number=e.errno or 0,
+            return _system_error(
+                config.command, config.watch_id, "open", e, what=f"--logfile {config.logfile}: "
             )
-            sys.stderr.write(f"{text} --logfile {config.logfile}: {e.strerror}\n")
-            return ExitStatus.SYSTEM_ERROR
         observers.append(
             FilteringLogObserver(
                 textFileLogObserver(logfile),
@@ -224,7 +218,7 @@ def control_command(action: Action | None, config: WatchConfig, *, as_json: bool
             print(json.dumps({"watch_id": config.watch_id, "state": "not running"}))
         sys.stderr.write(f"{config.command}: watch {config.watch_id} is not running\n")
         return ExitStatus.NOT_RUNNING
-    return _run(lambda reactor: _ask(reactor, folder, config, action, as_json, say))
+    return _run(lambda reactor: _ask(reactor, folder, config, action, as_json))
 
 
 async def _stop(
@@ -255,7 +249,6 @@ async def _ask(
     config: WatchConfig,
     action: Action | None,
     as_json: bool,
-    say: Callable[[MessageId], str],
 ) -> int:
     from ismon import control
 
@@ -395,7 +388,9 @@ def _main(argv: list[str]) -> int:
     return control_command(action, parsed, as_json=options["json"])
 
 
-def _system_error(command: str, watch_id: str, function: str, error: OSError) -> int:
+def _system_error(
+    command: str, watch_id: str, function: str, error: OSError, *, what: str = ""
+) -> int:
     """Message 42 with the failing step and errno, the reason after it."""
     text = render(
         MessageId.SYSTEM_ERROR,
@@ -404,7 +399,7 @@ def _system_error(command: str, watch_id: str, function: str, error: OSError) ->
         function=function,
         number=error.errno or 0,
     )
-    sys.stderr.write(f"{text} {error.strerror or error}\n")
+    sys.stderr.write(f"{text} {what}{error.strerror or error}\n")
     return ExitStatus.SYSTEM_ERROR
 
 

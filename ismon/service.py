@@ -63,9 +63,8 @@ def use_monotonic_clock(reactor: Any) -> None:
     """
     Make the reactor's timers run on the monotonic clock, so that stepping
     the wall clock neither delays nor hastens a probe.  Twisted has no
-    monotonic IReactorTime (ticket #2424); replacing C{seconds} works only
-    before anything is scheduled, since calls already queued hold wall-clock
-    times.
+    monotonic IReactorTime (ticket #2424), so C{seconds} is replaced; calls
+    queued before the switch are re-based onto the monotonic clock.
     """
     if getattr(reactor, "seconds", None) is time.monotonic:
         return
