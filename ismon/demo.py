@@ -12,6 +12,7 @@ C{python -m ismon.demo serve PORT_HTTP PORT_SMTP} runs only the server.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import signal
@@ -71,9 +72,13 @@ def _free_port() -> int:
         return port
 
 
-def _wait_port(port: int, limit: float = 10) -> None:
+def _wait_port(server: subprocess.Popen[bytes], port: int, limit: float = 10) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
+        # A server that died (e.g. Twisted missing) is reported at once, not
+        # after the whole wait.
+        if server.poll() is not None:
+            raise SystemExit(f"demo server exited with code {server.returncode} (see above)")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
             return
@@ -105,6 +110,15 @@ def _ismon(state_dir: str, *args: str) -> int:
 
 
 def main() -> int:
+    try:
+        importlib.import_module("twisted.internet")
+    except ImportError:
+        # From a checkout root, "import twisted" alone succeeds: it finds the
+        # checkout's twisted/plugins folder.
+        raise SystemExit(
+            f"ismon.demo: Twisted is not installed for {sys.executable}; "
+            "run bash scripts/demo.sh, which installs it"
+        ) from None
     http_port, smtp_port = _free_port(), _free_port()
     state_dir = tempfile.mkdtemp(prefix="ismon-demo-")
     _say(f"starting the demo server: HTTP on 127.0.0.1:{http_port}, SMTP on :{smtp_port}")
@@ -113,8 +127,8 @@ def main() -> int:
     )
     watches: list[tuple[str, subprocess.Popen[bytes], threading.Thread]] = []
     try:
-        _wait_port(http_port)
-        _wait_port(smtp_port)
+        _wait_port(server, http_port)
+        _wait_port(server, smtp_port)
         common = ["-i", "1", "-c", "2", "-r", "1", "--state-dir", state_dir]
         common += ["--syslog-socket", "none"]
         for name, command in (
@@ -157,7 +171,7 @@ def main() -> int:
             if process.poll() is None:
                 process.terminate()
                 process.wait(timeout=10)
-        os.kill(server.pid, signal.SIGCONT)
+        server.send_signal(signal.SIGCONT)
         server.terminate()
         server.wait(timeout=10)
         shutil.rmtree(state_dir, ignore_errors=True)
