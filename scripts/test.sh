@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Install everything ismon's tests need on a Debian 12 machine, then run the
-# whole suite: ruff, mypy, trial, pytest.  This is what CI runs (.ci/run).
+# whole suite: ruff, mypy, the demo as a newcomer runs it, trial, pytest.
+# This is what CI runs (.ci/run).
 #
 #   bash scripts/test.sh                 # as root on a fresh machine
 #   bash scripts/test.sh -k http -x      # extra arguments go to pytest
+#   ISMON_SKIP_INSTALL=1 ISMON_ONLY=demo bash scripts/test.sh
 #
 # Environment:
 #   PYTHON=python3           interpreter to install into and test with
 #   ISMON_SKIP_INSTALL=1     skip apt and pip (everything already installed)
+#   ISMON_ONLY=a,b           run only these steps: ruff, mypy, demo, trial,
+#                            pytest (default: all)
 #   ISMON_VENV=DIR           venv used when the interpreter is "externally
 #                            managed" (Debian's own python3); default
 #                            ~/.cache/ismon-venv
@@ -197,6 +201,78 @@ run_pytest() {
     return $rc
 }
 
+# The README's first command, run the way a newcomer runs it: from a clean
+# copy of the tracked tree, with an empty HOME and a python3 that has neither
+# ismon nor Twisted.  It must install what it needs, show both watches
+# exiting with code 1, and on a second run start without installing.
+run_newcomer_demo() {
+    local tmp rc=0 run out started name
+    tmp=$(mktemp -d /tmp/ismon-newcomer.XXXXXX) || return 1
+    mkdir "$tmp/home" "$tmp/ismon"
+    copy_tracked_tree "$tmp/ismon" || rc=$?
+    # Without system site-packages and made from the base interpreter: the
+    # ismon and Twisted this script installed above are not importable here.
+    if [ $rc -eq 0 ]; then
+        "$PYTHON" -m venv --without-pip "$tmp/python" || rc=$?
+    fi
+    if [ $rc -eq 0 ] && (cd / && "$tmp/python/bin/python" -c 'import twisted') 2>/dev/null; then
+        echo "the newcomer's python can import Twisted: not a clean machine"
+        rc=1
+    fi
+    for run in 1 2; do
+        [ $rc -eq 0 ] || break
+        out="$tmp/output$run"
+        started=$(date +%s)
+        (
+            cd "$tmp/ismon" &&
+                env -u PYTHON -u ISMON_VENV -u VIRTUAL_ENV -u PYTHONPATH -u PYTHONHOME \
+                    -u PIP_CACHE_DIR -u XDG_CACHE_HOME HOME="$tmp/home" \
+                    PATH="$tmp/python/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+                    timeout --kill-after=30 600 bash scripts/demo.sh
+        ) </dev/null 2>&1 | tee "$out" || rc=$?
+        echo "---- newcomer demo run $run: exit $rc after $(($(date +%s) - started)) s"
+        [ $rc -ne 124 ] || echo "the demo did not finish within 600 s"
+        for name in web mail; do
+            if ! grep -q "^=== watch $name exited with code 1 " "$out"; then
+                echo "the demo did not show watch $name exiting with code 1"
+                rc=1
+            fi
+        done
+        if [ $run = 1 ] && ! grep -q "^installing ismon and Twisted into " "$out"; then
+            echo "the first run did not install ismon and Twisted (on a clean machine it must)"
+            rc=1
+        elif [ $run = 2 ] && grep -q "^installing ismon" "$out"; then
+            echo "the second run installed again"
+            rc=1
+        fi
+    done
+    rm -rf "$tmp"
+    return $rc
+}
+
+copy_tracked_tree() {
+    if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+        # The working tree's tracked files, edits included; not what pip,
+        # twistd or the tests left behind.
+        git -C "$ROOT" ls-files -z |
+            tar -C "$ROOT" --null --ignore-failed-read -T - -cf - | tar -C "$1" -xf -
+    else
+        tar -C "$ROOT" --exclude=.git --exclude='*.egg-info' --exclude=__pycache__ \
+            --exclude=dropin.cache --exclude=.venv -cf - . | tar -C "$1" -xf -
+    fi
+}
+
+ONLY=${ISMON_ONLY:-}
+for name in ${ONLY//,/ }; do
+    case $name in
+        ruff | mypy | demo | trial | pytest) ;;
+        *) die "ISMON_ONLY: unknown step '$name' (steps: ruff, mypy, demo, trial, pytest)" ;;
+    esac
+done
+wanted() {
+    [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]
+}
+
 START=$(date +%s)
 section "ismon test suite in $ROOT"
 # shellcheck source=/dev/null
@@ -213,11 +289,12 @@ else
 fi
 "$PYTHON" --version
 
-step "ruff check" "$PYTHON" -m ruff check .
-step "ruff format --check" "$PYTHON" -m ruff format --check .
-step "mypy" "$PYTHON" -m mypy
-step "trial" run_trial
-step "pytest" run_pytest "$@"
+wanted ruff && step "ruff check" "$PYTHON" -m ruff check .
+wanted ruff && step "ruff format --check" "$PYTHON" -m ruff format --check .
+wanted mypy && step "mypy" "$PYTHON" -m mypy
+wanted demo && step "demo (as a newcomer)" run_newcomer_demo
+wanted trial && step "trial" run_trial
+wanted pytest && step "pytest" run_pytest "$@"
 
 section "Summary ($(($(date +%s) - START)) s)"
 if [ ${#FAILED[@]} -ne 0 ]; then
