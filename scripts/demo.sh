@@ -34,9 +34,18 @@ apt_install() {
         return 1
     fi
     echo "installing $* with apt-get (needed to make a Python venv) ..."
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null >/dev/null &&
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" \
-            </dev/null >/dev/null
+    local log
+    # --no-upgrade: a package that is already there is left as it is.
+    if ! log=$(
+        export DEBIAN_FRONTEND=noninteractive
+        {
+            apt-get update -qq &&
+                apt-get install -y -qq --no-install-recommends --no-upgrade "$@"
+        } </dev/null 2>&1
+    ); then
+        printf '%s\n' "$log" | tail -n 5 >&2
+        return 1
+    fi
 }
 
 python_version() {
@@ -89,7 +98,7 @@ if ! installed; then
     if ! "$VENV_PYTHON" -m pip --version >/dev/null 2>&1; then
         make_venv
     fi
-    echo "installing ismon and Twisted into $VENV (first run only, about 15 s) ..."
+    echo "installing ismon and Twisted into $VENV (first run only, about 20 s) ..."
     # compat mode: twistd only finds twisted/plugins in a compat editable install.
     "$VENV_PYTHON" -m pip install -q -e "$ROOT" --config-settings editable_mode=compat </dev/null ||
         die "pip could not install ismon into $VENV (see above)"
