@@ -65,6 +65,7 @@ import ismon.cli, ismon.demo
 
 if os.path.realpath(os.path.dirname(os.path.dirname(ismon.__file__))) != root:
     sys.exit("ismon comes from another checkout")
+# A dependency added to pyproject.toml since the venv was made means reinstall.
 with open(os.path.join(root, "pyproject.toml"), "rb") as f:
     for requirement in tomllib.load(f)["project"]["dependencies"]:
         importlib.metadata.distribution(re.match(r"[A-Za-z0-9._-]+", requirement).group())
