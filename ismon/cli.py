@@ -21,6 +21,7 @@ from twisted.python import usage
 
 from ismon import __version__
 from ismon.catalogue import MessageId, render
+from ismon.manual import full_help
 from ismon.options import (
     Action,
     HttpOptions,
@@ -294,23 +295,8 @@ def _format_status(status: dict[str, Any]) -> str:
 
 # -- the ismon command -------------------------------------------------------
 
-_USAGE = f"""\
-ismon {__version__} - Internet server monitor for HA clusters
-
-Usage:
-  ismon http ID [options]          watch an HTTP daemon (same options as clp_httpmon)
-  ismon smtp ID [options]          watch an SMTP daemon (same options as clp_smtpmon)
-  ismon stop ID [-r WAIT]          stop a watch, waiting up to WAIT s (default 10)
-  ismon pause ID | continue ID     suspend / resume probing
-  ismon status [ID] [--json]       state of one watch, or of all watches
-  ismon disp ID                    print the PID of a running watch
-  ismon del ID                     remove leftover records of a stopped watch
-Common: --state-dir DIR (or ISMON_STATE_DIR). `ismon http --help` lists options.
-
-Exit codes: 0 ok / stopped on request; 1 server failed, or not running;
-2 invalid parameter / no ID; 3 ID already in use; 4 system error;
-5 --stop: the watch did not end within the wait.
-"""
+# `ismon --help` and the ismon(8) page come from the same text (ismon.manual).
+_USAGE = full_help("ismon")
 
 
 class _ControlOptions(usage.Options):

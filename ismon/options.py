@@ -70,6 +70,7 @@ class WatchConfig:
     syslog_socket: str | None = "/dev/log"
     logfile: str | None = None
     json_log: str | None = None
+    debug: bool = False
 
 
 def _integer(name: str, text: Any, low: int, high: int) -> int:
@@ -93,19 +94,12 @@ def _text(name: str, text: str, *, allow_space: bool = False) -> str:
     return text
 
 
-_COMMON_HELP = """\
-Probes the server every interval seconds; a failed probe is retried, and when
-`retries` retries in a row have failed the watch logs why and EXITS (code 1),
-so the cluster's PID monitor fails the service over.
-
-Control a running watch with: ID --stop [-r wait] | --pause | --continue |
---disp | --del (or `ismon stop|pause|continue|status|disp|del ID`).
-
-Exit codes: 0 stopped on request; 1 server failed (or: not running, for
---disp/--pause/--continue); 2 invalid parameter / no ID; 3 ID already in use
-(or --del on a live ID); 4 system error; 5 --stop: the watch did not end
-within the wait (message 15).
-"""
+def _columns() -> int:
+    # As Twisted's own getUsage: the terminal width when the shell exports it.
+    try:
+        return max(40, int(os.environ.get("COLUMNS", "80")))
+    except ValueError:
+        return 80
 
 
 class WatchOptions(usage.Options):
@@ -124,6 +118,7 @@ class WatchOptions(usage.Options):
         ["del", None, "Remove leftover records of ID (refused while it runs)."],
         ["tls", None, "Speak TLS from the first byte (HTTPS, SMTPS)."],
         ["insecure", None, "Do not verify the server certificate (logged)."],
+        ["debug", None, "Also log Twisted's own events and each probe's result."],
     ]
     optParameters: ClassVar[list[list[Any]]] = [
         ["server", "s", "localhost", "Server name or address (1-255 bytes)."],
@@ -165,18 +160,16 @@ class WatchOptions(usage.Options):
         print(f"{self.command} (ismon) {__version__}")
         raise SystemExit(0)
 
+    # --help and the man pages are both rendered from ismon.manual.
     def getSynopsis(self) -> str:
-        return (
-            f"Usage: {self.command} ID [-s server] [-n port] [-i interval] [-c retries] "
-            f"[-r timeout]{self._synopsis_extra()} [options]\n"
-            f"       {self.command} ID --stop [-r stop-wait] | --pause | --continue | --disp | --del"
-        )
+        from ismon.manual import MANUALS, synopsis_text
 
-    def _synopsis_extra(self) -> str:
-        return ""
+        return synopsis_text(MANUALS[self.command])
 
     def getUsage(self, width: int | None = None) -> str:
-        return str(super().getUsage(width)) + "\n" + _COMMON_HELP
+        from ismon.manual import MANUALS, help_text
+
+        return "\n" + help_text(MANUALS[self.command], width or _columns())
 
     def parseOptions(self, options: list[str] | None = None) -> None:
         args = list(options if options is not None else [])
@@ -254,6 +247,7 @@ class WatchOptions(usage.Options):
             syslog_socket=syslog,
             logfile=self["logfile"],
             json_log=self["json-log"],
+            debug=bool(self["debug"]),
         )
 
     def _state_dir(self) -> Path | None:
@@ -317,9 +311,6 @@ class HttpOptions(WatchOptions):
             "Acceptable status codes, e.g. 200-399,401 (also judged for '/').",
         ],
     ]
-
-    def _synopsis_extra(self) -> str:
-        return " [-v 1.0|1.1] [-h Request-URI]"
 
     def _request(
         self, server: str, port: int, timeout: int, tls: TLSSettings | None
