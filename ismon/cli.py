@@ -92,23 +92,15 @@ def run_command(options_class: type[WatchOptions], argv: list[str]) -> int:
 def run_watch(config: WatchConfig) -> int:
     """Run the watch until it ends; return its exit status."""
     from twisted.internet import reactor
-    from twisted.logger import (
-        FilteringLogObserver,
-        LogLevel,
-        LogLevelFilterPredicate,
-        globalLogBeginner,
-        textFileLogObserver,
-    )
+    from twisted.logger import FilteringLogObserver, globalLogBeginner, textFileLogObserver
 
+    from ismon.report import CatalogueFilter
     from ismon.service import WatchService, use_monotonic_clock
 
     use_monotonic_clock(reactor)
-    observers: list[Any] = [
-        FilteringLogObserver(
-            textFileLogObserver(sys.stdout),
-            [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)],
-        )
-    ]
+    # The log is the message catalogue; --debug adds Twisted's own events.
+    only = [CatalogueFilter(config.debug)]
+    observers: list[Any] = [FilteringLogObserver(textFileLogObserver(sys.stdout), only)]
     logfile = None
     if config.logfile:
         try:
@@ -117,12 +109,7 @@ def run_watch(config: WatchConfig) -> int:
             return _system_error(
                 config.command, config.watch_id, "open", e, what=f"--logfile {config.logfile}: "
             )
-        observers.append(
-            FilteringLogObserver(
-                textFileLogObserver(logfile),
-                [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)],
-            )
-        )
+        observers.append(FilteringLogObserver(textFileLogObserver(logfile), only))
     globalLogBeginner.beginLoggingTo(observers, redirectStandardIO=False)
 
     def on_exit(code: int) -> None:
