@@ -321,7 +321,7 @@ class WatchOptions(usage.Options):
         if value is None:
             return None
         if not value or "\0" in value:
-            raise ParameterError("--state-dir must be a path, not " + quote(value))
+            raise ParameterError("--state-dir must be a path, not " + quote(value, limit=300))
         return Path(value)
 
     def _uses_tls(self) -> bool:
@@ -345,11 +345,11 @@ class WatchOptions(usage.Options):
             except OSError as e:
                 reason = e.strerror or str(e)
                 raise ParameterError(
-                    f"--ca-file {quote(ca_file)} cannot be read: {reason}"
+                    f"--ca-file {quote(ca_file, limit=300)} cannot be read: {reason}"
                 ) from None
             except Exception:  # no certificate, or one OpenSSL cannot parse
                 raise ParameterError(
-                    f"--ca-file {quote(ca_file)} holds no usable PEM certificate"
+                    f"--ca-file {quote(ca_file, limit=300)} holds no usable PEM certificate"
                 ) from None
         return TLSSettings(servername=servername, ca_file=ca_file, insecure=bool(self["insecure"]))
 
