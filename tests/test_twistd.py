@@ -37,13 +37,14 @@ import pytest
 
 from tests.conftest import FreshServers
 from tests.servers import Nginx
+from tests.test_manual import unformatted
 from tests.watchproc import LOOPBACK, Processes, message, message_ids, processes_of_test
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parent.parent
 # What the wheel is built from (a copy: building writes build/ and *.egg-info).
-SOURCES = ["pyproject.toml", "README.md", "ismon", "twisted/plugins/ismon_plugins.py"]
+SOURCES = ["pyproject.toml", "README.md", "ismon", "man", "twisted/plugins/ismon_plugins.py"]
 
 
 class Venv:
@@ -149,6 +150,25 @@ def test_the_venv_runs_the_wheel_not_the_working_tree(venv: Venv, tmp_path: Path
     assert names == ["ismon-http", "ismon-smtp"]
     for script in ("clp_httpmon", "clp_smtpmon", "ismon"):
         assert (venv.bin / script).read_text().startswith(f"#!{venv.python}")
+
+
+@pytest.mark.skipif(shutil.which("man") is None, reason="man-db is not installed")
+def test_man_finds_the_pages_of_the_installed_wheel(venv: Venv, tmp_path: Path) -> None:
+    """
+    README "Man pages": with only the venv's bin on PATH and no MANPATH,
+    man-db looks in ../share/man beside it, where the wheel put the pages.
+    """
+    env = dict(venv.env(), PATH=f"{venv.bin}{os.pathsep}/usr/bin{os.pathsep}/bin", MANWIDTH="80")
+    env.pop("MANPATH", None)
+    for name in ("clp_httpmon", "clp_smtpmon", "ismon"):
+        where = _run(["man", "-w", name], cwd=tmp_path, env=env, timeout=60)
+        assert where.returncode == 0, where.stderr
+        assert Path(where.stdout.strip()) == venv.path / "share" / "man" / "man8" / f"{name}.8"
+        shown = _run(["man", name], cwd=tmp_path, env=env, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        text = unformatted(shown.stdout)
+        assert text.startswith(f"{name.upper()}(8)"), text[:200]
+        assert f"{name} - " in text
 
 
 def twistd_argv(venv: Venv, pidfile: Path, watch_id: str, port: int, state: Path) -> list[str]:
@@ -273,7 +293,7 @@ def test_twistd_bad_parameter_ends_with_twistd_status_1(
     result = processes.run(argv, env=venv.env())
     assert result.returncode == 1
     both = result.stdout + result.stderr  # twistd prints its usage and the error to stdout
-    assert "-i 0 is out of range 1-10000" in both
+    assert '-i (interval) must be a whole number from 1 to 10000, not "0"' in both
     assert "Traceback" not in both
     assert not pidfile.exists()
     assert not state.exists()
