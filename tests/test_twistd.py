@@ -216,15 +216,18 @@ def test_twistd_watch_stopped_with_ismon_stop_exits_0(
     venv: Venv, nginx: Nginx, processes: Processes, tmp_path: Path
 ) -> None:
     pidfile, state = tmp_path / "twistd.pid", tmp_path / "state"
+    # --debug: twistd's own lines too (README "Messages").
     watch = processes.start(
-        twistd_argv(venv, pidfile, "tw1", nginx.port, state), env=venv.env(), name="twistd"
+        [*twistd_argv(venv, pidfile, "tw1", nginx.port, state), "--debug"],
+        env=venv.env(),
+        name="twistd",
     )
     watch.wait_for(re.escape(message(1, "clp_httpmon", "tw1")) + "$", 20)
     assert pidfile.read_text().strip() == str(watch.pid)
     current = wait_for_probe(venv, processes, "tw1", state)
     assert current["pid"] == watch.pid
     assert current["state"] == "watching"
-    # It is the wheel that runs (twistd logs its interpreter).
+    # It is the wheel that runs (twistd logs its interpreter, with --debug).
     assert str(venv.python) in watch.output()
 
     # A second start of the same ID, also under twistd: refused, exit 3.
@@ -265,6 +268,9 @@ def test_twistd_watch_of_a_stalled_server_exits_1(
     assert not pidfile.exists()
     ids = message_ids(output, "clp_httpmon", "tw2", [1, 2, 3, 6, 74])
     assert ids == [2, 1, 74, 74, 74, 6]
+    # Without --debug, twistd's log is the message catalogue only.
+    strays = [line for line in output.splitlines() if not line.endswith(" [ID:tw2]")]
+    assert strays == [], output
 
 
 def test_twistd_watch_stopped_by_sigterm_ends_by_that_signal(
