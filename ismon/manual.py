@@ -21,7 +21,6 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import attrs
 from twisted.python import usage
@@ -32,10 +31,12 @@ __all__ = [
     "MANUALS",
     "Manual",
     "OptionRow",
+    "full_help",
     "help_text",
     "option_rows",
     "render_roff",
     "synopsis_text",
+    "write_pages",
 ]
 
 
@@ -111,8 +112,8 @@ FILES: tuple[tuple[str, str], ...] = (
 )
 
 _WATCH_DESCRIPTION_END: tuple[str, ...] = (
-    "The command line is that of NEC CLUSTERPRO's {name}: the watch ID comes first, "
-    "-h is the Request-URI (help is --help), and -r is the probe timeout when starting "
+    "The command line is that of NEC CLUSTERPRO's {name}: the watch ID comes first,{h} "
+    "and -r is the probe timeout when starting "
     "and the time to wait for the exit with --stop.  A bad command line is refused "
     "before anything starts, with one line on standard error (message 11, or 13 when "
     "the ID is missing) and exit status 2.",
@@ -147,7 +148,13 @@ def _watch_manual(name: str, protocol: str, extra: str, first: str) -> Manual:
             _CONTROL_SYNOPSIS,
             "--help | --version",
         ),
-        description=(first, *(p.format(name=name) for p in _WATCH_DESCRIPTION_END)),
+        description=(
+            first,
+            *(
+                p.format(name=name, h=" -h is the Request-URI (help is --help)," if extra else "")
+                for p in _WATCH_DESCRIPTION_END
+            ),
+        ),
         examples=(
             (
                 f"Watch the {protocol} daemon on this node, probing every 60 s:",
@@ -192,7 +199,9 @@ SMTP = _watch_manual(
 )
 
 
-def _row(long: str, short: str | None, value: bool, doc: str, default: str | None = None) -> Any:
+def _row(
+    long: str, short: str | None, value: bool, doc: str, default: str | None = None
+) -> OptionRow:
     return OptionRow(long=long, short=short, takes_value=value, doc=doc, default=default)
 
 
@@ -213,6 +222,8 @@ ISMON = Manual(
         "ismon http and ismon smtp take the same options as clp_httpmon(8) and "
         "clp_smtpmon(8); the other commands talk to a running watch through its "
         "control socket in the state folder.",
+        "The same watches run under twistd(1) as twistd -n ismon-http ID [options] and "
+        "twistd -n ismon-smtp ID [options].",
     ),
     commands=(
         ("http ID [options]", "Watch an HTTP daemon (the options of clp_httpmon)."),
@@ -465,7 +476,7 @@ def _see_also(reference: str) -> str:
     return f".BR {name} ({section})"
 
 
-def page_name(manual: Manual) -> str:
+def _page_name(manual: Manual) -> str:
     return f"{manual.name}.8"
 
 
@@ -473,7 +484,7 @@ def write_pages(folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for manual in MANUALS.values():
-        path = folder / page_name(manual)
+        path = folder / _page_name(manual)
         path.write_text(render_roff(manual), encoding="utf-8")
         written.append(path)
     return written

@@ -34,6 +34,7 @@ __all__ = [
     "SmtpOptions",
     "WatchConfig",
     "WatchOptions",
+    "quote",
 ]
 
 

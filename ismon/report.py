@@ -33,7 +33,14 @@ from zope.interface import implementer
 
 from ismon.catalogue import MessageId, fold, render, takes_detail
 
-__all__ = ["CatalogueFilter", "JsonLinesObserver", "Reporter", "SyslogObserver", "shows"]
+__all__ = [
+    "CatalogueFilter",
+    "JsonLinesObserver",
+    "Reporter",
+    "SyslogObserver",
+    "event_line",
+    "shows",
+]
 
 _SEVERITY = {
     LogLevel.debug: 7,
