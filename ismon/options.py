@@ -3,9 +3,9 @@
 The command line of a watch, one parser per protocol, shared by
 C{clp_httpmon}/C{clp_smtpmon}, C{ismon http|smtp} and the twistd plugins.
 
-The 2004 syntax is kept verbatim (SPEC §2): the ID comes first, C{-h} is
-the Request-URI (C{--help} is help), C{-r} is the probe timeout when
-starting and the stop wait with C{--stop}.
+The 2004 syntax is kept verbatim (README "Running a watch"): the ID comes
+first, C{-h} is the Request-URI (C{--help} is help), C{-r} is the probe
+timeout when starting and the stop wait with C{--stop}.
 """
 
 from __future__ import annotations

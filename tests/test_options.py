@@ -5,6 +5,10 @@ the refusals (message 11 / 13).
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -218,7 +222,9 @@ class RefusalTextTests(SynchronousTestCase):
         )
 
     def test_ca_file_that_is_not_pem(self) -> None:
-        path = self.mktemp()
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder, True)
+        path = os.path.join(folder, "ca.pem")
         with open(path, "w") as f:
             f.write("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
         self.assertEqual(
