@@ -1,7 +1,8 @@
 """
 Bad command lines are refused before anything happens (README "Running a
-watch"; issues 4 and 9): message 11 (13 when no ID is given) on one stderr line, exit status 2, no
-traceback, nothing written to stdout, and nothing created -- neither the
+watch"; issues 4 and 9): message 11 (13 when no ID is given) and one plain
+reason on one stderr line, exit status 2, no traceback, nothing written to
+stdout, and nothing created -- neither the
 state folder given with C{--state-dir} nor the one named by
 C{$ISMON_STATE_DIR}, nor anything in the working folder.
 
