@@ -21,6 +21,7 @@ from twisted.python import usage
 
 from ismon import __version__
 from ismon.catalogue import MessageId, render
+from ismon.manual import full_help
 from ismon.options import (
     Action,
     HttpOptions,
@@ -91,23 +92,15 @@ def run_command(options_class: type[WatchOptions], argv: list[str]) -> int:
 def run_watch(config: WatchConfig) -> int:
     """Run the watch until it ends; return its exit status."""
     from twisted.internet import reactor
-    from twisted.logger import (
-        FilteringLogObserver,
-        LogLevel,
-        LogLevelFilterPredicate,
-        globalLogBeginner,
-        textFileLogObserver,
-    )
+    from twisted.logger import FilteringLogObserver, globalLogBeginner, textFileLogObserver
 
+    from ismon.report import CatalogueFilter
     from ismon.service import WatchService, use_monotonic_clock
 
     use_monotonic_clock(reactor)
-    observers: list[Any] = [
-        FilteringLogObserver(
-            textFileLogObserver(sys.stdout),
-            [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)],
-        )
-    ]
+    # The log is the message catalogue; --debug adds Twisted's own events.
+    only = [CatalogueFilter(config.debug)]
+    observers: list[Any] = [FilteringLogObserver(textFileLogObserver(sys.stdout), only)]
     logfile = None
     if config.logfile:
         try:
@@ -116,12 +109,7 @@ def run_watch(config: WatchConfig) -> int:
             return _system_error(
                 config.command, config.watch_id, "open", e, what=f"--logfile {config.logfile}: "
             )
-        observers.append(
-            FilteringLogObserver(
-                textFileLogObserver(logfile),
-                [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)],
-            )
-        )
+        observers.append(FilteringLogObserver(textFileLogObserver(logfile), only))
     globalLogBeginner.beginLoggingTo(observers, redirectStandardIO=False)
 
     def on_exit(code: int) -> None:
@@ -294,23 +282,8 @@ def _format_status(status: dict[str, Any]) -> str:
 
 # -- the ismon command -------------------------------------------------------
 
-_USAGE = f"""\
-ismon {__version__} - Internet server monitor for HA clusters
-
-Usage:
-  ismon http ID [options]          watch an HTTP daemon (same options as clp_httpmon)
-  ismon smtp ID [options]          watch an SMTP daemon (same options as clp_smtpmon)
-  ismon stop ID [-r WAIT]          stop a watch, waiting up to WAIT s (default 10)
-  ismon pause ID | continue ID     suspend / resume probing
-  ismon status [ID] [--json]       state of one watch, or of all watches
-  ismon disp ID                    print the PID of a running watch
-  ismon del ID                     remove leftover records of a stopped watch
-Common: --state-dir DIR (or ISMON_STATE_DIR). `ismon http --help` lists options.
-
-Exit codes: 0 ok / stopped on request; 1 server failed, or not running;
-2 invalid parameter / no ID; 3 ID already in use; 4 system error;
-5 --stop: the watch did not end within the wait.
-"""
+# `ismon --help` and the ismon(8) page come from the same text (ismon.manual).
+_USAGE = full_help("ismon")
 
 
 class _ControlOptions(usage.Options):

@@ -3,14 +3,15 @@
 The command line of a watch, one parser per protocol, shared by
 C{clp_httpmon}/C{clp_smtpmon}, C{ismon http|smtp} and the twistd plugins.
 
-The 2004 syntax is kept verbatim (SPEC §2): the ID comes first, C{-h} is
-the Request-URI (C{--help} is help), C{-r} is the probe timeout when
-starting and the stop wait with C{--stop}.
+The 2004 syntax is kept verbatim (README "Running a watch"): the ID comes
+first, C{-h} is the Request-URI (C{--help} is help), C{-r} is the probe
+timeout when starting and the stop wait with C{--stop}.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from enum import Enum
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,6 +34,7 @@ __all__ = [
     "SmtpOptions",
     "WatchConfig",
     "WatchOptions",
+    "quote",
 ]
 
 
@@ -70,42 +72,60 @@ class WatchConfig:
     syslog_socket: str | None = "/dev/log"
     logfile: str | None = None
     json_log: str | None = None
+    debug: bool = False
+
+
+def quote(text: str, limit: int = 60) -> str:
+    """C{text} in double quotes, control characters escaped, long ones cut."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    if len(shown) > limit:
+        shown = shown[:limit] + "..."
+    return f'"{shown}"'
 
 
 def _integer(name: str, text: Any, low: int, high: int) -> int:
-    if isinstance(text, int):
-        value = text
-    else:
-        raw = str(text).strip()
-        if not raw.isascii() or not raw.isdigit():
-            raise ParameterError(f"{name} must be a whole number {low}-{high}, not {text!r}")
-        value = int(raw)
-    if not low <= value <= high:
-        raise ParameterError(f"{name} {value} is out of range {low}-{high}")
+    raw = str(text)
+    digits = raw.strip()
+    value = int(digits) if digits.isascii() and digits.isdigit() else None
+    if value is None or not low <= value <= high:
+        raise ParameterError(
+            f"{name} must be a whole number from {low} to {high}, not {quote(raw)}"
+        )
     return value
 
 
-def _text(name: str, text: str, *, allow_space: bool = False) -> str:
-    if not 1 <= len(text.encode("utf-8", "surrogateescape")) <= 255:
-        raise ParameterError(f"{name} must be 1-255 bytes")
-    if not text.isascii() or not text.isprintable() or (not allow_space and " " in text):
-        raise ParameterError(f"{name} must be printable ASCII without spaces: {text!r}")
+def _text(name: str, text: str) -> str:
+    size = len(text.encode("utf-8", "surrogateescape"))
+    if size == 0:
+        raise ParameterError(f"{name} must not be empty")
+    if size > 255:
+        raise ParameterError(f"{name} must be at most 255 bytes, not {size}")
+    if not text.isascii() or not text.isprintable() or " " in text:
+        raise ParameterError(f"{name} must be printable ASCII without spaces, not {quote(text)}")
     return text
 
 
-_COMMON_HELP = """\
-Probes the server every interval seconds; a failed probe is retried, and when
-`retries` retries in a row have failed the watch logs why and EXITS (code 1),
-so the cluster's PID monitor fails the service over.
+def _watch_id_problem(text: str) -> str:
+    size = len(text.encode("utf-8", "surrogateescape"))
+    if size > 255:
+        return f"the watch ID must be at most 255 bytes, not {size}"
+    return f"the watch ID must be ASCII letters and digits only, not {quote(text)}"
 
-Control a running watch with: ID --stop [-r wait] | --pause | --continue |
---disp | --del (or `ismon stop|pause|continue|status|disp|del ID`).
 
-Exit codes: 0 stopped on request; 1 server failed (or: not running, for
---disp/--pause/--continue); 2 invalid parameter / no ID; 3 ID already in use
-(or --del on a live ID); 4 system error; 5 --stop: the watch did not end
-within the wait (message 15).
-"""
+# getopt's own complaints (Python's wording), and how we say them.
+_GETOPT_ERROR = re.compile(
+    r"option (?P<option>-.*) (?P<what>not recognized|requires argument|"
+    r"must not have an argument|not a unique prefix)",
+    re.DOTALL,
+)
+
+
+def _columns() -> int:
+    # As Twisted's own getUsage: the terminal width when the shell exports it.
+    try:
+        return max(40, int(os.environ.get("COLUMNS", "80")))
+    except ValueError:
+        return 80
 
 
 class WatchOptions(usage.Options):
@@ -124,6 +144,7 @@ class WatchOptions(usage.Options):
         ["del", None, "Remove leftover records of ID (refused while it runs)."],
         ["tls", None, "Speak TLS from the first byte (HTTPS, SMTPS)."],
         ["insecure", None, "Do not verify the server certificate (logged)."],
+        ["debug", None, "Also log Twisted's own events and each probe's result."],
     ]
     optParameters: ClassVar[list[list[Any]]] = [
         ["server", "s", "localhost", "Server name or address (1-255 bytes)."],
@@ -165,18 +186,17 @@ class WatchOptions(usage.Options):
         print(f"{self.command} (ismon) {__version__}")
         raise SystemExit(0)
 
+    # --help and the man pages are both rendered from ismon.manual.
     def getSynopsis(self) -> str:
-        return (
-            f"Usage: {self.command} ID [-s server] [-n port] [-i interval] [-c retries] "
-            f"[-r timeout]{self._synopsis_extra()} [options]\n"
-            f"       {self.command} ID --stop [-r stop-wait] | --pause | --continue | --disp | --del"
-        )
+        from ismon.manual import MANUALS, synopsis_text
 
-    def _synopsis_extra(self) -> str:
-        return ""
+        return synopsis_text(MANUALS[self.command])
 
     def getUsage(self, width: int | None = None) -> str:
-        return str(super().getUsage(width)) + "\n" + _COMMON_HELP
+        from ismon.manual import MANUALS, help_text
+
+        # Twisted prints getSynopsis() + "\n" + getUsage() with print().
+        return "\n" + help_text(MANUALS[self.command], width or _columns()).rstrip("\n")
 
     def parseOptions(self, options: list[str] | None = None) -> None:
         args = list(options if options is not None else [])
@@ -187,26 +207,62 @@ class WatchOptions(usage.Options):
         if args and not args[0].startswith("-"):
             self._leading_id, args = args[0], args[1:]
             self.watch_id = self._leading_id  # named in errors from getopt too
-        super().parseOptions(args)
+        try:
+            super().parseOptions(args)
+        except ParameterError:
+            raise
+        except usage.UsageError as e:
+            raise ParameterError(self._plain(str(e))) from None
+
+    def _plain(self, error: str) -> str:
+        """getopt's complaint in the words of our other refusals."""
+        found = _GETOPT_ERROR.fullmatch(error)
+        if found is None:
+            return error
+        option, what = found["option"], found["what"]
+        if not option.isprintable():
+            option = quote(option)
+        if what == "not recognized":
+            return f"unknown option {option}"
+        if what == "requires argument":
+            return f"option {option} needs a value"
+        if what == "must not have an argument":
+            return f"option {option} takes no value"
+        prefix = option.lstrip("-")
+        candidates = sorted(
+            "--" + name.rstrip("=") for name in self.longOpt if name.startswith(prefix)
+        )
+        *others, last = dict.fromkeys(candidates) or [prefix]
+        return f"option {option} is ambiguous: {', '.join(others)} or {last}?"
 
     def parseArgs(self, *args: str) -> None:
         given = [self._leading_id, *args] if self._leading_id is not None else list(args)
-        if len(given) > 1:
-            raise ParameterError(f"unexpected arguments: {' '.join(given[1:])}")
         self.watch_id = given[0] if given else None
+        if len(given) > 1:
+            extra = " ".join(quote(arg) for arg in given[1:])
+            noun = "argument" if len(given) == 2 else "arguments"
+            raise ParameterError(f"unexpected {noun} {extra}: give one watch ID")
 
     def postOptions(self) -> None:
         if self.watch_id is None:
-            raise ParameterError("no watch ID given", MessageId.NO_ID)
+            raise ParameterError(
+                f"the watch ID comes first: {self.command} ID [options]", MessageId.NO_ID
+            )
         try:
             watch_id = validate_watch_id(self.watch_id)
-        except InvalidWatchId as e:
-            raise ParameterError(f"the watch ID {e}") from None
+        except InvalidWatchId:
+            raise ParameterError(_watch_id_problem(self.watch_id)) from None
         actions = [a for a in Action if a is not Action.START and self[a.value]]
         if len(actions) > 1:
-            raise ParameterError("give at most one of --stop --pause --continue --disp --del")
+            given = " and ".join(f"--{a.value}" for a in actions)
+            raise ParameterError(f"{given} cannot be combined: give one action")
         action = actions[0] if actions else Action.START
-        timeout = _integer("-r", self["timeout"], 1, 10000)
+        timeout = _integer(
+            "-r (timeout)" if action is Action.START else "-r (stop wait)",
+            self["timeout"],
+            1,
+            10000,
+        )
         if action is not Action.START:
             self.config = WatchConfig(
                 watch_id=watch_id,
@@ -219,13 +275,17 @@ class WatchOptions(usage.Options):
                 state_dir=self._state_dir(),
             )
             return
-        server = _text("-s", self["server"])
+        server = _text("-s (server)", self["server"])
         tls = self._tls(server)
-        port = self.default_port if self["port"] is None else _integer("-n", self["port"], 1, 65535)
+        port = (
+            self.default_port
+            if self["port"] is None
+            else _integer("-n (port)", self["port"], 1, 65535)
+        )
         if self["port"] is None and self["tls"]:
             port = self.tls_port
-        interval = _integer("-i", self["interval"], 1, 10000)
-        retries = _integer("-c", self["retries"], 1, 10000)
+        interval = _integer("-i (interval)", self["interval"], 1, 10000)
+        retries = _integer("-c (retries)", self["retries"], 1, 10000)
         retry_interval = (
             None
             if self["retry-interval"] is None
@@ -254,6 +314,7 @@ class WatchOptions(usage.Options):
             syslog_socket=syslog,
             logfile=self["logfile"],
             json_log=self["json-log"],
+            debug=bool(self["debug"]),
         )
 
     def _state_dir(self) -> Path | None:
@@ -261,7 +322,7 @@ class WatchOptions(usage.Options):
         if value is None:
             return None
         if not value or "\0" in value:
-            raise ParameterError("--state-dir must be a path")
+            raise ParameterError("--state-dir must be a path, not " + quote(value, limit=300))
         return Path(value)
 
     def _uses_tls(self) -> bool:
@@ -278,14 +339,19 @@ class WatchOptions(usage.Options):
         servername = _text("--servername", self["servername"] or server)
         ca_file = self["ca-file"]
         if ca_file is not None:
-            if not os.access(ca_file, os.R_OK):
-                raise ParameterError(f"--ca-file {ca_file!r} cannot be read")
             from ismon.tls import load_trust_root
 
             try:
                 load_trust_root(ca_file)
-            except (OSError, ValueError) as e:
-                raise ParameterError(f"--ca-file: {e}") from None
+            except OSError as e:
+                reason = e.strerror or str(e)
+                raise ParameterError(
+                    f"--ca-file {quote(ca_file, limit=300)} cannot be read: {reason}"
+                ) from None
+            except Exception:  # no certificate, or one OpenSSL cannot parse
+                raise ParameterError(
+                    f"--ca-file {quote(ca_file, limit=300)} holds no usable PEM certificate"
+                ) from None
         return TLSSettings(servername=servername, ca_file=ca_file, insecure=bool(self["insecure"]))
 
     def _tls_alternatives(self) -> str:
@@ -318,22 +384,22 @@ class HttpOptions(WatchOptions):
         ],
     ]
 
-    def _synopsis_extra(self) -> str:
-        return " [-v 1.0|1.1] [-h Request-URI]"
-
     def _request(
         self, server: str, port: int, timeout: int, tls: TLSSettings | None
     ) -> HttpRequest:
         version = self["http-version"]
         if version not in ("1.0", "1.1"):
-            raise ParameterError(f"-v must be 1.0 or 1.1, not {version!r}")
-        uri = _text("-h", self["uri"])
+            raise ParameterError(f"-v (HTTP version) must be 1.0 or 1.1, not {quote(version)}")
+        uri = _text("-h (Request-URI)", self["uri"])
         expect = None
         if self["expect-status"] is not None:
             try:
                 expect = StatusSet.parse(self["expect-status"])
-            except ValueError as e:
-                raise ParameterError(f"--expect-status: {e}") from None
+            except ValueError:
+                raise ParameterError(
+                    "--expect-status must be status codes or ranges within 100-599 "
+                    f"such as 200-399,401, not {quote(self['expect-status'])}"
+                ) from None
         return HttpRequest(
             host=server,
             port=port,
@@ -365,7 +431,7 @@ class SmtpOptions(WatchOptions):
 
     def _uses_tls(self) -> bool:
         if self["tls"] and self["starttls"]:
-            raise ParameterError("give --tls or --starttls, not both")
+            raise ParameterError("--tls and --starttls cannot be combined: give one")
         return bool(self["tls"] or self["starttls"])
 
     def _tls_alternatives(self) -> str:

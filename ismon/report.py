@@ -4,7 +4,11 @@ Where catalogue messages go: the Twisted log (stdout in the foreground, the
 twistd log file, C{--logfile}), syslog (facility daemon), JSON lines.
 
 Every message is emitted as one twisted.logger event per folded line, with
-C{ismon_text} set; the observers here pick those events up.
+C{ismon_text} set; the observers here pick those events up.  A watch's log
+is the message catalogue: Twisted's own events (a factory starting, a port
+closed, the main loop ending) are left out unless C{--debug} asks for them,
+except errors and critical events, which always get through -- an
+unhandled error is a bug that must not vanish (README "Messages").
 """
 
 from __future__ import annotations
@@ -17,12 +21,26 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
-from twisted.logger import ILogObserver, Logger, LogLevel
+from twisted.logger import (
+    ILogFilterPredicate,
+    ILogObserver,
+    Logger,
+    LogLevel,
+    PredicateResult,
+    formatEvent,
+)
 from zope.interface import implementer
 
 from ismon.catalogue import MessageId, fold, render, takes_detail
 
-__all__ = ["JsonLinesObserver", "Reporter", "SyslogObserver"]
+__all__ = [
+    "CatalogueFilter",
+    "JsonLinesObserver",
+    "Reporter",
+    "SyslogObserver",
+    "event_line",
+    "shows",
+]
 
 _SEVERITY = {
     LogLevel.debug: 7,
@@ -32,6 +50,46 @@ _SEVERITY = {
     LogLevel.critical: 2,
 }
 _FACILITY_DAEMON = 3
+_ALWAYS_SHOWN = frozenset({LogLevel.error, LogLevel.critical})
+
+
+def shows(event: dict[str, Any], debug: bool) -> bool:
+    """
+    Whether a watch's log carries C{event}: catalogue messages always;
+    events of Twisted (and ismon's own debug lines) only with C{--debug};
+    errors from anywhere always.
+    """
+    return "ismon_text" in event or debug or event.get("log_level") in _ALWAYS_SHOWN
+
+
+def event_line(event: dict[str, Any]) -> str:
+    """
+    The text of C{event} on one printable line: the catalogue line itself,
+    or -- for events that are not catalogue messages -- Twisted's rendering
+    with the failure's one-line reason.
+    """
+    text = event.get("ismon_text")
+    if text is not None:
+        return str(text)
+    line = formatEvent(event)
+    failure = event.get("log_failure")
+    if failure is not None:
+        line += f" ({failure.type.__name__}: {failure.getErrorMessage()})"
+    return "".join(c if c.isprintable() else " " for c in line)
+
+
+@implementer(ILogFilterPredicate)
+class CatalogueFilter:
+    """The L{shows} rule, for a L{twisted.logger.FilteringLogObserver}."""
+
+    def __init__(self, debug: bool = False) -> None:
+        self.debug = debug
+
+    def __call__(self, event: dict[str, Any]) -> PredicateResult:
+        result: PredicateResult = (
+            PredicateResult.yes if shows(event, self.debug) else PredicateResult.no
+        )
+        return result
 
 
 class Reporter:
@@ -99,7 +157,10 @@ class SyslogObserver:
         path: str,
         ident: str,
         on_unavailable: Callable[[str], None] | None = None,
+        *,
+        debug: bool = False,
     ) -> None:
+        self._debug = debug
         self._path = path
         self._ident = ident
         self._socket: socket.socket | None = None
@@ -151,11 +212,11 @@ class SyslogObserver:
         return False
 
     def __call__(self, event: dict[str, Any]) -> None:
-        text = event.get("ismon_text")
-        if text is None:
+        if not shows(event, self._debug):
             return
         level = event.get("log_level", LogLevel.info)
-        self.send(text, _SEVERITY.get(level, 6))
+        for line in fold(event_line(event)):
+            self.send(line, _SEVERITY.get(level, 6))
 
     def close(self) -> None:
         if self._socket is not None:
@@ -167,18 +228,19 @@ class SyslogObserver:
 class JsonLinesObserver:
     """Appends ismon messages as JSON objects, one per line."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[str], *, debug: bool = False) -> None:
         self._stream = stream
+        self._debug = debug
 
     def __call__(self, event: dict[str, Any]) -> None:
-        text = event.get("ismon_text")
-        if text is None:
+        if not shows(event, self._debug):
             return
+        text = event_line(event)
         level = event.get("log_level", LogLevel.info)
         record: dict[str, Any] = {
             "time": event.get("log_time", time.time()),
             "level": getattr(level, "name", str(level)),
-            "id": event.get("ismon_message_id"),
+            "id": event.get("ismon_message_id"),  # None: not a catalogue message
             "watch": event.get("ismon_watch_id"),
             "number": event.get("ismon_number"),
             "text": text,

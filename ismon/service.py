@@ -318,7 +318,10 @@ class WatchService(Service):
         config = self.config
         if config.syslog_socket:
             self._syslog = SyslogObserver(
-                config.syslog_socket, config.command, on_unavailable=self._syslog_unavailable
+                config.syslog_socket,
+                config.command,
+                on_unavailable=self._syslog_unavailable,
+                debug=config.debug,
             )
             self._observers.append(self._syslog)
         if config.json_log:
@@ -327,7 +330,7 @@ class WatchService(Service):
             except OSError as e:
                 _log.error("cannot open --json-log {path}: {error}", path=config.json_log, error=e)
             else:
-                self._observers.append(JsonLinesObserver(stream))
+                self._observers.append(JsonLinesObserver(stream, debug=config.debug))
         for observer in self._observers:
             globalLogPublisher.addObserver(observer)
 

@@ -1,7 +1,8 @@
 """
-Bad command lines are refused before anything happens (SPEC §2, issue 4):
-message 11 (13 when no ID is given) on one stderr line, exit status 2, no
-traceback, nothing written to stdout, and nothing created -- neither the
+Bad command lines are refused before anything happens (README "Running a
+watch"; issues 4 and 9): message 11 (13 when no ID is given) and one plain
+reason on one stderr line, exit status 2, no traceback, nothing written to
+stdout, and nothing created -- neither the
 state folder given with C{--state-dir} nor the one named by
 C{$ISMON_STATE_DIR}, nor anything in the working folder.
 
@@ -114,7 +115,98 @@ CASES: dict[str, Case] = {
     "unknown-with-newline": Case("w1", ["--bo\ngus"]),
     "two-actions": Case("w1", ["--stop", "--pause"]),
     "insecure-without-tls": Case("w1", ["--insecure"]),
+    "value-missing": Case("w1", ["-i"]),
+    "ambiguous-prefix": Case("w1", ["--de"]),
+    "flag-with-value": Case("w1", ["--tls=yes"]),
+    "ca-file-missing": Case("w1", ["--tls", "--ca-file", "/nonexistent/ca.pem"]),
+    "state-dir-empty": Case("w1", ["--state-dir", ""]),
 }
+
+# What each refusal says after the catalogue text and its tag, as a user
+# reads it (issue 9): one plain reason, values in double quotes with control
+# characters escaped, then the pointer to --help.
+_RANGE = "must be a whole number from {} to {}, not {}"
+_ID_CHARS = 'the watch ID must be ASCII letters and digits only, not "{}"'
+_NO_SPACE = 'must be printable ASCII without spaces, not "{}"'
+REASONS: dict[str, str] = {
+    "no-id": "the watch ID comes first: {cmd} ID [options]",
+    "no-id-with-options": "the watch ID comes first: {cmd} ID [options]",
+    "no-id-stop": "the watch ID comes first: {cmd} ID [options]",
+    "id-256-bytes": "the watch ID must be at most 255 bytes, not 256",
+    "id-slash": _ID_CHARS.format("a/b"),
+    "id-dotdot": _ID_CHARS.format(".."),
+    "id-dotdot-slash": _ID_CHARS.format("../etc"),
+    "id-absolute": _ID_CHARS.format("/tmp"),
+    "id-dot": _ID_CHARS.format("a.b"),
+    "id-dash": _ID_CHARS.format("a-b"),
+    "id-space": _ID_CHARS.format("a b"),
+    "id-newline": _ID_CHARS.format("a\\nb"),
+    "id-non-ascii": _ID_CHARS.format("caf\u00e9"),
+    "id-second": 'unexpected argument "w2": give one watch ID',
+    "port-0": "-n (port) " + _RANGE.format(1, 65535, '"0"'),
+    "port-65536": "-n (port) " + _RANGE.format(1, 65535, '"65536"'),
+    "port-negative": "-n (port) " + _RANGE.format(1, 65535, '"-1"'),
+    "port-name": "-n (port) " + _RANGE.format(1, 65535, '"http"'),
+    "port-empty": "-n (port) " + _RANGE.format(1, 65535, '""'),
+    "port-float": "-n (port) " + _RANGE.format(1, 65535, '"80.0"'),
+    "port-exponent": "-n (port) " + _RANGE.format(1, 65535, '"1e3"'),
+    "port-arabic-digit": "-n (port) " + _RANGE.format(1, 65535, '"\u0663"'),
+    "interval-0": "-i (interval) " + _RANGE.format(1, 10000, '"0"'),
+    "interval-10001": "-i (interval) " + _RANGE.format(1, 10000, '"10001"'),
+    "interval-fraction": "-i (interval) " + _RANGE.format(1, 10000, '"1.5"'),
+    "retries-0": "-c (retries) " + _RANGE.format(1, 10000, '"0"'),
+    "retries-10001": "-c (retries) " + _RANGE.format(1, 10000, '"10001"'),
+    "retries-text": "-c (retries) " + _RANGE.format(1, 10000, '"three"'),
+    "timeout-0": "-r (timeout) " + _RANGE.format(1, 10000, '"0"'),
+    "timeout-10001": "-r (timeout) " + _RANGE.format(1, 10000, '"10001"'),
+    "stop-wait-0": "-r (stop wait) " + _RANGE.format(1, 10000, '"0"'),
+    "stop-wait-10001": "-r (stop wait) " + _RANGE.format(1, 10000, '"10001"'),
+    "retry-interval-negative": "--retry-interval " + _RANGE.format(0, 10000, '"-1"'),
+    "retry-interval-10001": "--retry-interval " + _RANGE.format(0, 10000, '"10001"'),
+    "grace-negative": "--grace " + _RANGE.format(0, 10000, '"-1"'),
+    "grace-10001": "--grace " + _RANGE.format(0, 10000, '"10001"'),
+    "server-empty": "-s (server) must not be empty",
+    "server-256-bytes": "-s (server) must be at most 255 bytes, not 256",
+    "server-space": "-s (server) " + _NO_SPACE.format("a b"),
+    "server-newline": "-s (server) " + _NO_SPACE.format("a\\nb"),
+    "uri-crlf": "-h (Request-URI) " + _NO_SPACE.format("/a\\r\\nX-Injected: 1"),
+    "uri-lf": "-h (Request-URI) " + _NO_SPACE.format("/a\\nb"),
+    "uri-space": "-h (Request-URI) " + _NO_SPACE.format("/a b"),
+    "uri-empty": "-h (Request-URI) must not be empty",
+    "uri-256-bytes": "-h (Request-URI) must be at most 255 bytes, not 256",
+    "version-2.0": '-v (HTTP version) must be 1.0 or 1.1, not "2.0"',
+    "version-1": '-v (HTTP version) must be 1.0 or 1.1, not "1"',
+    "version-0.9": '-v (HTTP version) must be 1.0 or 1.1, not "0.9"',
+    "unknown-long": "unknown option --bogus",
+    "unknown-short": "unknown option -x",
+    "unknown-with-newline": 'unknown option "--bo\\ngus"',
+    "two-actions": "--stop and --pause cannot be combined: give one action",
+    "insecure-without-tls": "--insecure needs --tls",
+    "value-missing": "option -i needs a value",
+    "ambiguous-prefix": "option --de is ambiguous: --debug or --del?",
+    "flag-with-value": "option --tls takes no value",
+    "ca-file-missing": '--ca-file "/nonexistent/ca.pem" cannot be read: No such file or directory',
+    "state-dir-empty": '--state-dir must be a path, not ""',
+}
+# clp_smtpmon has no -h/-v, and knows --starttls.
+SMTP_REASONS: dict[str, str] = {
+    "uri-crlf": "unknown option -h",
+    "uri-lf": "unknown option -h",
+    "uri-space": "unknown option -h",
+    "uri-empty": "unknown option -h",
+    "uri-256-bytes": "unknown option -h",
+    "version-2.0": "unknown option -v",
+    "version-1": "unknown option -v",
+    "version-0.9": "unknown option -v",
+    "insecure-without-tls": "--insecure needs --tls or --starttls",
+}
+
+
+def reason(name: str, cmd: str) -> str:
+    """The whole refusal after the tag, for C{cmd}."""
+    text = SMTP_REASONS.get(name, REASONS[name]) if cmd == "clp_smtpmon" else REASONS[name]
+    return text.format(cmd=cmd) + " (see --help)\n"
+
 
 # Cases where the product gets the diagnosis wrong (still exit 2).
 KNOWN_WRONG: dict[str, str] = {}
@@ -189,6 +281,8 @@ def test_bad_parameter_is_refused(
     assert tag in ("[ID:?]", f"[ID:{valid_id}]"), shown
     if case.watch_id is not None and not (case.watch_id.isascii() and case.watch_id.isalnum()):
         assert tag == "[ID:?]", shown
+    # Then one plain reason and the pointer to --help.
+    assert outcome.stderr == f"{text} {tag} {reason(name, cmd)}", shown
     # Nothing created: no state folder, nothing in the working folder.
     assert not outcome.state_dir.exists()
     assert not outcome.env_state_dir.exists()
@@ -217,7 +311,7 @@ def test_help_is_not_an_error(processes: Processes) -> None:
         result = processes.run([*command(cmd), "--help"])
         assert result.returncode == 0, result.stderr
         assert f"Usage: {cmd} ID" in result.stdout
-        assert "Exit codes" in result.stdout
+        assert "Exit status:" in result.stdout
     result = processes.run([*command("clp_httpmon"), "--help"])
     assert "Request-URI" in result.stdout
 

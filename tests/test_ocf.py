@@ -249,7 +249,7 @@ def test_metadata_has_a_parameter_for_every_watch_option() -> None:
         for name, p in parameters.items()
         if p.find("content").get("type") == "boolean"  # type: ignore[union-attr]
     }
-    assert booleans == {"tls", "starttls", "insecure"}
+    assert booleans == {"tls", "starttls", "insecure", "debug"}
     actions = {a.get("name"): a for a in root.iter("action")}
     assert {"start", "stop", "monitor", "meta-data", "validate-all"} <= set(actions)
 

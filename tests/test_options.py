@@ -5,12 +5,16 @@ the refusals (message 11 / 13).
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from ismon.catalogue import MessageId
 from ismon.http import HttpRequest
-from ismon.options import Action, HttpOptions, ParameterError, SmtpOptions, WatchConfig
+from ismon.options import Action, HttpOptions, ParameterError, SmtpOptions, WatchConfig, quote
 from ismon.smtp import SmtpRequest
 
 
@@ -195,3 +199,46 @@ class SmtpCommandLineTests(SynchronousTestCase):
         self.assertEqual(request.port, 465)
         with self.assertRaises(ParameterError):
             parse_smtp("w", "--tls", "--starttls")
+
+
+class RefusalTextTests(SynchronousTestCase):
+    """The reasons given after message 11 (all of them: tests/test_cli_params.py)."""
+
+    def detail(self, *args: str) -> str:
+        with self.assertRaises(ParameterError) as caught:
+            parse_http(*args)
+        return caught.exception.detail
+
+    def test_quote_escapes_control_characters_and_cuts(self) -> None:
+        self.assertEqual(quote("a\r\nb\x00"), '"a\\r\\nb\\x00"')
+        self.assertEqual(quote("x" * 70, limit=5), '"xxxxx..."')
+
+    def test_getopt_complaints_are_reworded(self) -> None:
+        self.assertEqual(self.detail("w", "--bogus"), "unknown option --bogus")
+        self.assertEqual(self.detail("w", "-i"), "option -i needs a value")
+        self.assertEqual(self.detail("w", "--tls=1"), "option --tls takes no value")
+        self.assertEqual(
+            self.detail("w", "--st"), "option --st is ambiguous: --state-dir or --stop?"
+        )
+
+    def test_ca_file_that_is_not_pem(self) -> None:
+        folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, folder, True)
+        path = os.path.join(folder, "ca.pem")
+        with open(path, "w") as f:
+            f.write("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+        self.assertEqual(
+            self.detail("w", "--tls", "--ca-file", path),
+            f'--ca-file "{path}" holds no usable PEM certificate',
+        )
+
+    def test_no_python_reprs(self) -> None:
+        for args in (("a'b",), ("w", "-v", "x'y"), ("w", "-s", "a\tb"), ("w", "x", "y")):
+            self.assertNotIn("'", self.detail(*args).replace("x'y", "").replace("a'b", ""))
+
+
+class DebugOptionTests(SynchronousTestCase):
+    def test_debug_is_off_unless_asked(self) -> None:
+        self.assertFalse(parse_http("w").debug)
+        self.assertTrue(parse_http("w", "--debug").debug)
+        self.assertTrue(parse_smtp("w", "--debug").debug)

@@ -37,13 +37,14 @@ import pytest
 
 from tests.conftest import FreshServers
 from tests.servers import Nginx
+from tests.test_manual import unformatted
 from tests.watchproc import LOOPBACK, Processes, message, message_ids, processes_of_test
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parent.parent
 # What the wheel is built from (a copy: building writes build/ and *.egg-info).
-SOURCES = ["pyproject.toml", "README.md", "ismon", "twisted/plugins/ismon_plugins.py"]
+SOURCES = ["pyproject.toml", "README.md", "ismon", "man", "twisted/plugins/ismon_plugins.py"]
 
 
 class Venv:
@@ -151,6 +152,25 @@ def test_the_venv_runs_the_wheel_not_the_working_tree(venv: Venv, tmp_path: Path
         assert (venv.bin / script).read_text().startswith(f"#!{venv.python}")
 
 
+@pytest.mark.skipif(shutil.which("man") is None, reason="man-db is not installed")
+def test_man_finds_the_pages_of_the_installed_wheel(venv: Venv, tmp_path: Path) -> None:
+    """
+    README "Man pages": with only the venv's bin on PATH and no MANPATH,
+    man-db looks in ../share/man beside it, where the wheel put the pages.
+    """
+    env = dict(venv.env(), PATH=f"{venv.bin}{os.pathsep}/usr/bin{os.pathsep}/bin", MANWIDTH="80")
+    env.pop("MANPATH", None)
+    for name in ("clp_httpmon", "clp_smtpmon", "ismon"):
+        where = _run(["man", "-w", name], cwd=tmp_path, env=env, timeout=60)
+        assert where.returncode == 0, where.stderr
+        assert Path(where.stdout.strip()) == venv.path / "share" / "man" / "man8" / f"{name}.8"
+        shown = _run(["man", name], cwd=tmp_path, env=env, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        text = unformatted(shown.stdout)
+        assert text.startswith(f"{name.upper()}(8)"), text[:200]
+        assert f"{name} - " in text
+
+
 def twistd_argv(venv: Venv, pidfile: Path, watch_id: str, port: int, state: Path) -> list[str]:
     return [
         str(venv.twistd),
@@ -196,15 +216,18 @@ def test_twistd_watch_stopped_with_ismon_stop_exits_0(
     venv: Venv, nginx: Nginx, processes: Processes, tmp_path: Path
 ) -> None:
     pidfile, state = tmp_path / "twistd.pid", tmp_path / "state"
+    # --debug: twistd's own lines too (README "Messages").
     watch = processes.start(
-        twistd_argv(venv, pidfile, "tw1", nginx.port, state), env=venv.env(), name="twistd"
+        [*twistd_argv(venv, pidfile, "tw1", nginx.port, state), "--debug"],
+        env=venv.env(),
+        name="twistd",
     )
     watch.wait_for(re.escape(message(1, "clp_httpmon", "tw1")) + "$", 20)
     assert pidfile.read_text().strip() == str(watch.pid)
     current = wait_for_probe(venv, processes, "tw1", state)
     assert current["pid"] == watch.pid
     assert current["state"] == "watching"
-    # It is the wheel that runs (twistd logs its interpreter).
+    # It is the wheel that runs (twistd logs its interpreter, with --debug).
     assert str(venv.python) in watch.output()
 
     # A second start of the same ID, also under twistd: refused, exit 3.
@@ -245,6 +268,9 @@ def test_twistd_watch_of_a_stalled_server_exits_1(
     assert not pidfile.exists()
     ids = message_ids(output, "clp_httpmon", "tw2", [1, 2, 3, 6, 74])
     assert ids == [2, 1, 74, 74, 74, 6]
+    # Without --debug, twistd's log is the message catalogue only.
+    strays = [line for line in output.splitlines() if not line.endswith(" [ID:tw2]")]
+    assert strays == [], output
 
 
 def test_twistd_watch_stopped_by_sigterm_ends_by_that_signal(
@@ -273,7 +299,7 @@ def test_twistd_bad_parameter_ends_with_twistd_status_1(
     result = processes.run(argv, env=venv.env())
     assert result.returncode == 1
     both = result.stdout + result.stderr  # twistd prints its usage and the error to stdout
-    assert "-i 0 is out of range 1-10000" in both
+    assert '-i (interval) must be a whole number from 1 to 10000, not "0"' in both
     assert "Traceback" not in both
     assert not pidfile.exists()
     assert not state.exists()

@@ -9,9 +9,55 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.application.service import IServiceMaker
+from twisted.application.service import IServiceMaker, MultiService
 from twisted.plugin import IPlugin
 from zope.interface import implementer
+
+
+class _CatalogueLog(MultiService):
+    """
+    Holds the watch, and when twistd adds it to the application, makes the
+    application's log observer twistd's own choice (its log file, stdout
+    with C{-n}, or syslog) behind the catalogue filter: a watch's log is
+    the message catalogue under twistd too, and C{--debug} lets twistd's
+    and Twisted's own lines through (README "Messages").
+    """
+
+    def __init__(self, watch: Any, server_options: Any, debug: bool) -> None:
+        super().__init__()
+        watch.setServiceParent(self)
+        self._server_options = server_options
+        self._debug = debug
+
+    def setServiceParent(self, parent: Any) -> None:
+        from twisted.logger import ILogObserver
+
+        observer = self._observer()
+        # twistd reads the observer from this component when it starts logging,
+        # which it does after adding the service; a --logger given to twistd wins.
+        if observer is not None and parent.getComponent(ILogObserver, None) is None:
+            parent.setComponent(ILogObserver, observer)
+        super().setServiceParent(parent)
+
+    def _observer(self) -> Any:
+        from twisted.logger import FilteringLogObserver, ILogObserver, LegacyLogObserverWrapper
+
+        from ismon.report import CatalogueFilter
+
+        options = self._server_options
+        if options is None or options.get("logger"):
+            return None
+        try:
+            from twisted.scripts._twistd_unix import UnixAppLogger
+
+            # The observer twistd itself would make from -n/--logfile/--syslog
+            # (with its SIGUSR1 log rotation); no public API hands it out.
+            chosen = UnixAppLogger(options)._getLogObserver()
+        except (ImportError, AttributeError):
+            return None  # another twistd: its log stays unfiltered
+        if not ILogObserver.providedBy(chosen):
+            chosen = LegacyLogObserverWrapper(chosen)
+        return FilteringLogObserver(chosen, [CatalogueFilter(self._debug)])
 
 
 @implementer(IServiceMaker, IPlugin)
@@ -30,7 +76,9 @@ class _WatchMaker:
     def makeService(self, options: Any) -> Any:
         from ismon.service import make_twistd_service
 
-        return make_twistd_service(options.config)
+        config = options.config
+        server_options = getattr(options, "parent", None)
+        return _CatalogueLog(make_twistd_service(config), server_options, config.debug)
 
 
 ismon_http = _WatchMaker(

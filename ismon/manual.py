@@ -1,0 +1,508 @@
+# -*- test-case-name: tests.test_manual -*-
+"""
+The manual of C{clp_httpmon}, C{clp_smtpmon} and C{ismon}: one source for
+both C{--help} and the man pages (C{man/man8/*.8}), so the two cannot drift.
+
+The option lists are not written here: they are read from the very
+L{twisted.python.usage.Options} classes that parse the command line (their
+C{optFlags}, C{optParameters} and C{opt_*} methods).  Everything else a page
+says -- synopsis, description, exit status, environment, files, examples --
+is the data below.
+
+Regenerate the committed pages after changing anything here or an option::
+
+    python -m ismon.manual --write man/man8
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+import attrs
+from twisted.python import usage
+
+from ismon import __version__
+
+__all__ = [
+    "MANUALS",
+    "Manual",
+    "OptionRow",
+    "full_help",
+    "help_text",
+    "option_rows",
+    "render_roff",
+    "synopsis_text",
+    "write_pages",
+]
+
+
+@attrs.frozen
+class OptionRow:
+    """One option as a user sees it: C{-s, --server=server  doc [default]}."""
+
+    long: str
+    short: str | None
+    takes_value: bool
+    doc: str
+    default: str | None
+
+
+@attrs.frozen
+class Manual:
+    """What C{--help} and the man page of one command say."""
+
+    name: str
+    summary: str  # the NAME line, after "name - "
+    synopsis: tuple[str, ...]  # argument lists, without the command name
+    description: tuple[str, ...]  # paragraphs
+    # For ismon: (usage, meaning) of each sub-command.
+    commands: tuple[tuple[str, str], ...] = ()
+    # For ismon: options shown as written here (its control options).
+    extra_options: tuple[OptionRow, ...] = ()
+    examples: tuple[tuple[str, str], ...] = ()  # (what, command line)
+    see_also: tuple[str, ...] = ()
+
+
+# -- what every page shares ------------------------------------------------------
+
+EXIT_STATUS: tuple[tuple[str, str], ...] = (
+    ("0", "Stopped on request (--stop, ismon stop, SIGTERM, SIGINT); a control command is done."),
+    (
+        "1",
+        "The server failed: the last retry failed too.  For --disp, --pause, --continue "
+        "and ismon status: the watch is not running.",
+    ),
+    ("2", "Invalid parameter, or no watch ID (messages 11 and 13)."),
+    ("3", "The watch ID is already in use (message 14); --del refused because the ID is alive."),
+    ("4", "System error (message 42), or the monitor's own event loop stalled (message 97)."),
+    ("5", "--stop: the watch did not end within the wait (message 15)."),
+)
+
+ENVIRONMENT: tuple[tuple[str, str], ...] = (
+    (
+        "ISMON_STATE_DIR",
+        "The state folder, when --state-dir is not given.  A watch and the commands "
+        "that control it must see the same folder.",
+    ),
+    (
+        "XDG_RUNTIME_DIR",
+        "For users other than root, the state folder is $XDG_RUNTIME_DIR/ismon "
+        "(else /tmp/ismon-UID).",
+    ),
+    (
+        "NOTIFY_SOCKET, WATCHDOG_USEC",
+        "Set by systemd: the watch reports READY after its first probe, and pings the "
+        "systemd watchdog from its event loop.",
+    ),
+)
+
+FILES: tuple[tuple[str, str], ...] = (
+    (
+        "/run/ismon/ID.lock",
+        "Held (flock) for the life of the watch ID; the state folder is /run/ismon for "
+        "root, created mode 0700.",
+    ),
+    ("/run/ismon/ID.pid", "The PID of the watch."),
+    ("/run/ismon/ID.sock", "The watch's control socket (AMP, mode 0600)."),
+    ("/dev/log", "Where the catalogue messages go to syslog (facility daemon)."),
+)
+
+_WATCH_DESCRIPTION_END: tuple[str, ...] = (
+    "The command line is that of NEC CLUSTERPRO's {name}: the watch ID comes first,{h} "
+    "and -r is the probe timeout when starting "
+    "and the time to wait for the exit with --stop.  A bad command line is refused "
+    "before anything starts, with one line on standard error (message 11, or 13 when "
+    "the ID is missing) and exit status 2.",
+    "Probes start on a fixed grid of the monotonic clock.  A failed probe is retried "
+    "retry-interval seconds after it started; when the first probe and all retries "
+    "have failed, the watch logs the reason and exits with status 1, so that the "
+    "cluster manager watching its PID fails the service over.  A stall is detected "
+    "within interval + retries x max(retry-interval, timeout) + timeout seconds, a "
+    "bound the watch prints when it starts.",
+    "Control a running watch with the same command and its ID (--stop, --pause, "
+    "--continue, --disp, --del) or with ismon(8).",
+    "The log holds only the message catalogue (README, Messages): one line per "
+    "event on standard output, to syslog (facility daemon, ident {name}), and to "
+    "--logfile and --json-log when given.  --debug adds Twisted's own events and "
+    "each probe's result; errors that Twisted logs are always shown.",
+)
+
+_WATCH_SYNOPSIS = "ID [-s server] [-n port] [-i interval] [-c retries] [-r timeout]"
+_CONTROL_SYNOPSIS = "ID --stop [-r wait] | --pause | --continue | --disp | --del"
+
+
+def _watch_manual(name: str, protocol: str, extra: str, first: str) -> Manual:
+    port, tls_port = ("80", "443") if protocol == "HTTP" else ("25", "465")
+    watch_id, server = (
+        ("web1", "www.example.com") if protocol == "HTTP" else ("mail1", "mx.example.com")
+    )
+    return Manual(
+        name=name,
+        summary=f"watch an {protocol} daemon and exit when it stalls",
+        synopsis=(
+            f"{_WATCH_SYNOPSIS}{extra} [options]",
+            _CONTROL_SYNOPSIS,
+            "--help | --version",
+        ),
+        description=(
+            first,
+            *(
+                p.format(name=name, h=" -h is the Request-URI (help is --help)," if extra else "")
+                for p in _WATCH_DESCRIPTION_END
+            ),
+        ),
+        examples=(
+            (
+                f"Watch the {protocol} daemon on this node, probing every 60 s:",
+                f"{name} {watch_id} -s localhost -n {port}",
+            ),
+            (
+                "The same over TLS, trusting a private CA:",
+                f"{name} {watch_id} -s {server} -n {tls_port} --tls --ca-file /etc/ssl/my-ca.pem",
+            ),
+            ("Stop it, waiting up to 30 s for the exit:", f"{name} {watch_id} --stop -r 30"),
+            (
+                "The same watch run by twistd (see README, Exit codes, for what twistd "
+                "cannot report):",
+                f"twistd -n --pidfile /run/ismon/{watch_id}.twistd.pid ismon-{protocol.lower()} "
+                f"{watch_id} -s localhost",
+            ),
+        ),
+        see_also=("ismon(8)", "clp_smtpmon(8)" if protocol == "HTTP" else "clp_httpmon(8)"),
+    )
+
+
+HTTP = _watch_manual(
+    "clp_httpmon",
+    "HTTP",
+    " [-v 1.0|1.1] [-h Request-URI]",
+    "clp_httpmon sends an HTTP HEAD request to a server every interval seconds.  A "
+    "probe fails when no complete answer arrives within the timeout (name resolution, "
+    "connect, TLS, request and the whole header block share one deadline), when the "
+    "connection is refused or reset, when the answer does not begin with HTTP/, and, "
+    "only when -h is not /, when the status is 400-599 (--expect-status replaces "
+    "that rule).",
+)
+SMTP = _watch_manual(
+    "clp_smtpmon",
+    "SMTP",
+    "",
+    "clp_smtpmon connects to a mail server every interval seconds, reads its greeting "
+    "and sends NOOP (then QUIT).  A probe fails when the greeting or the NOOP reply "
+    "does not arrive complete within the timeout, when the connection is refused or "
+    "reset, when the greeting is not 220 or the reply to NOOP is not 250, or when "
+    "the text is not an SMTP reply.",
+)
+
+
+def _row(
+    long: str, short: str | None, value: bool, doc: str, default: str | None = None
+) -> OptionRow:
+    return OptionRow(long=long, short=short, takes_value=value, doc=doc, default=default)
+
+
+ISMON = Manual(
+    name="ismon",
+    summary="Internet server monitor for HA clusters",
+    synopsis=(
+        "http|smtp ID [options]",
+        "stop ID [-r wait]",
+        "pause|continue|disp|del ID",
+        "status [ID] [--json]",
+        "--help | --version",
+    ),
+    description=(
+        "ismon runs and controls watches of HTTP and SMTP daemons.  A watch probes its "
+        "server on a fixed schedule and exits when the server stalls or answers wrongly, "
+        "so that the cluster manager watching its PID fails the service over.",
+        "ismon http and ismon smtp take the same options as clp_httpmon(8) and "
+        "clp_smtpmon(8); the other commands talk to a running watch through its "
+        "control socket in the state folder.",
+        "The same watches run under twistd(1) as twistd -n ismon-http ID [options] and "
+        "twistd -n ismon-smtp ID [options].",
+    ),
+    commands=(
+        ("http ID [options]", "Watch an HTTP daemon (the options of clp_httpmon)."),
+        ("smtp ID [options]", "Watch an SMTP daemon (the options of clp_smtpmon)."),
+        ("stop ID [-r wait]", "Stop a watch; wait up to wait seconds (default 10) for its exit."),
+        ("pause ID", "Suspend probing (message 7)."),
+        ("continue ID", "Resume probing at once (message 8)."),
+        ("status [ID] [--json]", "The state of one watch, or of every watch in the folder."),
+        ("disp ID", "Print the PID of a running watch."),
+        ("del ID", "Remove the leftover records of a watch that is not running."),
+    ),
+    extra_options=(
+        _row("state-dir", None, True, "Folder of the watches' records (or ISMON_STATE_DIR)."),
+        _row("timeout", "r", True, "With stop: seconds to wait for the exit.", "10"),
+        _row("json", None, False, "With status: print JSON."),
+        _row("help", None, False, "Display this help and exit."),
+        _row("version", None, False, "Print the ismon version and exit."),
+    ),
+    examples=(
+        ("Watch a web server:", "ismon http web1 -s www.example.com -n 80 -i 30"),
+        ("Every watch on this node, as JSON:", "ismon status --json"),
+        ("Stop the watch web1:", "ismon stop web1"),
+    ),
+    see_also=("clp_httpmon(8)", "clp_smtpmon(8)", "twistd(1)"),
+)
+
+MANUALS: dict[str, Manual] = {m.name: m for m in (HTTP, SMTP, ISMON)}
+
+
+def _options_class(name: str) -> type[usage.Options] | None:
+    from ismon.options import HttpOptions, SmtpOptions
+
+    return {"clp_httpmon": HttpOptions, "clp_smtpmon": SmtpOptions}.get(name)
+
+
+# -- the option table, read from the parser ---------------------------------------
+
+
+def option_rows(options: usage.Options) -> list[OptionRow]:
+    """
+    The options of C{options} in the order C{--help} lists them, read the way
+    L{usage.Options.getUsage} reads them (flags, parameters, C{opt_*}).
+    """
+    short_of: dict[str, str | None] = {}
+    for key, long in options.synonyms.items():
+        if key != long and len(key) == 1:
+            short_of[long] = key
+        else:
+            short_of.setdefault(long, None)
+    rows = []
+    seen: set[str] = set()
+    for name in options.longOpt:
+        long = name.rstrip("=")
+        # Twisted gathers the tables of the base classes too: list each once.
+        if long in seen:
+            continue
+        seen.add(long)
+        default = options.defaults.get(long)
+        rows.append(
+            OptionRow(
+                long=long,
+                short=short_of.get(long),
+                takes_value=name.endswith("="),
+                doc=" ".join(str(options.docs[long]).split()),
+                # A flag's "default" is Twisted's 0 for "not given".
+                default=None if default is None or not name.endswith("=") else str(default),
+            )
+        )
+    return rows
+
+
+def _rows_of(manual: Manual) -> list[OptionRow]:
+    options_class = _options_class(manual.name)
+    rows = list(manual.extra_options)
+    if options_class is not None:
+        rows += option_rows(options_class())
+    return rows
+
+
+# -- --help -----------------------------------------------------------------------
+
+
+def synopsis_text(manual: Manual) -> str:
+    """C{Usage: name ...} with one line per form."""
+    lines = [f"Usage: {manual.name} {manual.synopsis[0]}"]
+    lines += [f"       {manual.name} {form}" for form in manual.synopsis[1:]]
+    return "\n".join(lines)
+
+
+def _wrap(text: str, width: int, indent: str = "") -> str:
+    return "\n".join(
+        textwrap.wrap(
+            text,
+            width,
+            initial_indent=indent,
+            subsequent_indent=indent,
+            break_on_hyphens=False,
+        )
+    )
+
+
+def _table(rows: Sequence[tuple[str, str]], width: int) -> str:
+    column = max(len(left) for left, _ in rows) + 4
+    lines = []
+    for left, right in rows:
+        wrapped = textwrap.wrap(right, max(20, width - column), break_on_hyphens=False)
+        lines.append(f"  {left:<{column - 2}}{wrapped[0]}")
+        lines += [" " * column + more for more in wrapped[1:]]
+    return "\n".join(lines)
+
+
+def help_text(manual: Manual, width: int = 80) -> str:
+    """
+    Everything C{--help} prints after the synopsis: the description, the
+    options (formatted by Twisted, as for any usage.Options), the exit status
+    and where the manual is.
+    """
+    parts = [_wrap(p, width) for p in manual.description]
+    if manual.commands:
+        parts.append("Commands:\n" + _table(manual.commands, width))
+    rows = _rows_of(manual)
+    chunks = usage.docMakeChunks(
+        [
+            {
+                "long": row.long,
+                "short": row.short,
+                "doc": row.doc,
+                "optType": "parameter" if row.takes_value else "flag",
+                "default": row.default,
+            }
+            for row in rows
+        ],
+        width,
+    )
+    parts.append("Options:\n" + "".join(chunks).rstrip("\n"))
+    parts.append("Exit status:\n" + _table(EXIT_STATUS, width))
+    parts.append(f"See also: man {manual.name}; {', '.join(manual.see_also)}.")
+    return "\n\n".join(parts) + "\n"
+
+
+def full_help(name: str, width: int = 80) -> str:
+    manual = MANUALS[name]
+    return synopsis_text(manual) + "\n\n" + help_text(manual, width)
+
+
+# -- roff ---------------------------------------------------------------------------
+
+
+def _escape(text: str) -> str:
+    """Plain text as roff: backslashes and hyphens escaped, no control lines."""
+    text = text.replace("\\", "\\e").replace("-", "\\-")
+    # A line that starts with . or ' would be read as a request.
+    return re.sub(r"(?m)^([.'])", r"\\&\1", text)
+
+
+def _bold(text: str) -> str:
+    return f"\\fB{_escape(text)}\\fR"
+
+
+_KEYWORDS = frozenset({"http", "smtp", "stop", "pause", "continue", "status", "disp", "del"})
+
+
+def _synopsis_roff(text: str) -> str:
+    """Options and keywords bold, placeholders italic, brackets plain."""
+    words = []
+    for token in re.split(r"(\s+|[\[\]|])", text):
+        if not token or token.isspace() or token in "[]|" or re.fullmatch(r"[0-9.]+", token):
+            words.append(_escape(token))
+        elif token.startswith("-") or token in _KEYWORDS:
+            words.append(_bold(token))
+        else:
+            words.append(f"\\fI{_escape(token)}\\fR")
+    return "".join(words)
+
+
+def _option_roff(row: OptionRow) -> list[str]:
+    head = f"\\fB\\-\\-{_escape(row.long)}\\fR"
+    if row.short:
+        head = f"\\fB\\-{_escape(row.short)}\\fR, " + head
+    if row.takes_value:
+        head += f"=\\fI{_escape(row.long)}\\fR"
+    doc = row.doc
+    if row.default is not None:
+        doc += f" [default: {row.default}]"
+    return [".TP", head, _escape(doc)]
+
+
+def _paragraphs(paragraphs: Sequence[str]) -> list[str]:
+    lines: list[str] = []
+    for i, paragraph in enumerate(paragraphs):
+        if i:
+            lines.append(".PP")
+        lines.append(_escape(paragraph))
+    return lines
+
+
+def _tagged(rows: Sequence[tuple[str, str]], bold: bool = True) -> list[str]:
+    lines = []
+    for tag, text in rows:
+        lines += [".TP", _bold(tag) if bold else _escape(tag), _escape(text)]
+    return lines
+
+
+def render_roff(manual: Manual) -> str:
+    """The man page of C{manual}, section 8, as roff (man macros)."""
+    title = manual.name.upper()
+    lines = [
+        '.\\" Generated by python -m ismon.manual from ismon/manual.py and the',
+        '.\\" command-line parser; edit those, not this file.',
+        f'.TH {title} 8 "" "ismon {__version__}" "System Administration"',
+        ".SH NAME",
+        f"{_escape(manual.name)} \\- {_escape(manual.summary)}",
+        ".SH SYNOPSIS",
+    ]
+    for i, form in enumerate(manual.synopsis):
+        if i:
+            lines.append(".br")
+        lines.append(f"{_bold(manual.name)} {_synopsis_roff(form)}")
+    lines += [".SH DESCRIPTION", *_paragraphs(manual.description)]
+    if manual.commands:
+        lines += [".SH COMMANDS", *(_tagged_command(c) for c in manual.commands)]
+    lines.append(".SH OPTIONS")
+    for row in _rows_of(manual):
+        lines += _option_roff(row)
+    lines += [".SH EXIT STATUS", *_tagged(EXIT_STATUS)]
+    lines += [".SH ENVIRONMENT", *_tagged(ENVIRONMENT)]
+    lines += [".SH FILES", *_tagged(FILES)]
+    lines.append(".SH EXAMPLES")
+    for i, (what, command) in enumerate(manual.examples):
+        if i:
+            lines.append(".PP")
+        lines += [_escape(what), ".PP", ".RS 4", ".nf", _escape(command), ".fi", ".RE"]
+    lines.append(".SH SEE ALSO")
+    lines.append(",\n".join(_see_also(ref) for ref in manual.see_also))
+    lines += [
+        ".PP",
+        "The README of ismon (options, timing, exit codes, the message catalogue) and "
+        "docs/cluster.md (cluster wiring).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _tagged_command(command: tuple[str, str]) -> str:
+    usage_line, meaning = command
+    return f".TP\n{_synopsis_roff(usage_line)}\n{_escape(meaning)}"
+
+
+def _see_also(reference: str) -> str:
+    name, section = reference.rstrip(")").split("(")
+    return f".BR {name} ({section})"
+
+
+def _page_name(manual: Manual) -> str:
+    return f"{manual.name}.8"
+
+
+def write_pages(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for manual in MANUALS.values():
+        path = folder / _page_name(manual)
+        path.write_text(render_roff(manual), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def main(argv: Sequence[str]) -> int:
+    if len(argv) == 2 and argv[0] == "--write":
+        for path in write_pages(Path(argv[1])):
+            print(f"wrote {path}")
+        return 0
+    if len(argv) == 1 and argv[0] in MANUALS:
+        sys.stdout.write(render_roff(MANUALS[argv[0]]))
+        return 0
+    sys.stderr.write(
+        "usage: python -m ismon.manual --write FOLDER | clp_httpmon|clp_smtpmon|ismon\n"
+    )
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
