@@ -282,6 +282,11 @@ def test_twistd_watch_stopped_by_sigterm_ends_by_that_signal(
         twistd_argv(venv, pidfile, "tw3", nginx.port, state), env=venv.env(), name="twistd"
     )
     watch.wait_for(re.escape(message(1, "clp_httpmon", "tw3")) + "$", 20)
+    # Message 1 is logged from startService, which twistd runs BEFORE the
+    # reactor installs its signal handlers: a SIGTERM then would take the
+    # default action (no shutdown, pidfile left).  An answered control
+    # request proves the reactor is running.
+    wait_for_probe(venv, processes, "tw3", state)
     watch.signal(signal.SIGTERM)
     assert watch.wait(5) == -signal.SIGTERM
     assert not pidfile.exists()
