@@ -13,9 +13,9 @@ tiny local HTTP server on 127.0.0.1.  Then, N times, alternately:
 
 and reports the median, min and max wall time of each, the A/B ratio of
 each pair (their median, min and max), and the peak RSS of each command
-(ru_maxrss of the child from os.wait4).  Then, the same way, ``ismon disp
-ID``, ``clp_httpmon ID --pause`` and ``clp_httpmon ID --continue``, each
-against B.
+(ru_maxrss of the child from os.wait4).  Then, the same way, ``ismon
+status`` (all watches), ``ismon disp ID``, ``clp_httpmon ID --pause`` and
+``clp_httpmon ID --continue``, each against B.
 
 ``--before DIR`` adds, in the same alternation, the same commands run from
 another copy of the ismon sources (PYTHONPATH=DIR, through the same
@@ -258,6 +258,7 @@ class Bench:
         state = ["--state-dir", str(self.state)]
         return [
             ("ismon status ID", self.status_argv()),
+            ("ismon status (all watches)", [self.ismon, "status", *state]),
             ("ismon disp ID", [self.ismon, "disp", self.watch_id, *state]),
             ("clp_httpmon ID --pause", [self.clp_httpmon, self.watch_id, "--pause", *state]),
             ("clp_httpmon ID --continue", [self.clp_httpmon, self.watch_id, "--continue", *state]),

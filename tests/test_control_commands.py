@@ -128,17 +128,18 @@ def test_left_to_the_long_way(program: str, argv: list[str]) -> None:
 
 # -- real processes against a real watch ------------------------------------
 
-# Runs an entry point as its console script would and records, at exit,
-# which modules of Twisted (and of the libraries only Twisted needs) were
-# ever imported.
+# Runs an entry point as its console script would and records every module
+# of Twisted (and of the libraries only Twisted needs) as it is imported: an
+# audit hook, because the control commands leave with os._exit (no atexit).
 _WRAPPER = """
-import atexit, os, sys
-def record():
-    loaded = sorted(m for m in sys.modules
-                    if m.split(".")[0] in ("twisted", "zope", "attr", "attrs", "hashlib"))
-    with open(os.environ["ISMON_TEST_MODULES"], "w") as f:
-        f.write(" ".join(loaded))
-atexit.register(record)
+import os, sys
+record = open(os.environ["ISMON_TEST_MODULES"], "w", buffering=1)
+def hook(event, args):
+    if event == "import" and args[0].split(".")[0] in (
+        "twisted", "zope", "attr", "attrs", "hashlib"
+    ):
+        record.write(args[0] + " ")
+sys.addaudithook(hook)
 program = sys.argv[1]
 sys.argv = [program, *sys.argv[2:]]
 from ismon import entry
@@ -161,7 +162,7 @@ class Runner:
             env={"ISMON_TEST_MODULES": str(self.modules)},
         )
         assert "Traceback" not in result.stderr, result.stderr
-        assert self.modules.read_text() == "", (args, self.modules.read_text())
+        assert self.modules.read_text() == "", (program, args, self.modules.read_text())
         return result
 
 
