@@ -4,8 +4,9 @@ The control commands - C{ismon status|stop|pause|continue|disp|del} and
 C{clp_httpmon|clp_smtpmon ID --stop|--pause|--continue|--disp|--del} -
 in the standard library alone: what they print and how they exit.
 
-Cluster software runs these every few seconds on every node (README
-"Cluster integration"; docs/cluster.md), so they must not pay for Twisted:
+Cluster software runs these every few seconds on every node
+(docs/cluster.md), so they must not pay for Twisted (docs/performance.md,
+"Control commands"):
 L{recognise} reads the command lines it fully understands and
 L{ismon.entry} runs them before anything imports Twisted.  Every other
 command line, including every invalid one, goes the long way through
@@ -25,7 +26,7 @@ from ismon.exit_status import ExitStatus
 
 # Start-up is most of what these commands cost, so modules that only some
 # of them need (json, threading, the catalogue) are imported where used,
-# and typing (~5 ms) only for the annotations.
+# and typing (~2.5 ms) only for the annotations.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, NoReturn
