@@ -21,7 +21,7 @@ status`` (all watches), ``ismon disp ID``, ``clp_httpmon ID --pause`` and
 another copy of the ismon sources (PYTHONPATH=DIR, through the same
 console-script wrapper), e.g. the commit before the fast path:
 
-    python bench/control_latency.py                     # 30 pairs (~15 s)
+    python bench/control_latency.py                     # 30 rounds (~20 s)
     python bench/control_latency.py --pairs 100
     git archive facaea9 | (mkdir -p /tmp/ismon-before && tar -x -C /tmp/ismon-before)
     python bench/control_latency.py --before /tmp/ismon-before
