@@ -3,8 +3,8 @@
 # mypy: disallow-untyped-calls=False
 """
 The control channel of a running watch: AMP over a UNIX socket in the
-state folder (SPEC §4: C{--stop}, C{--pause}, C{--continue}, plus a JSON
-status for C{ismon status}).
+state folder (README "Running a watch": C{--stop}, C{--pause},
+C{--continue}, plus a JSON status for C{ismon status}).
 
 Server side: L{listen_control} binds the socket (mode 0600, inside the
 0700 state folder) and answers with an L{IWatchControl} provider.  A client
