@@ -8,15 +8,10 @@ This is the only module that touches the global reactor and C{sys.exit}.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import time
-from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 
-from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
 from twisted.python import usage
 
 from ismon import __version__
@@ -135,149 +130,21 @@ def run_watch(config: WatchConfig) -> int:
 # -- talking to a running watch ----------------------------------------------
 
 
-def _run(coroutine: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
-    """Run one coroutine on the reactor and return its result."""
-    from twisted.internet import reactor
-
-    from ismon.service import use_monotonic_clock
-
-    # Waits and AMP timeouts must not stretch when the wall clock steps back.
-    use_monotonic_clock(reactor)
-    outcome: list[int] = []
-
-    def go() -> None:
-        d: Deferred[int] = Deferred.fromCoroutine(coroutine(reactor))
-
-        def done(value: int) -> None:
-            outcome.append(value)
-
-        def failed(reason: Any) -> None:
-            if isinstance(reason.value, BrokenPipeError):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                outcome.append(ExitStatus.STOPPED)
-                return
-            sys.stderr.write(f"ismon: {reason.getErrorMessage()}\n")
-            outcome.append(ExitStatus.SYSTEM_ERROR)
-
-        d.addCallbacks(done, failed)
-        d.addBoth(lambda _: reactor.stop())  # type: ignore[attr-defined]
-
-    reactor.callWhenRunning(go)  # type: ignore[attr-defined]
-    reactor.run(installSignalHandlers=False)  # type: ignore[attr-defined,call-arg]
-    return outcome[0] if outcome else ExitStatus.SYSTEM_ERROR
-
-
 def control_command(action: Action | None, config: WatchConfig, *, as_json: bool) -> int:
     """--stop / --pause / --continue / --disp / --del, or status (None), for one ID."""
-    from ismon import state
+    from ismon import control_commands
 
-    def say(message: MessageId) -> str:
-        return render(message, command=config.command, watch_id=config.watch_id)
-
-    try:
-        folder = state.StateDir.open(config.state_dir or state.default_state_dir(), create=False)
-        pid = state.running_pid(folder, config.watch_id)
-    except OSError as e:
-        return _system_error(config.command, config.watch_id, "state", e)
-
-    if action is Action.DISP:
-        if pid is None:
-            sys.stderr.write(f"{config.command}: watch {config.watch_id} is not running\n")
-            return ExitStatus.NOT_RUNNING
-        print(pid)
-        return ExitStatus.STOPPED
-    if action is Action.DEL:
-        try:
-            removed = state.remove_leftovers(folder, config.watch_id)
-        except state.AlreadyRunning:
-            sys.stderr.write(f"{say(MessageId.ID_IN_USE)} (--del refused: PID {pid} is alive)\n")
-            return ExitStatus.ID_IN_USE
-        except OSError as e:
-            return _system_error(config.command, config.watch_id, "del", e)
-        for path in removed:
-            print(f"removed {path}")
-        return ExitStatus.STOPPED
-    if action is Action.STOP:
-        if pid is None:
-            return ExitStatus.STOPPED
-        return _run(lambda reactor: _stop(reactor, folder, config, say))
-    if pid is None:
-        if as_json:
-            print(json.dumps({"watch_id": config.watch_id, "state": "not running"}))
-        sys.stderr.write(f"{config.command}: watch {config.watch_id} is not running\n")
-        return ExitStatus.NOT_RUNNING
-    return _run(lambda reactor: _ask(reactor, folder, config, action, as_json))
-
-
-async def _stop(
-    reactor: Any, folder: Any, config: WatchConfig, say: Callable[[MessageId], str]
-) -> int:
-    from ismon import control, state
-
-    deadline = time.monotonic() + config.stop_wait
-    try:
-        await control.stop(reactor, folder.socket_path(config.watch_id), timeout=config.stop_wait)
-    except control.ControlUnavailable:
-        pass  # it may be exiting already; the lock tells
-    except Exception:
-        pass
-    while time.monotonic() < deadline:
-        if state.running_pid(folder, config.watch_id) is None:
-            return ExitStatus.STOPPED
-        await deferLater(reactor, 0.05, lambda: None)
-    if state.running_pid(folder, config.watch_id) is None:
-        return ExitStatus.STOPPED
-    sys.stderr.write(say(MessageId.STOP_FAILED) + "\n")
-    return ExitStatus.STOP_TIMED_OUT
-
-
-async def _ask(
-    reactor: Any,
-    folder: Any,
-    config: WatchConfig,
-    action: Action | None,
-    as_json: bool,
-) -> int:
-    from ismon import control
-
-    path = folder.socket_path(config.watch_id)
-    try:
-        if action in (Action.PAUSE, Action.CONTINUE):
-            # `ismon pause ID` does not know the watch's protocol; the message
-            # names the watch's own command, as the watch itself logs it.
-            command = (await control.status(reactor, path)).get("command", config.command)
-            if action is Action.PAUSE:
-                await control.pause(reactor, path)
-                message = MessageId.PAUSED
-            else:
-                await control.resume(reactor, path)
-                message = MessageId.CONTINUED
-            print(render(message, command=str(command), watch_id=config.watch_id))
-        else:
-            status = await control.status(reactor, path)
-            print(json.dumps(status) if as_json else _format_status(status))
-    except control.ControlUnavailable as e:
-        sys.stderr.write(f"{config.command}: watch {config.watch_id}: {e}\n")
-        return ExitStatus.NOT_RUNNING
-    return ExitStatus.STOPPED
-
-
-def _format_status(status: dict[str, Any]) -> str:
-    lines = [
-        f"{status.get('watch_id')}: {status.get('state')} ({status.get('target')}), "
-        f"pid {status.get('pid')}, up {status.get('uptime', 0):.0f}s",
-        f"  probes {status.get('probes')}, failures {status.get('failures')}, "
-        f"consecutive failures {status.get('consecutive_failures')}/{status.get('retries')}",
-        f"  detection bound {status.get('detection_bound'):g}s",
-    ]
-    last = status.get("last_probe")
-    if last:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["time"]))
-        lines.append(f"  last probe {when}: {last['summary']}")
-    if status.get("paused_since"):
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(status["paused_since"]))
-        lines.append(f"  paused since {when}")
-    return "\n".join(lines)
+    # The one implementation of what the control commands print and return;
+    # ismon.entry runs the command lines it recognises there directly.
+    request = control_commands.ControlRequest(
+        command=config.command,
+        watch_id=config.watch_id,
+        action=None if action is None else action.value,
+        stop_wait=config.stop_wait,
+        state_dir=config.state_dir,
+        as_json=as_json,
+    )
+    return control_commands.run(request)
 
 
 # -- the ismon command -------------------------------------------------------
@@ -365,37 +232,18 @@ def _system_error(
     command: str, watch_id: str, function: str, error: OSError, *, what: str = ""
 ) -> int:
     """Message 42 with the failing step and errno, the reason after it."""
-    text = render(
-        MessageId.SYSTEM_ERROR,
-        command=command,
-        watch_id=watch_id,
-        function=function,
-        number=error.errno or 0,
-    )
-    sys.stderr.write(f"{text} {what}{error.strerror or error}\n")
-    return ExitStatus.SYSTEM_ERROR
+    from ismon.control_commands import system_error
+
+    return system_error(command, watch_id, function, error, what=what)
 
 
 def _status_all(options: _ControlOptions) -> int:
     from pathlib import Path
 
-    from ismon import state
+    from ismon import control_commands
 
-    try:
-        folder = state.StateDir.open(
-            Path(options["state-dir"]) if options["state-dir"] else state.default_state_dir(),
-            create=False,
-        )
-        watches = [(w, state.running_pid(folder, w)) for w in state.list_watch_ids(folder)]
-    except OSError as e:
-        return _system_error("ismon", "-", "state", e)
-    results = []
-    code = ExitStatus.STOPPED
-    for watch_id, pid in watches:
-        if options["json"]:
-            results.append({"watch_id": watch_id, "pid": pid, "running": pid is not None})
-        else:
-            print(f"{watch_id}: " + (f"running, pid {pid}" if pid else "not running (leftovers)"))
-    if options["json"]:
-        print(json.dumps(results))
-    return code
+    state_dir = Path(options["state-dir"]) if options["state-dir"] else None
+    request = control_commands.ControlRequest(
+        "ismon", None, None, state_dir=state_dir, as_json=bool(options["json"])
+    )
+    return control_commands.run(request)

@@ -3,8 +3,8 @@
 # mypy: disallow-untyped-calls=False
 """
 The control channel of a running watch: AMP over a UNIX socket in the
-state folder (SPEC §4: C{--stop}, C{--pause}, C{--continue}, plus a JSON
-status for C{ismon status}).
+state folder (README "Running a watch": C{--stop}, C{--pause},
+C{--continue}, plus a JSON status for C{ismon status}).
 
 Server side: L{listen_control} binds the socket (mode 0600, inside the
 0700 state folder) and answers with an L{IWatchControl} provider.  A client
@@ -13,8 +13,11 @@ connections, another user - is dropped; it never crashes or blocks the
 watch.
 
 Client side: L{call} and the wrappers L{stop}, L{pause}, L{resume} and
-L{status}.  Every failure to reach a watch is a L{ControlUnavailable}; a
-watch that declines a request answers with L{ControlRefused}.
+L{status}, for code that runs a reactor anyway (the tests' reference
+client).  The control commands use L{ismon.control_client}, the same
+exchange without Twisted.  Every failure to reach a watch is a
+L{ControlUnavailable}; a watch that declines a request answers with
+L{ControlRefused}.
 
 Nothing here knows about the command line.
 """
@@ -48,6 +51,13 @@ from twisted.logger import Logger
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 from zope.interface import Interface
+
+from ismon.control_client import (
+    REFUSED_CODE,
+    ControlError,
+    ControlRefused,
+    ControlUnavailable,
+)
 
 __all__ = [
     "Continue",
@@ -92,22 +102,7 @@ _STOP_FLUSH_LIMIT = 2.0
 _MAX_STATUS_BYTES = 65535
 
 
-class ControlError(Exception):
-    """A control request did not succeed (base class)."""
-
-
-class ControlRefused(ControlError):
-    """
-    The watch understood the request and declined it.  Raise it from an
-    L{IWatchControl} method; the client sees the same type and message.
-    """
-
-
-class ControlUnavailable(ControlError):
-    """No watch answered on the control socket (none runs, or it is stuck)."""
-
-
-_ERRORS: dict[type[Exception], bytes] = {ControlRefused: b"REFUSED"}
+_ERRORS: dict[type[Exception], bytes] = {ControlRefused: REFUSED_CODE}
 
 
 class Stop(amp.Command):

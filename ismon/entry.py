@@ -1,15 +1,28 @@
 """
 Console entry points.  They look at the command line before anything
-imports Twisted, so that a watch without TLS never loads the TLS stack:
-C{twisted.internet.tcp} imports pyOpenSSL whenever it is importable
-(~13 MB of RSS and ~0.1 s of start-up for nothing), and Twisted's own
-fallback for a missing pyOpenSSL is used instead.
+imports Twisted:
+
+  - a control command (C{ismon status ID}, C{clp_httpmon ID --pause} ...)
+    that L{ismon.control_commands.recognise} fully understands runs there,
+    with the standard library alone: cluster software calls these every
+    few seconds, and Twisted's import alone cost several times the
+    exchange (docs/performance.md, "Control commands");
+  - a watch without TLS never loads the TLS stack:
+    C{twisted.internet.tcp} imports pyOpenSSL whenever it is importable
+    (~13 MB of RSS and ~0.1 s of start-up for nothing), and Twisted's own
+    fallback for a missing pyOpenSSL is used instead.
+
+Everything else goes to L{ismon.cli}.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+
+# typing costs ~2.5 ms of start-up, which the control commands do not pay.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 __all__ = ["clp_httpmon", "clp_smtpmon", "main"]
 
@@ -36,7 +49,17 @@ def _skip_tls_stack(argv: list[str]) -> None:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
+def _control_command(program: str, argv: list[str]) -> None:
+    """Run C{argv} and exit if it is a control command the fast way knows."""
+    from ismon import control_commands
+
+    request = control_commands.recognise(program, argv)
+    if request is not None:
+        control_commands.run_and_exit(request)
+
+
 def clp_httpmon() -> NoReturn:
+    _control_command("clp_httpmon", sys.argv[1:])
     _skip_tls_stack(sys.argv[1:])
     from ismon import cli
 
@@ -44,6 +67,7 @@ def clp_httpmon() -> NoReturn:
 
 
 def clp_smtpmon() -> NoReturn:
+    _control_command("clp_smtpmon", sys.argv[1:])
     _skip_tls_stack(sys.argv[1:])
     from ismon import cli
 
@@ -51,6 +75,7 @@ def clp_smtpmon() -> NoReturn:
 
 
 def main() -> NoReturn:
+    _control_command("ismon", sys.argv[1:])
     _skip_tls_stack(sys.argv[1:])
     from ismon import cli
 

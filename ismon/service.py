@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from enum import IntEnum
 from typing import Any
 
 from twisted.application.service import Service
@@ -27,6 +26,7 @@ from zope.interface import implementer
 
 from ismon.catalogue import MessageId, render, takes_detail
 from ismon.control import IWatchControl, listen_control
+from ismon.exit_status import ExitStatus
 from ismon.http import HttpProbe, HttpRequest
 from ismon.notify import SystemdNotifier
 from ismon.options import WatchConfig
@@ -43,20 +43,6 @@ _log = Logger()
 
 # Seconds a finished watch may take to shut down before it exits regardless.
 _EXIT_DEADLINE = 15.0
-
-
-class ExitStatus(IntEnum):
-    """The one table of exit codes (README "Exit codes")."""
-
-    STOPPED = 0
-    SERVER_FAILED = 1
-    INVALID_PARAMETER = 2
-    ID_IN_USE = 3
-    SYSTEM_ERROR = 4
-    STOP_TIMED_OUT = 5
-
-    # For --disp / --pause / --continue / status: the ID is not running.
-    NOT_RUNNING = 1
 
 
 def use_monotonic_clock(reactor: Any) -> None:

@@ -22,17 +22,13 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import os
 import re
 import stat
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-
-import attrs
 
 __all__ = [
     "AlreadyRunning",
@@ -144,6 +140,10 @@ def default_state_dir() -> Path:
 
 
 def _sha256_hex(watch_id: str) -> str:
+    # Imported here: hashlib maps OpenSSL's libcrypto (~4 MB of RSS), which a
+    # control command with a short ID does not need (docs/performance.md).
+    import hashlib
+
     return hashlib.sha256(watch_id.encode("ascii")).hexdigest()
 
 
@@ -153,14 +153,37 @@ def _file_stem(watch_id: str) -> str:
     return "h-" + _sha256_hex(watch_id)
 
 
-@attrs.frozen
 class StateDir:
     """
     A checked state folder.  Build it with L{StateDir.open}; the plain
     constructor performs no checks.
+
+    A frozen value written out by hand: importing attrs would double the
+    start-up time of the control commands (docs/performance.md).
     """
 
+    __slots__ = ("path",)
     path: Path
+
+    def __init__(self, path: Path) -> None:
+        object.__setattr__(self, "path", path)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"StateDir is frozen: cannot set {name}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"StateDir is frozen: cannot delete {name}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StateDir):
+            return NotImplemented
+        return self.path == other.path
+
+    def __hash__(self) -> int:
+        return hash((StateDir, self.path))
+
+    def __repr__(self) -> str:
+        return f"StateDir(path={self.path!r})"
 
     @classmethod
     def open(cls, path: Path | None = None, create: bool = True) -> StateDir:
@@ -280,7 +303,10 @@ def _check_folder(fd: int, where: Path, *, created: bool = False) -> None:
 def _pause(seconds: float) -> None:
     # Not time.sleep: under libfaketime with a real monotonic clock (how the
     # clock-step tests run) clock_nanosleep fails with EINVAL; a timed lock
-    # wait does not.
+    # wait does not.  Imported here: only a contended lock needs it, and the
+    # control commands count every millisecond of start-up.
+    import threading
+
     threading.Event().wait(seconds)
 
 
