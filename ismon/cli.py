@@ -24,6 +24,8 @@ from ismon.options import (
     SmtpOptions,
     WatchConfig,
     WatchOptions,
+    plain_usage_error,
+    quote,
 )
 from ismon.service import ExitStatus
 
@@ -163,10 +165,16 @@ class _ControlOptions(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self.watch_id: str | None = None
+        # The ID was moved behind the options (getopt stops at it).
+        self.id_moved = False
 
     def parseArgs(self, *args: str) -> None:
+        if self.id_moved and args:
+            args = (args[-1], *args[:-1])
         if len(args) > 1:
-            raise usage.UsageError(f"unexpected arguments: {' '.join(args[1:])}")
+            extra = " ".join(quote(arg) for arg in args[1:])
+            noun = "argument" if len(args) == 2 else "arguments"
+            raise usage.UsageError(f"unexpected {noun} {extra}: give one watch ID")
         self.watch_id = args[0] if args else None
 
 
@@ -202,16 +210,19 @@ def _main(argv: list[str]) -> int:
         "status": None,
     }
     if verb not in actions:
-        sys.stderr.write(f"ismon: unknown command {verb!r} (see ismon --help)\n")
+        sys.stderr.write(f"ismon: unknown command {quote(verb)} (see ismon --help)\n")
         return ExitStatus.INVALID_PARAMETER
     options = _ControlOptions()
     # Let the ID come first, as in the 2004 syntax.
     if rest and not rest[0].startswith("-"):
         rest = [*rest[1:], rest[0]]
+        options.id_moved = True
     try:
         options.parseOptions(rest)
     except usage.UsageError as e:
-        sys.stderr.write(f"ismon {verb}: {e}\n")
+        sys.stderr.write(
+            f"ismon {verb}: {plain_usage_error(str(e), options.longOpt)} (see --help)\n"
+        )
         return ExitStatus.INVALID_PARAMETER
     if verb == "status" and options.watch_id is None:
         return _status_all(options)

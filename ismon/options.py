@@ -34,6 +34,7 @@ __all__ = [
     "SmtpOptions",
     "WatchConfig",
     "WatchOptions",
+    "plain_usage_error",
     "quote",
 ]
 
@@ -118,6 +119,26 @@ _GETOPT_ERROR = re.compile(
     r"must not have an argument|not a unique prefix)",
     re.DOTALL,
 )
+
+
+def plain_usage_error(error: str, long_options: list[str]) -> str:
+    """getopt's complaint in the words of our other refusals."""
+    found = _GETOPT_ERROR.fullmatch(error)
+    if found is None:
+        return error
+    option, what = found["option"], found["what"]
+    if not option.isprintable():
+        option = quote(option)
+    if what == "not recognized":
+        return f"unknown option {option}"
+    if what == "requires argument":
+        return f"option {option} needs a value"
+    if what == "must not have an argument":
+        return f"option {option} takes no value"
+    prefix = option.lstrip("-")
+    candidates = sorted("--" + name.rstrip("=") for name in long_options if name.startswith(prefix))
+    *others, last = dict.fromkeys(candidates) or [prefix]
+    return f"option {option} is ambiguous: {', '.join(others)} or {last}?"
 
 
 def _columns() -> int:
@@ -215,25 +236,7 @@ class WatchOptions(usage.Options):
             raise ParameterError(self._plain(str(e))) from None
 
     def _plain(self, error: str) -> str:
-        """getopt's complaint in the words of our other refusals."""
-        found = _GETOPT_ERROR.fullmatch(error)
-        if found is None:
-            return error
-        option, what = found["option"], found["what"]
-        if not option.isprintable():
-            option = quote(option)
-        if what == "not recognized":
-            return f"unknown option {option}"
-        if what == "requires argument":
-            return f"option {option} needs a value"
-        if what == "must not have an argument":
-            return f"option {option} takes no value"
-        prefix = option.lstrip("-")
-        candidates = sorted(
-            "--" + name.rstrip("=") for name in self.longOpt if name.startswith(prefix)
-        )
-        *others, last = dict.fromkeys(candidates) or [prefix]
-        return f"option {option} is ambiguous: {', '.join(others)} or {last}?"
+        return plain_usage_error(error, self.longOpt)
 
     def parseArgs(self, *args: str) -> None:
         given = [self._leading_id, *args] if self._leading_id is not None else list(args)

@@ -316,6 +316,33 @@ def test_help_is_not_an_error(processes: Processes) -> None:
     assert "Request-URI" in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["status", "--bogus"], "ismon status: unknown option --bogus (see --help)"),
+        (["status", "-r"], "ismon status: option -r needs a value (see --help)"),
+        (
+            ["status", "a", "b", "c"],
+            'ismon status: unexpected arguments "b" "c": give one watch ID (see --help)',
+        ),
+        (
+            ["stop", "-r", "5", "x", "y"],
+            'ismon stop: unexpected argument "y": give one watch ID (see --help)',
+        ),
+        (["frob"], 'ismon: unknown command "frob" (see ismon --help)'),
+    ],
+)
+def test_ismon_verb_refusals_read_like_the_others(
+    processes: Processes, tmp_path: Path, argv: list[str], line: str
+) -> None:
+    """The C{ismon} verbs refuse in the same words as the watch commands."""
+    result = processes.run(
+        [*command("ismon"), *argv], env={**os.environ, "ISMON_STATE_DIR": str(tmp_path / "s")}
+    )
+    assert result.returncode == 2
+    assert result.stderr == line + "\n"
+
+
 # -- the edges that must be accepted --------------------------------------------
 
 LONGEST_ID = "A" * 255

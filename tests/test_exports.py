@@ -39,6 +39,7 @@ PUBLIC = {
         "SmtpOptions",
         "WatchConfig",
         "WatchOptions",
+        "plain_usage_error",
         "quote",
     ],
     "ismon.service": [
