@@ -69,11 +69,53 @@ PUBLIC = {
         "write_pages",
     ],
     "ismon.entry": ["clp_httpmon", "clp_smtpmon", "main"],
+    "ismon.exit_status": ["ExitStatus"],
+    "ismon.ampbox": [
+        "ANSWER",
+        "ASK",
+        "BoxReader",
+        "COMMAND",
+        "ERROR",
+        "ERROR_CODE",
+        "ERROR_DESCRIPTION",
+        "MAX_KEY_LENGTH",
+        "MAX_VALUE_LENGTH",
+        "MalformedBox",
+        "encode_box",
+    ],
+    "ismon.control_client": [
+        "ControlError",
+        "ControlRefused",
+        "ControlUnavailable",
+        "call",
+        "pause",
+        "resume",
+        "status",
+        "stop",
+    ],
+    "ismon.control_commands": [
+        "ControlRequest",
+        "format_status",
+        "recognise",
+        "run",
+        "run_and_exit",
+        "system_error",
+    ],
 }
 
 # Modules that must not import the reactor or any Twisted networking: the
 # pure rooms of the design.
-PURE = ["ismon.catalogue", "ismon.manual", "ismon.replies", "ismon.result", "ismon.state"]
+PURE = [
+    "ismon.ampbox",
+    "ismon.catalogue",
+    "ismon.control_client",
+    "ismon.control_commands",
+    "ismon.exit_status",
+    "ismon.manual",
+    "ismon.replies",
+    "ismon.result",
+    "ismon.state",
+]
 
 
 class ExportsTests(SynchronousTestCase):
