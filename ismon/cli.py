@@ -1,9 +1,11 @@
-# -*- test-case-name: tests.test_cli -*-
+# -*- test-case-name: tests.test_cli_params,tests.test_watch,tests.test_control_commands -*-
 """
-Entry points: C{clp_httpmon}, C{clp_smtpmon} (the 2004 command lines) and
-C{ismon} (C{ismon http|smtp ID ...}, C{ismon stop|pause|continue|status|disp|del}).
+The Twisted side of the commands: C{clp_httpmon}, C{clp_smtpmon} (the 2004
+command lines) and C{ismon} (C{ismon http|smtp ID ...}, and the control
+verbs C{stop|pause|continue|status|disp|del} when L{ismon.entry} could not
+hand them to L{ismon.control_commands} first: help, and every refusal).
 
-This is the only module that touches the global reactor and C{sys.exit}.
+Of the command modules, this is the only one that runs the global reactor.
 """
 
 from __future__ import annotations
