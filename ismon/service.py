@@ -17,6 +17,7 @@ from collections.abc import Callable
 from enum import IntEnum
 from typing import Any
 
+from twisted.application.service import Service
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import LoopingCall
@@ -149,20 +150,12 @@ class _LoopWatchdog:
 
 
 @implementer(IWatchControl)
-class WatchService:
+class WatchService(Service):
     """
     One watch: probes on schedule and ends with an L{ExitStatus} given to
     C{on_exit} — on request (0), when the server failed (1), or when it
     cannot run (3, 4).
-
-    Not an C{IService} by itself: the clp_* commands drive it directly, and
-    C{twisted.application.service} (with the plugin, persistence and zip
-    machinery it imports) would cost every watch ~0.6 MB of RSS for nothing.
-    L{make_twistd_service} makes a twistd C{Service} of it.
     """
-
-    running = 0
-    name: str | None = None
 
     def __init__(
         self,
@@ -205,7 +198,7 @@ class WatchService:
     # -- lifecycle ------------------------------------------------------
 
     def startService(self) -> None:
-        self.running = 1
+        super().startService()
         self._start_observers()
         config = self.config
         try:
@@ -284,7 +277,7 @@ class WatchService:
 
     def stopService(self) -> Deferred[None] | None:
         """The process is going down (SIGTERM, SIGINT, twistd shutdown)."""
-        self.running = 0
+        super().stopService()
         if self._ending:
             # Already winding down (the server failed): let shutdown wait for
             # it, so the records go and the exit status stands.
@@ -547,8 +540,7 @@ def _result_fields(result: ProbeResult) -> dict[str, Any]:
 
 def make_twistd_service(config: WatchConfig) -> WatchService:
     """
-    The service for the twistd plugins: a L{WatchService} that is also a
-    twistd C{Service} (parent, name, privileged start).  twistd cannot choose its exit
+    The service for the twistd plugins.  twistd cannot choose its exit
     status (Twisted ticket #11335), so the status is set from an atexit hook
     that runs after twistd's own cleanup (pidfile removal) and calls
     C{os._exit}.  A stop by signal is re-raised by twistd and ends with
@@ -556,13 +548,7 @@ def make_twistd_service(config: WatchConfig) -> WatchService:
     """
     import atexit
 
-    from twisted.application.service import Service
     from twisted.internet import reactor
-
-    class TwistdWatchService(WatchService, Service):
-        # WatchService's own startService/stopService come first and keep
-        # C{running} themselves.
-        pass
 
     use_monotonic_clock(reactor)
 
@@ -576,4 +562,4 @@ def make_twistd_service(config: WatchConfig) -> WatchService:
         # startService runs before twistd starts the reactor: stop it once it runs.
         reactor.callWhenRunning(reactor.stop)  # type: ignore[attr-defined]
 
-    return TwistdWatchService(config, reactor, on_exit=on_exit)
+    return WatchService(config, reactor, on_exit=on_exit)
