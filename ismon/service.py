@@ -77,6 +77,20 @@ def use_monotonic_clock(reactor: Any) -> None:
     reactor.seconds = time.monotonic
 
 
+def _release_freed_memory() -> None:
+    """
+    Hand the heap pages freed since start-up back to the system.  Importing
+    leaves ~0.7 MB of freed memory that glibc keeps for later; a watch that
+    lives for months never needs it again.  Elsewhere than glibc: nothing.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def make_probe(reactor: ReactorType, config: WatchConfig) -> IProbe:
     if isinstance(config.request, HttpRequest):
         return HttpProbe(reactor, config.request)
@@ -194,6 +208,7 @@ class WatchService(Service):
         self._notifier = notifier if notifier is not None else SystemdNotifier()
         self._ready = False
         self._systemd_watchdog: LoopingCall | None = None
+        self._trimmed = False
 
     # -- lifecycle ------------------------------------------------------
 
@@ -368,6 +383,11 @@ class WatchService(Service):
         self.reporter.emit(MessageId.SYSLOG_UNAVAILABLE, LogLevel.warn, detail=why)
 
     def _probe_done(self, result: ProbeResult, failures: int) -> None:
+        if not self._trimmed:
+            # After the first probe: start-up is over and the probe path has
+            # run once, and the first probe was not delayed for it.
+            self._trimmed = True
+            _release_freed_memory()
         self._tell_systemd(result, failures)
         fields = _result_fields(result)
         del fields["number"]  # passed as the message's own number
