@@ -455,10 +455,9 @@ class _Attempt:
         if self.decided:
             return
         self.decided = True
-        if result.latency == 0.0:
-            result = attrs.evolve(result, latency=self.elapsed())
         self._result = attrs.evolve(
             result,
+            latency=result.latency or self.elapsed(),
             address=str(self._address) if self._address else "",
             cert_days_left=self._cert_days_left,
         )
