@@ -199,3 +199,59 @@ def test_a_watch_with_a_blocked_event_loop_exits_4_within_the_limit() -> None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
         shutil.rmtree(top, ignore_errors=True)
+
+
+def test_a_watch_frozen_whole_for_longer_than_the_stall_threshold_lives_on() -> None:
+    # SIGSTOP freezes the loop and the watchdog thread alike: on thawing, the
+    # thread may look first and see a stale beat; the loop's overdue beat
+    # must win the confirmation window.  Frozen 20 s: past the 15 s
+    # threshold of the 30 s limit, short of the limit itself.
+    top = Path(tempfile.mkdtemp(prefix="ismon-wd-"))
+    clp_httpmon = Path(sys.executable).parent / "clp_httpmon"
+    argv = [
+        str(clp_httpmon) if clp_httpmon.exists() else "clp_httpmon",
+        "wdfreeze",
+        "-s",
+        "127.0.0.1",
+        "-n",
+        "9",
+        "-i",
+        "1",
+        "-c",
+        "1",
+        "-r",
+        "1",
+        "--grace",
+        "600",
+        "--state-dir",
+        str(top / "state"),
+        "--syslog-socket",
+        "none",
+    ]
+    log = top / "watch.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while "has started watching" not in log.read_text(errors="replace"):
+            assert proc.poll() is None, log.read_text(errors="replace")
+            assert time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGSTOP)
+        time.sleep(20)
+        os.kill(proc.pid, signal.SIGCONT)
+        # Past the confirmation window (30/8 s) with room to spare.
+        time.sleep(10)
+        text = log.read_text(errors="replace")
+        assert proc.poll() is None, text
+        assert STALLED_TEXT not in text, text
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+        shutil.rmtree(top, ignore_errors=True)
