@@ -17,7 +17,11 @@ Per watch it prints CPU ms per minute and probes per minute.  The probes'
 own share is separated by putting the two watches side by side: with
 ``cpu = idle + probes x per_probe`` for each, the slope between them gives
 the CPU of one probe, and ``idle`` is what a watch spends per minute beyond
-its probes (heartbeat, watchdog thread, timers).  Target (issue 11): at
+its probes (heartbeat, watchdog thread, timers).  The model assumes
+that overhead is about the same for both watches; it is, to within a
+fraction of a millisecond a minute (the heartbeat period depends on the
+watchdog limit, so it differs between the two intervals, but is at least
+7.5 s for both).  Target (issue 11): at
 ``-i 60``, idle <= 3 ms a minute.
 
     python bench/idle_cpu.py               # 3 minutes
