@@ -98,11 +98,7 @@ def make_probe(reactor: ReactorType, config: WatchConfig) -> IProbe:
 
 
 def loop_watchdog_limit(detection_bound: float) -> float:
-    """
-    Seconds within which a stuck event loop ends the process (README
-    "Timing"): long enough that the watch's own slowest honest turn (a
-    probe's deadline) never looks like a stall, at least 30 s.
-    """
+    """Seconds within which a stuck event loop ends the process (README "Timing")."""
     return max(30.0, 2 * detection_bound)
 
 
