@@ -73,6 +73,20 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
+def proc_cpu(pid: int) -> float:
+    """CPU seconds of all threads of pid: schedstat (ns) where present, else stat (ticks)."""
+    total = 0.0
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[0]) / 1e9
+        return total
+    except (OSError, ValueError, IndexError):
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def spawn(argv: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
     """Start argv in its own session, stdout and stderr to log, SIGTERM if the bench dies."""
     with open(log, "wb") as out:

@@ -86,6 +86,7 @@ from _common import (
     end_process,
     ignore_signals,
     percentile,
+    proc_cpu,
 )
 
 _ROOT = Path(__file__).resolve().parent.parent
@@ -116,20 +117,6 @@ def proc_memory(pid: int) -> dict[str, int]:
             if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
                 found[key] = int(rest.split()[0]) * 1024
     return found
-
-
-def proc_cpu(pid: int) -> float:
-    """CPU seconds of all threads of pid: schedstat (ns) where present, else stat (ticks)."""
-    total = 0.0
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
-                total += int(f.read().split()[0]) / 1e9
-        return total
-    except (OSError, ValueError, IndexError):
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def proc_maps_markers(pid: int) -> dict[str, list[str]]:

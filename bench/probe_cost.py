@@ -14,7 +14,10 @@ in a temporary folder, then, in one run:
       children (getrusage(RUSAGE_CHILDREN)) and, separately, what spawning and
       reaping them cost this process (RUSAGE_SELF across the loop);
 
-and prints the figures per 1000 probes.  Benchmarks print figures; they are
+and, for scale, the same N probes (same gap) as the least a Twisted HEAD
+can do (connectTCP, write, wait for the header block, close) and as a plain
+blocking-socket HEAD without Twisted -- the floor under an ismon probe on
+this machine; and prints the figures per 1000 probes.  Benchmarks print figures; they are
 not tests: the exit status is 0 unless something broke (a server did not
 start, probes failed).
 
@@ -295,6 +298,62 @@ def _stop_reactor(reactor: Any) -> None:
         reactor.stop()
 
 
+FLOOR_TWISTED = "floor: bare Twisted HEAD"
+FLOOR_SOCKET = "floor: blocking-socket HEAD"
+TARGET_GAP_MS = 0.6  # issue 11: ms per ismon HTTP probe at --gap 0.5
+_HEAD = b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+
+
+def _bare_twisted_head(reactor: Any, port: int) -> Any:
+    """
+    The least a Twisted HEAD can do: connectTCP, write, wait for the header
+    block, close; no deadline, no parsing, no verdict.  What the platform
+    costs per probe, for scale.
+    """
+    from twisted.internet.defer import Deferred
+    from twisted.internet.protocol import ClientFactory, Protocol
+
+    done: Deferred[Any] = Deferred()
+
+    class Head(Protocol):
+        def connectionMade(self) -> None:
+            self.seen = b""
+            self.transport.write(_HEAD)  # type: ignore[union-attr]
+
+        def dataReceived(self, data: bytes) -> None:
+            self.seen += data
+            if b"\r\n\r\n" in self.seen:
+                self.transport.loseConnection()  # type: ignore[union-attr]
+
+        def connectionLost(self, reason: Any = None) -> None:
+            done.callback(type("Result", (), {"ok": self.seen.startswith(b"HTTP/")})())
+
+    class Once(ClientFactory):
+        noisy = False
+        protocol = Head
+
+        def clientConnectionFailed(self, connector: Any, reason: Any) -> None:
+            done.callback(reason)
+
+    reactor.connectTCP("127.0.0.1", port, Once(), timeout=PROBE_TIMEOUT)
+    return done
+
+
+def _blocking_head(port: int) -> Any:
+    """A plain blocking-socket HEAD (no Twisted at all), run from the reactor."""
+    from twisted.internet.defer import succeed
+
+    with socket.create_connection(("127.0.0.1", port), timeout=PROBE_TIMEOUT) as conn:
+        conn.sendall(_HEAD)
+        seen = b""
+        while b"\r\n\r\n" not in seen:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            seen += chunk
+    return succeed(type("Result", (), {"ok": seen.startswith(b"HTTP/")})())
+
+
 def run_ismon(
     http_port: int, smtp_port: int, n: int, gap: float, profile: int, results: Results
 ) -> None:
@@ -337,7 +396,13 @@ def run_ismon(
         return done
 
     async def batches() -> None:
-        for name, probe in (("ismon HTTP", http.probe), ("ismon SMTP", smtp.probe)):
+        kinds: list[tuple[str, Callable[[], Any]]] = [
+            ("ismon HTTP", http.probe),
+            ("ismon SMTP", smtp.probe),
+            (FLOOR_TWISTED, lambda: _bare_twisted_head(reactor, http_port)),
+            (FLOOR_SOCKET, lambda: _blocking_head(http_port)),
+        ]
+        for name, probe in kinds:
             await sequential(probe, min(WARMUP, n))
             with measure(resource.RUSAGE_SELF) as cpu:
                 t0 = time.perf_counter()
@@ -379,7 +444,7 @@ def run_ismon(
         d.addBoth(finished)
 
     # A bound on the whole reactor phase, so a wedged probe cannot hang the bench.
-    limit = 60 + (2 * n + 2 * WARMUP + 2 * profile) * (0.05 + gap)
+    limit = 60 + (4 * n + 4 * WARMUP + 2 * profile) * (0.05 + gap)
 
     def too_long() -> None:
         outcome.setdefault("result", "timeout")
@@ -517,22 +582,23 @@ def report(results: Results, n: int, forked_runs: int, gap: float) -> None:
     print(f"ismon probes {'back to back' if not gap else f'{gap:g} s apart'})")
     print()
     head = (
-        f"{'checker':<12} {'runs':>5}  {'CPU s/1000':>10}  {'user':>6} {'sys':>6}"
+        f"{'checker':<28} {'runs':>5}  {'CPU s/1000':>10}  {'user':>6} {'sys':>6}"
         f"  {'spawn s/1000':>12}  {'total s/1000':>12}  {'wall s/1000':>11}  {'fail':>4}"
     )
     print(head)
     print("-" * len(head))
     order = ["ismon HTTP", "ismon SMTP", "check_http", "check_smtp", "curl -sI"]
+    order += [FLOOR_TWISTED, FLOOR_SOCKET]
     for name in order:
         if name in results.skipped:
-            print(f"{name:<12} skipped: {results.skipped[name]}")
+            print(f"{name:<28} skipped: {results.skipped[name]}")
             continue
         row = rows.get(name)
         if row is None:
             continue
         spawn = f"{row.per_1000(row.spawn.total):12.3f}" if row.spawn else f"{'-':>12}"
         print(
-            f"{name:<12} {row.runs:>5}  {row.per_1000(row.cpu.total):10.3f}"
+            f"{name:<28} {row.runs:>5}  {row.per_1000(row.cpu.total):10.3f}"
             f"  {row.per_1000(row.cpu.user):6.3f} {row.per_1000(row.cpu.sys):6.3f}"
             f"  {spawn}  {row.per_1000(row.total):12.3f}  {row.per_1000(row.wall):11.3f}"
             f"  {row.failures:>4}"
@@ -578,6 +644,21 @@ def report(results: Results, n: int, forked_runs: int, gap: float) -> None:
         )
     else:
         print(f"{target}: n/a (check_http not available)")
+    ours = rows.get("ismon HTTP")
+    if ours is not None and gap >= 0.5:
+        per_probe = ours.per_1000(ours.cpu.total)
+        verdict = "PASS" if per_probe <= TARGET_GAP_MS else "FAIL"
+        print(
+            f"target: an ismon HTTP probe costs <= {TARGET_GAP_MS:g} ms at --gap 0.5: {verdict}"
+            f" ({per_probe:.3f} ms)"
+        )
+    floors = [rows[f] for f in (FLOOR_TWISTED, FLOOR_SOCKET) if f in rows]
+    if ours is not None and floors:
+        print(
+            "floor, same gap: "
+            + ", ".join(f"{f.name[7:]} {f.per_1000(f.cpu.total):.3f} ms" for f in floors)
+            + f"; ismon HTTP {ours.per_1000(ours.cpu.total):.3f} ms"
+        )
     fork = results.bare_fork
     if fork is not None and fork.spawn is not None:
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -8,6 +8,7 @@ the mapping of socket errors to catalogue messages.
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import socket
 import threading
@@ -160,6 +161,8 @@ def system_resolver(
     return resolve
 
 
+# A watch asks for the same host every probe: parse an address once.
+@functools.lru_cache(maxsize=64)
 def _literal(host: str, port: int) -> Address | None:
     try:
         ip = ipaddress.ip_address(host.strip("[]"))
@@ -452,10 +455,9 @@ class _Attempt:
         if self.decided:
             return
         self.decided = True
-        if result.latency == 0.0:
-            result = attrs.evolve(result, latency=self.elapsed())
         self._result = attrs.evolve(
             result,
+            latency=result.latency or self.elapsed(),
             address=str(self._address) if self._address else "",
             cert_days_left=self._cert_days_left,
         )

@@ -33,10 +33,18 @@ MAX_SMTP_LINE_BYTES = 4 * 1024
 MAX_SMTP_REPLY_BYTES = 64 * 1024
 
 
+# Bytes that are not printable ASCII: their absence lets printable() skip
+# the per-character pass that almost every real reply would go through.
+_NOT_PLAIN_ASCII = re.compile(rb"[^\x20-\x7e]")
+
+
 def printable(raw: bytes, limit: int = 200) -> str:
     """A log-safe rendering of server bytes: no control characters, bounded."""
-    text = raw[:limit].decode("utf-8", "replace")
-    text = "".join(c if c.isprintable() else "?" for c in text)
+    head = raw[:limit]
+    if _NOT_PLAIN_ASCII.search(head) is None:
+        text = head.decode("ascii")
+    else:
+        text = "".join(c if c.isprintable() else "?" for c in head.decode("utf-8", "replace"))
     return text + ("..." if len(raw) > limit else "")
 
 

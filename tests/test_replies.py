@@ -57,6 +57,24 @@ class PrintableTests(SynchronousTestCase):
     def test_invalidUtf8(self) -> None:
         self.assertEqual(printable(b"\xff\xfeok"), "\ufffd\ufffdok")
 
+    def test_plainAsciiKeptAsIs(self) -> None:
+        self.assertEqual(printable(b"HTTP/1.1 200 OK"), "HTTP/1.1 200 OK")
+        self.assertEqual(printable(b"\x7f~ "), "?~ ")
+
+    @given(
+        st.binary(max_size=300)
+        | st.text(max_size=300).map(lambda t: t.encode("utf-8"))
+        | st.from_regex(rb"[\x1f-\x80]{0,250}", fullmatch=True),
+        st.integers(min_value=1, max_value=260),
+    )
+    @settings(max_examples=300, deadline=None)
+    def test_sameAsThePerCharacterRendering(self, raw: bytes, limit: int) -> None:
+        # The ASCII fast path must not change what any input renders as.
+        text = raw[:limit].decode("utf-8", "replace")
+        expected = "".join(c if c.isprintable() else "?" for c in text)
+        expected += "..." if len(raw) > limit else ""
+        self.assertEqual(printable(raw, limit), expected)
+
 
 # (line, expected (version, code, reason)) or None for "not a status line".
 _STATUS_LINES: list[tuple[bytes, tuple[tuple[int, int], int, str] | None]] = [
