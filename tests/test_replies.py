@@ -6,7 +6,7 @@ parser and the SMTP reply parser, including their size bounds.
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -24,10 +24,6 @@ from ismon.replies import (
     parse_status_line,
     printable,
 )
-
-# Unit tests must be deterministic and not time-sensitive: the same examples
-# every run (derandomize), no per-example deadline, no example database.
-_PROPERTY = settings(derandomize=True, deadline=None, database=None)
 
 
 def _chunks(data: bytes, cuts: list[int]) -> list[bytes]:
@@ -179,7 +175,6 @@ class HttpHeadParserTests(SynchronousTestCase):
         assert results[-1] is not None
         self.assertEqual(results[-1].code, 200)
 
-    @_PROPERTY
     @given(st.data())
     def test_arbitraryChunking(self, data: st.DataObject) -> None:
         """
@@ -203,7 +198,6 @@ class HttpHeadParserTests(SynchronousTestCase):
         self.assertEqual(results[-1], expected)
         self.assertEqual([r for r in results[:-1] if r is not None], [])
 
-    @_PROPERTY
     @given(st.data())
     def test_arbitraryChunkingOfGarbage(self, data: st.DataObject) -> None:
         """
@@ -494,7 +488,6 @@ class SmtpReplyParserTests(SynchronousTestCase):
         for _ in range(5):
             self.assertEqual(len(parser.feed(reply)), 1)
 
-    @_PROPERTY
     @given(st.data())
     def test_arbitraryChunking(self, data: st.DataObject) -> None:
         """
@@ -517,7 +510,6 @@ class SmtpReplyParserTests(SynchronousTestCase):
         self.assertEqual(replies, expected)
         self.assertFalse(parser.pending)
 
-    @_PROPERTY
     @given(
         st.lists(
             st.tuples(
