@@ -25,6 +25,7 @@ from pathlib import Path
 
 __all__ = [
     "LOOPBACK",
+    "PATIENCE",
     "Processes",
     "WatchProcess",
     "command",
@@ -34,6 +35,11 @@ __all__ = [
 ]
 
 LOOPBACK = "127.0.0.1"
+#: Seconds to wait for what should happen at once or within a few seconds
+#: (a process to end, a line to appear).  Generous, because a loaded CI
+#: machine can take seconds to start a Python process; waits end as soon as
+#: the thing happens, so only a failing test waits this long.
+PATIENCE = 30.0
 
 # SPEC §5, verbatim; 95 and 96 are ismon's own (README message catalogue).
 _TEXTS = {
@@ -136,7 +142,7 @@ class WatchProcess:
     def running(self) -> bool:
         return self.process.poll() is None
 
-    def wait(self, timeout: float) -> int:
+    def wait(self, timeout: float = PATIENCE) -> int:
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -144,7 +150,7 @@ class WatchProcess:
                 f"{self.argv[:3]} still running after {timeout} s\n--- output ---\n" + self.output()
             ) from None
 
-    def wait_for(self, pattern: str, timeout: float = 10.0, *, after: int = 0) -> str:
+    def wait_for(self, pattern: str, timeout: float = PATIENCE, *, after: int = 0) -> str:
         """
         The first line of the output (from character C{after} on) that
         matches the regex C{pattern}; waits for it, fails if the process
