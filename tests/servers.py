@@ -380,7 +380,7 @@ def nginx_conf(
 _NGINX_HTTP = """\
     default_type text/plain;
     keepalive_timeout 5;
-    log_format ismon '$remote_addr $server_port "$request" $status host="$http_host" ua="$http_user_agent"';
+    log_format ismon '$remote_addr $server_port "$request" $status host="$http_host" ua="$http_user_agent" t=$msec';
     access_log {dir}/access.log ismon;
     server {{
         {listen}
@@ -419,7 +419,10 @@ class Nginx(ServerProcess):
     same locations over TLS with that certificate.  Every request is logged
     to C{access_log} as::
 
-        127.0.0.1 PORT "HEAD / HTTP/1.1" 200 host="127.0.0.1:PORT" ua="..."
+        127.0.0.1 PORT "HEAD / HTTP/1.1" 200 host="127.0.0.1:PORT" ua="..." t=UNIXTIME
+
+    where C{UNIXTIME} (C{$msec}) is when nginx handled it, by the real wall
+    clock: a witness that does not depend on how promptly a test reads.
     """
 
     name = "nginx"
