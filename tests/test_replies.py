@@ -357,17 +357,19 @@ class HttpHeadParserTests(SynchronousTestCase):
     def test_tinyLinesStayCheap(self) -> None:
         """
         A 64 KiB chunk of minimal header lines (the worst case for per-line
-        work) is refused, and quickly.
+        work) is refused within that first chunk: the work per answer is
+        bounded by the cap, not by what the server sends.  (How long that
+        takes is a figure for bench/, not a pass mark here.)
         """
-        import time
-
         parser = HttpHeadParser()
         parser.feed(b"HTTP/1.1 200 OK\r\n")
-        start = time.perf_counter()
-        with self.assertRaises(InvalidResponse):
+        fed = 0
+        with self.assertRaises(InvalidResponse) as caught:
             for _ in range(4):
                 parser.feed(b"a:\n" * (64 * 1024 // 3))
-        self.assertLess(time.perf_counter() - start, 2.0)
+                fed += 1
+        self.assertEqual(fed, 0)
+        self.assertEqual(caught.exception.reason, "header block too large")
 
 
 class SmtpReplyParserTests(SynchronousTestCase):
