@@ -178,9 +178,9 @@ def test_killed_server_ends_the_watch_with_connect_error_111(
     if isinstance(server, Nginx):
         assert len(family) >= 2, "nginx should have a master and a worker"
 
-    fault_at = time.monotonic()
     for pid in family:
         os.kill(pid, signal.SIGKILL)
+    fault_at = time.monotonic()  # once the last process is killed
     assert_server_failed(
         watch, cmd, "killed1", fault_at=fault_at, bound=bound, number=72, nn=errno.ECONNREFUSED
     )
