@@ -180,6 +180,13 @@ class _Base(TestCase):
         self.raw_clients.append(client)
         return client
 
+    async def until(self, predicate: Callable[[], bool], what: str) -> None:
+        """Wait (on the real reactor) until C{predicate()} holds."""
+        deadline = time.monotonic() + PATIENCE
+        while not predicate():
+            self.assertLess(time.monotonic(), deadline, f"no {what} within {PATIENCE} s")
+            await deferLater(reactor, 0.01, lambda: None)
+
     async def lost_within(self, client: RawClient, seconds: float) -> float:
         started = time.monotonic()
         client.lost.addTimeout(seconds, reactor)
@@ -355,20 +362,18 @@ class HostileClientTests(_Base):
             _box(_command=b"pause", _ask=b"1")[:-2],  # a whole box but its end
         ]
         clients = [await self.raw() for _ in partial]
-        # A connection's idle timer restarts when its bytes arrive; with the
-        # clock moved on first, a timer due at 1 + 30 shows they arrived.
+        await self.until(lambda: len(factory.connections) == len(partial), "server side")
+        # Every idle timer is due at 30 now.  A timer restarts when its
+        # connection's bytes arrive: with the clock moved on first, a timer
+        # due at 1 + 30 shows they arrived.
         clock.advance(1)
         for client, payload in zip(clients, partial, strict=True):
             client.transport.write(payload)  # type: ignore[union-attr]
         due = 1 + control.DEFAULT_IDLE_TIMEOUT
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not (
-            len(factory.connections) == len(partial)
-            and all(call.getTime() == due for call in clock.getDelayedCalls())
-        ):
-            await deferLater(reactor, 0.01, lambda: None)
-        self.assertEqual(len(factory.connections), len(partial))
-        self.assertEqual(sorted(c.getTime() for c in clock.getDelayedCalls()), [due] * len(partial))
+        await self.until(
+            lambda: [c.getTime() for c in clock.getDelayedCalls()] == [due] * len(partial),
+            "bytes at the server",
+        )
 
         # Held, not dropped; and other clients are served meanwhile.
         for _ in range(3):
