@@ -8,6 +8,11 @@ Every process started through L{Processes} is ended by PID when the test
 ends, pass or fail: SIGCONT (it may have been stopped), SIGTERM, then
 SIGKILL.  A background process from a non-interactive shell has SIGINT
 ignored, so SIGTERM is the signal to use.
+
+That also holds for the test runner itself when a script starts it with
+C{&}, and a child inherits an ignored SIGINT; background processes are
+therefore started with SIGINT at its default, as an operator's shell or
+systemd would start a watch, whatever the runner inherited.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -194,6 +200,25 @@ class WatchProcess:
             self.process.wait(5)
 
 
+@contextlib.contextmanager
+def _sigint_not_ignored() -> Iterator[None]:
+    """
+    While children are started: SIGINT not ignored in this process, so that
+    they get the default (a Python handler does not survive exec).
+    """
+    ignored = (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    )
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class Processes:
     """Starts the processes of one test and ends them all when it ends."""
 
@@ -212,7 +237,7 @@ class Processes:
     ) -> WatchProcess:
         self._count += 1
         out = self.directory / f"{name}-{self._count}.out"
-        with open(out, "wb") as f:
+        with open(out, "wb") as f, _sigint_not_ignored():
             process = subprocess.Popen(
                 list(argv),
                 stdin=subprocess.DEVNULL,
