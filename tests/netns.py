@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.servers import START_TIMEOUT, Aiosmtpd, Nginx, ServerUnavailable, nginx_conf
-from tests.watchproc import WatchProcess, command, message
+from tests.watchproc import PATIENCE, WatchProcess, command, message
 
 __all__ = [
     "FAST",
@@ -190,7 +190,7 @@ class NetPair:
             ns.run(IP, "addr", "add", f"{addr}/30", "dev", ifname)
             ns.run(IP, "link", "set", ifname, "up")
         # Until the link is up (carrier on both ends) packets would be lost.
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + PATIENCE
         while "LOWER_UP" not in self.client.run(IP, "-o", "link", "show", self.client_if):
             if time.monotonic() > deadline:
                 raise RuntimeError("the veth pair did not come up")
@@ -226,7 +226,7 @@ class NetPair:
                     os.kill(pid, signal.SIGKILL)
         for ns in self._created:
             # A namespace lives on while a process holds it; wait for them.
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + PATIENCE
             while ns.pids() and time.monotonic() < deadline:
                 time.sleep(0.02)
             _run([IP, "netns", "del", ns.name], check=False)
@@ -445,7 +445,7 @@ def watch_status(watch_id: str, state: Path) -> dict[str, Any]:
 
 
 def wait_for_good_probes(
-    watch_id: str, state: Path, count: int, timeout: float = 10.0
+    watch_id: str, state: Path, count: int, timeout: float = PATIENCE
 ) -> dict[str, Any]:
     """Wait until the watch has made C{count} probes (or more), the last one good."""
     deadline = time.monotonic() + timeout
@@ -458,7 +458,7 @@ def wait_for_good_probes(
         time.sleep(0.1)
 
 
-def started(watch: WatchProcess, cmd: str, watch_id: str, timeout: float = 10.0) -> float:
+def started(watch: WatchProcess, cmd: str, watch_id: str, timeout: float = PATIENCE) -> float:
     """Wait for message 1 (started watching); return the printed detection bound."""
     watch.wait_for(re.escape(message(1, cmd, watch_id)) + "$", timeout)
     return watch.detection_bound()

@@ -61,8 +61,12 @@ __all__ = [
     "wait_for_port",
 ]
 
-START_TIMEOUT = 15.0
+# Generous: a loaded CI machine can take seconds to start a server or to
+# write a log line; the waits end as soon as it is done.
+START_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
+#: Seconds to wait for a line in a server's log.
+LINE_TIMEOUT = 30.0
 
 # The HTTPS server blocks nginx gets when given certificates: kind -> the
 # TestCerts attribute holding its certificate.
@@ -380,7 +384,7 @@ def nginx_conf(
 _NGINX_HTTP = """\
     default_type text/plain;
     keepalive_timeout 5;
-    log_format ismon '$remote_addr $server_port "$request" $status host="$http_host" ua="$http_user_agent"';
+    log_format ismon '$remote_addr $server_port "$request" $status host="$http_host" ua="$http_user_agent" t=$msec';
     access_log {dir}/access.log ismon;
     server {{
         {listen}
@@ -419,7 +423,10 @@ class Nginx(ServerProcess):
     same locations over TLS with that certificate.  Every request is logged
     to C{access_log} as::
 
-        127.0.0.1 PORT "HEAD / HTTP/1.1" 200 host="127.0.0.1:PORT" ua="..."
+        127.0.0.1 PORT "HEAD / HTTP/1.1" 200 host="127.0.0.1:PORT" ua="..." t=UNIXTIME
+
+    where C{UNIXTIME} (C{$msec}) is when nginx handled it, by the real wall
+    clock: a witness that does not depend on how promptly a test reads.
     """
 
     name = "nginx"
@@ -461,7 +468,7 @@ class Nginx(ServerProcess):
         except FileNotFoundError:
             return []
 
-    def wait_for_access(self, pattern: str, timeout: float = 2.0) -> str:
+    def wait_for_access(self, pattern: str, timeout: float = LINE_TIMEOUT) -> str:
         """The first access log line matching the regex C{pattern} (waits)."""
         return _wait_for_line(self.access_lines, pattern, timeout, "nginx access log")
 
@@ -795,7 +802,7 @@ class Rsyslog(ServerProcess):
         except FileNotFoundError:
             return []
 
-    def wait_for(self, pattern: str, timeout: float = 5.0) -> str:
+    def wait_for(self, pattern: str, timeout: float = LINE_TIMEOUT) -> str:
         """The first line of C{messages} matching the regex C{pattern} (waits)."""
         return _wait_for_line(self.lines, pattern, timeout, "rsyslog messages")
 

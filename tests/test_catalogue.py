@@ -6,15 +6,11 @@ safety of substituted values, and the 400-byte folding rule.
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from ismon.catalogue import MAX_LINE_BYTES, MessageId, fold, render
-
-# Unit tests must be deterministic and not time-sensitive: the same examples
-# every run (derandomize), no per-example deadline, no example database.
-_PROPERTY = settings(derandomize=True, deadline=None, database=None)
 
 # SPEC §5, with <cmd>, <P>, xx, nn and xxx filled in.  These strings are what
 # cluster scripts grep for: they must match the 2004 product byte for byte.
@@ -178,7 +174,6 @@ class NeutralisationTests(SynchronousTestCase):
         )
         self.assertTrue(text.endswith("[ID:a?b?c?d?e]"), text)
 
-    @_PROPERTY
     @given(st.text(max_size=300), st.text(max_size=300))
     def test_neverMultiLine(self, watch_id: str, detail: str) -> None:
         """
@@ -232,7 +227,6 @@ class FoldTests(SynchronousTestCase):
         """
         self.assertRaises(ValueError, fold, "\U0001f600" * 3, 3)
 
-    @_PROPERTY
     @given(st.text(max_size=2000))
     def test_foldProperty(self, line: str) -> None:
         """
@@ -247,7 +241,6 @@ class FoldTests(SynchronousTestCase):
         if len(line.encode("utf-8")) > MAX_LINE_BYTES:
             self.assertNotIn("", pieces)
 
-    @_PROPERTY
     @given(st.text(min_size=1, max_size=500), st.integers(min_value=4, max_value=450))
     def test_foldPropertyAnyLimit(self, line: str, limit: int) -> None:
         """
@@ -259,7 +252,6 @@ class FoldTests(SynchronousTestCase):
             self.assertLessEqual(len(piece.encode("utf-8")), limit)
             self.assertNotEqual(piece, "")
 
-    @_PROPERTY
     @given(
         st.text(
             alphabet=st.characters(min_codepoint=0x80, exclude_categories=("Cs",)),

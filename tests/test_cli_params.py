@@ -410,7 +410,7 @@ def test_in_range_edges_are_accepted(processes: Processes, short_dir: Path) -> N
             watches.append((cmd, edge, state, watch))
 
     for cmd, edge, state, watch in watches:
-        watch.wait_for(r"has started watching", 20)
+        watch.wait_for(r"has started watching")
         result = processes.run(
             [*command("ismon"), "status", edge.watch_id, "--json", "--state-dir", str(state)]
         )
@@ -435,6 +435,6 @@ def test_in_range_edges_are_accepted(processes: Processes, short_dir: Path) -> N
             [*command(cmd), edge.watch_id, "--stop", "-r", wait, "--state-dir", str(state)]
         )
         assert result.returncode == 0, result.stderr
-        assert time.monotonic() - began < 5
-        assert watch.wait(5) == 0
+        assert time.monotonic() - began < 30  # the watch's end, not the 10000 s wait
+        assert watch.wait() == 0
         assert "Traceback" not in watch.output()

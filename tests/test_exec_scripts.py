@@ -204,7 +204,7 @@ class InitDaemon:
             _kill(pid, signal.SIGKILL)
         for pid in pids:
             with contextlib.suppress(AssertionError):
-                wait_until(lambda p=pid: not _alive(p), 5, f"{self.name} PID {pid} to end")
+                wait_until(lambda p=pid: not _alive(p), 30, f"{self.name} PID {pid} to end")
 
 
 def make_nginx(directory: Path) -> InitDaemon:
@@ -368,7 +368,7 @@ class Cluster:
                 for pid in [process.pid, *descendants(process.pid)]:
                     _kill(pid, signal.SIGCONT)
                     _kill(pid, signal.SIGKILL)
-                process.wait(10)
+                process.wait(30)
             if process.stdout is not None:
                 process.stdout.close()
 
@@ -455,7 +455,7 @@ def test_httpd_start_and_stop(
     assert lines(done)[: len(expected)] == expected
     assert STAMP.search(done.stdout)
     assert "nginx stopped" in done.stdout
-    wait_until(lambda: not _alive(master), 10, "nginx to end")
+    wait_until(lambda: not _alive(master), 30, "nginx to end")
     assert not accepts(nginx_daemon.port)
 
 
@@ -485,7 +485,7 @@ def test_httpd_stop_after_disk_failure_still_stops(
     done = cluster.run("httpd/stop.sh", "FAILOVER", "FAILURE", "OTHER", **env)
     assert done.returncode == 0, done.stdout
     assert "ERROR_DISK from FAILOVER (stopping anyway)" in lines(done)
-    wait_until(lambda: not _alive(master), 10, "nginx to end")
+    wait_until(lambda: not _alive(master), 30, "nginx to end")
     # Stopping a stopped daemon succeeds.
     assert cluster.run("httpd/stop.sh", **env).returncode == 0
 
@@ -618,7 +618,7 @@ def test_httpmon_stop_script_stops_the_watch(
     done = cluster.run("httpmon/stop.sh", event, "SUCCESS", server, ISMON_WATCH_ID="web1")
     assert done.returncode == 0, done.stdout + done.stderr
     assert STAMP.search(done.stdout)
-    assert monitor.wait(10) == 0
+    assert monitor.wait(30) == 0
     expected = ["ON_OTHER1"] if event == "START" else ["ON_OTHER2"]
     assert set(expected) <= set(monitor.stdout.read().splitlines())  # type: ignore[union-attr]
     assert cluster.ismon("disp", "web1").returncode == 1
@@ -627,7 +627,7 @@ def test_httpmon_stop_script_stops_the_watch(
 
 def test_httpmon_disk_failure_starts_no_watch(cluster: Cluster) -> None:
     monitor = cluster.spawn("httpmon/start.sh", "FAILOVER", "FAILURE", ISMON_WATCH_ID="httpwatch")
-    assert monitor.wait(20) == 1
+    assert monitor.wait(30) == 1
     assert "ERROR_DISK from FAILOVER" in monitor.stdout.read()  # type: ignore[union-attr]
     assert cluster.ismon("disp", "httpwatch").returncode == 1
 
@@ -665,7 +665,7 @@ def test_monitor_stop_forces_a_stuck_watch(cluster: Cluster, nginx_daemon: InitD
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SIGTERM" in done.stdout
     assert "SIGKILL" in done.stdout
-    assert monitor.wait(5) == -signal.SIGKILL
+    assert monitor.wait(30) == -signal.SIGKILL
     assert took < 20
     assert cluster.ismon("disp", "stuck").returncode == 1
     assert (
@@ -723,5 +723,5 @@ def test_smtp_monitor_stop_script(cluster: Cluster, smtp_daemon: InitDaemon) -> 
         "smtpmon/stop.sh", ISMON_WATCH_ID="mail", ISMON_SMTPMON=f"{console_script('ismon')} smtp"
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert monitor.wait(10) == 0
+    assert monitor.wait(30) == 0
     assert cluster.run("smtpd/stop.sh", **daemon_env).returncode == 0

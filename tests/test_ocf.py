@@ -315,7 +315,7 @@ def test_lifecycle_and_server_failure(
     started = time.monotonic()
     done = agent("start")
     assert done.returncode == OCF_SUCCESS, done.stderr
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - started < 60  # within the start action's default timeout
     # start returned only once the watch probes.
     assert "probes 0," not in agent.status()
     pid = agent.watch_pid()
@@ -422,11 +422,11 @@ def test_a_watch_started_by_hand_with_the_same_id_counts_as_running(
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_until(lambda: agent.watch_pid() == by_hand.pid, 20, "the watch by hand")
+        wait_until(lambda: agent.watch_pid() == by_hand.pid, 30, "the watch by hand")
         assert agent.rc("monitor") == OCF_SUCCESS
         assert agent.rc("start") == OCF_SUCCESS  # already running
         assert agent.rc("stop") == OCF_SUCCESS
-        assert by_hand.wait(10) == 0
+        assert by_hand.wait(30) == 0
     finally:
         if by_hand.poll() is None:
             by_hand.kill()

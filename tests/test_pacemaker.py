@@ -274,7 +274,7 @@ class Pacemaker:
                 return False
 
         try:
-            wait_until(corosync_ready, 20, "corosync")
+            wait_until(corosync_ready, 60, "corosync")
         except AssertionError:
             pytest.skip(f"corosync did not come up here:\n{self.logs()}")
         if self.corosync.poll() is not None:
@@ -505,7 +505,7 @@ def test_pacemaker_recovers_when_nginx_stalls(pacemaker: Pacemaker, website: Web
     pacemaker.remember_family()
     first = website.watch_pid()
     assert first is not None
-    wait_until(website.watch_healthy, 20, "the watch to probe", step=0.5)
+    wait_until(website.watch_healthy, 60, "the watch to probe", step=0.5)
     assert pacemaker.fail_count("webwatch") == 0
 
     # nginx hangs: its process lives (its agent sees nothing), it never answers.
@@ -546,7 +546,7 @@ def test_pacemaker_recovers_when_nginx_stalls(pacemaker: Pacemaker, website: Web
     # Stop the group through Pacemaker: the watch and nginx end.
     pacemaker.stop_resources()
     assert website.watch_pid() is None
-    wait_until(lambda: website.master() is None, 20, "nginx to end")
+    wait_until(lambda: website.master() is None, 60, "nginx to end")
     assert not [
         p for p in pacemaker.rsctmp.iterdir() if p.name.startswith("ismon-") and p.suffix == ".rc"
     ]

@@ -38,7 +38,14 @@ import pytest
 from tests.conftest import FreshServers
 from tests.servers import Nginx
 from tests.test_manual import unformatted
-from tests.watchproc import LOOPBACK, Processes, message, message_ids, processes_of_test
+from tests.watchproc import (
+    LOOPBACK,
+    PATIENCE,
+    Processes,
+    message,
+    message_ids,
+    processes_of_test,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -201,7 +208,7 @@ def ismon(venv: Venv, processes: Processes, *args: str) -> subprocess.CompletedP
 
 
 def wait_for_probe(venv: Venv, processes: Processes, watch_id: str, state: Path) -> dict:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + PATIENCE
     while True:
         result = ismon(venv, processes, "status", watch_id, "--json", "--state-dir", str(state))
         if result.returncode == 0:
@@ -222,7 +229,7 @@ def test_twistd_watch_stopped_with_ismon_stop_exits_0(
         env=venv.env(),
         name="twistd",
     )
-    watch.wait_for(re.escape(message(1, "clp_httpmon", "tw1")) + "$", 20)
+    watch.wait_for(re.escape(message(1, "clp_httpmon", "tw1")) + "$")
     assert pidfile.read_text().strip() == str(watch.pid)
     current = wait_for_probe(venv, processes, "tw1", state)
     assert current["pid"] == watch.pid
@@ -240,7 +247,7 @@ def test_twistd_watch_stopped_with_ismon_stop_exits_0(
 
     stopped = ismon(venv, processes, "stop", "tw1", "--state-dir", str(state))
     assert stopped.returncode == 0, stopped.stderr
-    assert watch.wait(5) == 0
+    assert watch.wait() == 0
     assert not pidfile.exists()
     output = watch.output()
     assert message_ids(output, "clp_httpmon", "tw1", [1, 2, 3, 6]) == [2, 1, 3, 6]
@@ -256,10 +263,10 @@ def test_twistd_watch_of_a_stalled_server_exits_1(
         twistd_argv(venv, pidfile, "tw2", nginx.port, state), env=venv.env(), name="twistd"
     )
     bound = watch.detection_bound()
-    watch.wait_for(re.escape(message(1, "clp_httpmon", "tw2")) + "$", 20)
+    watch.wait_for(re.escape(message(1, "clp_httpmon", "tw2")) + "$")
     wait_for_probe(venv, processes, "tw2", state)
-    stalled_at = time.monotonic()
     with nginx.stalled():
+        stalled_at = time.monotonic()  # once every nginx process is stopped
         code = watch.wait(bound + 10)
         elapsed = time.monotonic() - stalled_at
     output = watch.output()
@@ -281,14 +288,14 @@ def test_twistd_watch_stopped_by_sigterm_ends_by_that_signal(
     watch = processes.start(
         twistd_argv(venv, pidfile, "tw3", nginx.port, state), env=venv.env(), name="twistd"
     )
-    watch.wait_for(re.escape(message(1, "clp_httpmon", "tw3")) + "$", 20)
+    watch.wait_for(re.escape(message(1, "clp_httpmon", "tw3")) + "$")
     # Message 1 is logged from startService, which twistd runs BEFORE the
     # reactor installs its signal handlers: a SIGTERM then would take the
     # default action (no shutdown, pidfile left).  An answered control
     # request proves the reactor is running.
     wait_for_probe(venv, processes, "tw3", state)
     watch.signal(signal.SIGTERM)
-    assert watch.wait(5) == -signal.SIGTERM
+    assert watch.wait() == -signal.SIGTERM
     assert not pidfile.exists()
     # The watch itself went through its normal stop.
     assert message_ids(watch.output(), "clp_httpmon", "tw3", [1, 3, 6]) == [1, 3, 6]

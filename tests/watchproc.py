@@ -8,6 +8,11 @@ Every process started through L{Processes} is ended by PID when the test
 ends, pass or fail: SIGCONT (it may have been stopped), SIGTERM, then
 SIGKILL.  A background process from a non-interactive shell has SIGINT
 ignored, so SIGTERM is the signal to use.
+
+That also holds for the test runner itself when a script starts it with
+C{&}, and a child inherits an ignored SIGINT; background processes are
+therefore started with SIGINT at its default, as an operator's shell or
+systemd would start a watch, whatever the runner inherited.
 """
 
 from __future__ import annotations
@@ -19,12 +24,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 __all__ = [
     "LOOPBACK",
+    "PATIENCE",
     "Processes",
     "WatchProcess",
     "command",
@@ -34,6 +41,11 @@ __all__ = [
 ]
 
 LOOPBACK = "127.0.0.1"
+#: Seconds to wait for what should happen at once or within a few seconds
+#: (a process to end, a line to appear).  Generous, because a loaded CI
+#: machine can take seconds to start a Python process; waits end as soon as
+#: the thing happens, so only a failing test waits this long.
+PATIENCE = 30.0
 
 # SPEC §5, verbatim; 95 and 96 are ismon's own (README message catalogue).
 _TEXTS = {
@@ -136,7 +148,7 @@ class WatchProcess:
     def running(self) -> bool:
         return self.process.poll() is None
 
-    def wait(self, timeout: float) -> int:
+    def wait(self, timeout: float = PATIENCE) -> int:
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -144,7 +156,7 @@ class WatchProcess:
                 f"{self.argv[:3]} still running after {timeout} s\n--- output ---\n" + self.output()
             ) from None
 
-    def wait_for(self, pattern: str, timeout: float = 10.0, *, after: int = 0) -> str:
+    def wait_for(self, pattern: str, timeout: float = PATIENCE, *, after: int = 0) -> str:
         """
         The first line of the output (from character C{after} on) that
         matches the regex C{pattern}; waits for it, fails if the process
@@ -188,6 +200,25 @@ class WatchProcess:
             self.process.wait(5)
 
 
+@contextlib.contextmanager
+def _sigint_not_ignored() -> Iterator[None]:
+    """
+    While children are started: SIGINT not ignored in this process, so that
+    they get the default (a Python handler does not survive exec).
+    """
+    ignored = (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    )
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class Processes:
     """Starts the processes of one test and ends them all when it ends."""
 
@@ -206,7 +237,7 @@ class Processes:
     ) -> WatchProcess:
         self._count += 1
         out = self.directory / f"{name}-{self._count}.out"
-        with open(out, "wb") as f:
+        with open(out, "wb") as f, _sigint_not_ignored():
             process = subprocess.Popen(
                 list(argv),
                 stdin=subprocess.DEVNULL,
