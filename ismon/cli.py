@@ -117,6 +117,12 @@ def run_watch(config: WatchConfig) -> int:
     service = WatchService(config, reactor, on_exit=on_exit)
     reactor.callWhenRunning(service.startService)  # type: ignore[attr-defined]
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)  # type: ignore[attr-defined]
+    # Twisted takes over SIGINT only from Python's default handler; a watch
+    # started in the background by a non-interactive shell inherits it
+    # ignored, and README "Exit codes" promises that SIGINT stops a watch.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     reactor.run()  # type: ignore[attr-defined]
     code = service.exit_code if service.exit_code is not None else ExitStatus.STOPPED
     # Everything is closed and released by now.  Tearing down the

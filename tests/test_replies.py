@@ -6,7 +6,7 @@ parser and the SMTP reply parser, including their size bounds.
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -63,7 +63,7 @@ class PrintableTests(SynchronousTestCase):
         | st.from_regex(rb"[\x1f-\x80]{0,250}", fullmatch=True),
         st.integers(min_value=1, max_value=260),
     )
-    @settings(max_examples=300, deadline=None)
+    @settings(max_examples=300)
     def test_sameAsThePerCharacterRendering(self, raw: bytes, limit: int) -> None:
         # The ASCII fast path must not change what any input renders as.
         text = raw[:limit].decode("utf-8", "replace")

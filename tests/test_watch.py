@@ -437,6 +437,24 @@ def test_signal_stops_the_watch_like_stop(
     assert control(processes, cmd, "sig1", "disp", state).returncode == 1
 
 
+def test_sigint_stops_a_watch_that_inherited_it_ignored(
+    aiosmtpd: ServerProcess, processes: Processes, state: Path
+) -> None:
+    """
+    A watch started with C{&} by a non-interactive shell (as cluster scripts
+    do) inherits SIGINT ignored; README "Exit codes" still promises that
+    SIGINT stops it like C{--stop}.
+    """
+    cmd = "clp_smtpmon"
+    argv = watch_argv(cmd, "sig2", aiosmtpd.port, state)
+    watch = processes.start(["sh", "-c", 'trap "" INT; exec "$@"', "sh", *argv], name="watch")
+    started(watch, cmd, "sig2")
+    wait_for_probes(processes, "sig2", state, 1)
+    watch.signal(signal.SIGINT)
+    assert watch.wait() == 0
+    assert message_ids(watch.output(), cmd, "sig2", [1, 2, 3, 6]) == [2, 1, 3, 6]
+
+
 def test_disp_prints_the_pid_of_a_live_watch_only(
     nginx: Nginx, processes: Processes, state: Path
 ) -> None:
