@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_contracts -*-
+# -*- test-case-name: tests.test_contracts,tests.test_contracts_watch -*-
 """
 Fakes for programs that embed ismon, and for ismon's own tests.
 
@@ -11,10 +11,12 @@ Fakes for programs that embed ismon, and for ismon's own tests.
     L{MemoryReactorClock}, so a test can drive a watch through its retries
     to its exit in no time, with no socket, thread or syslog.
 
-Each fake passes the same contract tests as the real thing
-(C{tests/test_contracts.py}): L{FakeProbe} those of L{HttpProbe} and
-L{SmtpProbe} against loopback servers, L{FakeWatchControl} those of
-L{WatchService}.  README "Embedding and testing" shows them in use.
+Each fake passes the same contract tests as the real thing: L{FakeProbe}
+those of L{HttpProbe} and L{SmtpProbe} against loopback servers, and
+L{FakeWatchControl} those of L{WatchService} (C{tests/test_contracts.py});
+L{FakeWatch} logs the same messages and exits with the same status as a
+real C{clp_httpmon} process (C{tests/test_contracts_watch.py}).  README
+"Embedding and testing" shows them in use.
 
 Importing this module starts nothing and installs no reactor.
 """
