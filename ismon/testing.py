@@ -154,10 +154,10 @@ class FakeProbe:
             return self._script_function(len(self.started) - 1)
         return self.script.popleft() if self.script else self.then
 
-    def _timing(self, step: Step) -> tuple[float, ProbeResult | None, Phase]:
-        """How long the step takes, what it gives (None: the timeout), where it hangs."""
+    def _answer(self, step: Step) -> tuple[float, ProbeResult]:
+        """When C{step} answers, and with what."""
         if isinstance(step, Stall):
-            return self.timeout, None, step.phase
+            return self.timeout, timed_out(step.phase, self.timeout)
         if isinstance(step, Answer):
             delay = self.delay if step.delay is None else step.delay
             result = step.result
@@ -165,16 +165,14 @@ class FakeProbe:
             delay, result = self.delay, step
         if delay > self.timeout:
             # The answer would come too late: the real probe waited for it.
-            return self.timeout, None, Phase.WAIT
-        return delay, result, Phase.WAIT
+            return self.timeout, timed_out(Phase.WAIT, self.timeout)
+        if result.latency == 0:
+            result = attrs.evolve(result, latency=delay)
+        return delay, result
 
     def probe(self) -> Deferred[ProbeResult]:
         self.started.append(self.clock.seconds())
-        delay, result, phase = self._timing(self._next_step())
-        if result is None:
-            result = timed_out(phase, delay)
-        elif result.latency == 0:
-            result = attrs.evolve(result, latency=delay)
+        delay, result = self._answer(self._next_step())
         self.in_flight += 1
         call: list[IDelayedCall] = []
 
@@ -187,7 +185,6 @@ class FakeProbe:
         answer: Deferred[ProbeResult] = Deferred(cancel)
 
         def give() -> None:
-            assert result is not None
             self.in_flight -= 1
             self.results.append(result)
             answer.callback(result)
@@ -260,7 +257,6 @@ class FakeWatchControl:
             return
         self._stopping = True
         self.state = WatchState.STOPPED.value
-        self._paused_at = None
         self.exit_code = 0
         if self._on_exit is not None:
             self._on_exit(0)
