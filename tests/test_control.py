@@ -30,7 +30,6 @@ from twisted.internet.task import Clock, deferLater
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from ismon import control
@@ -48,6 +47,7 @@ from ismon.control import (
     peer_allowed,
     peer_credentials,
 )
+from ismon.testing import FakeWatchControl
 
 reactor: Any = _reactor
 _T = TypeVar("_T")
@@ -67,46 +67,6 @@ def async_test(
         return Deferred.fromCoroutine(method(self))
 
     return wrapper
-
-
-@implementer(IWatchControl)
-class FakeWatch:
-    """An IWatchControl that records what it was asked."""
-
-    def __init__(self) -> None:
-        self.paused = False
-        self.calls: list[str] = []
-        self.stops = 0
-        self.refuse: str | None = None
-        self.broken = False
-        self.document: dict[str, object] = {"state": "running"}
-
-    def _check(self, name: str) -> None:
-        self.calls.append(name)
-        if self.refuse is not None:
-            raise ControlRefused(self.refuse)
-
-    def stop(self) -> None:
-        self.calls.append("stop")
-        self.stops += 1
-
-    def pause(self) -> bool:
-        self._check("pause")
-        changed = not self.paused
-        self.paused = True
-        return changed
-
-    def resume(self) -> bool:
-        self._check("resume")
-        changed = self.paused
-        self.paused = False
-        return changed
-
-    def status(self) -> dict[str, object]:
-        self._check("status")
-        if self.broken:
-            raise RuntimeError("bug in the watch")
-        return {**self.document, "paused": self.paused}
 
 
 class RawClient(Protocol):
@@ -137,7 +97,7 @@ class _Base(TestCase):
         os.chmod(self.dir, 0o700)
         self.addCleanup(shutil.rmtree, self.dir, True)
         self.path = self.dir / "web.sock"
-        self.watch = FakeWatch()
+        self.watch = FakeWatchControl(reactor)
         self.raw_clients: list[RawClient] = []
 
     async def listen(self, path: Path | None = None, **options: Any) -> ControlFactory:
@@ -220,12 +180,12 @@ class CommandTests(_Base):
         await self.listen()
         self.assertTrue(await control.pause(reactor, self.path))
         self.assertFalse(await control.pause(reactor, self.path))
-        self.assertTrue(self.watch.paused)
+        self.assertEqual(self.watch.state, "paused")
         self.assertTrue(await control.resume(reactor, self.path))
         self.assertFalse(await control.resume(reactor, self.path))
-        self.assertFalse(self.watch.paused)
+        self.assertEqual(self.watch.state, "watching")
         self.assertEqual(self.watch.calls, ["pause", "pause", "resume", "resume"])
-        self.assertEqual(self.watch.stops, 0)
+        self.assertNotIn("stop", self.watch.calls)
 
     @async_test
     async def test_call_directly(self) -> None:
@@ -236,7 +196,7 @@ class CommandTests(_Base):
     @async_test
     async def test_status_round_trip(self) -> None:
         await self.listen()
-        self.watch.document = {
+        self.watch.extra_status = document = {
             "watch_id": "web",
             "pid": 1234,
             "latency": 0.25,
@@ -246,12 +206,13 @@ class CommandTests(_Base):
             "nested": {"list": [1, 2, {"x": "y"}]},
         }
         got = await control.status(reactor, self.path)
-        self.assertEqual(got, {**self.watch.document, "paused": False})
+        self.assertEqual({key: got[key] for key in document}, document)
+        self.assertEqual(set(got), set(self.watch.status()))
 
     @async_test
     async def test_status_not_serialisable_fields(self) -> None:
         await self.listen()
-        self.watch.document = {"path": Path("/x"), "tags": {1}}
+        self.watch.extra_status = {"path": Path("/x"), "tags": {1}}
         got = await control.status(reactor, self.path)
         self.assertEqual(got["path"], "/x")
         self.assertEqual(got["tags"], "{1}")
@@ -259,16 +220,16 @@ class CommandTests(_Base):
     @async_test
     async def test_status_too_large(self) -> None:
         await self.listen()
-        self.watch.document = {"blob": "x" * 70000}
+        self.watch.extra_status = {"blob": "x" * 70000}
         with self.assertRaises(ControlRefused):
             await control.status(reactor, self.path)
-        self.watch.document = {}
-        self.assertEqual(await control.status(reactor, self.path), {"paused": False})
+        self.watch.extra_status = {}
+        self.assertEqual((await control.status(reactor, self.path))["state"], "watching")
 
     @async_test
     async def test_refused(self) -> None:
         await self.listen()
-        self.watch.refuse = "the watch is stopping"
+        self.watch.raises = ControlRefused("the watch is stopping")
         for wrapper in (control.pause, control.resume, control.status):
             with self.assertRaises(ControlRefused) as caught:
                 await wrapper(reactor, self.path)
@@ -278,27 +239,28 @@ class CommandTests(_Base):
     @async_test
     async def test_watch_bug(self) -> None:
         await self.listen()
-        self.watch.broken = True
+        self.watch.raises = RuntimeError("bug in the watch")
         with self.assertRaises(ControlError) as caught:
             await control.status(reactor, self.path)
         self.assertNotIsInstance(caught.exception, ControlUnavailable)
         self.assertNotIsInstance(caught.exception, ControlRefused)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
-        self.watch.broken = False
-        self.assertIn("paused", await control.status(reactor, self.path))
+        self.watch.raises = None
+        self.assertIn("state", await control.status(reactor, self.path))
 
     @async_test
     async def test_stop(self) -> None:
         factory = await self.listen()
         self.assertIsNone(await control.stop(reactor, self.path))
         deadline = time.monotonic() + PATIENCE
-        while self.watch.stops == 0 and time.monotonic() < deadline:
+        while "stop" not in self.watch.calls and time.monotonic() < deadline:
             await deferLater(reactor, 0.01, lambda: None)
-        self.assertEqual(self.watch.stops, 1)
+        self.assertEqual(self.watch.calls.count("stop"), 1)
         # Stopping is idempotent from the watch's point of view.
         await control.stop(reactor, self.path)
         await deferLater(reactor, 0.1, lambda: None)
-        self.assertEqual(self.watch.stops, 1)
+        self.assertEqual(self.watch.calls.count("stop"), 1)
+        self.assertEqual((self.watch.state, self.watch.exit_code), ("stopped", 0))
         self.assertEqual(factory.connections, set())
 
     @async_test
@@ -308,7 +270,7 @@ class CommandTests(_Base):
         client = await self.raw()
         client.transport.write(_box(_command=b"stop"))  # type: ignore[union-attr]
         await self.lost_within(client, PATIENCE)
-        self.assertEqual(self.watch.stops, 1)
+        self.assertEqual(self.watch.calls.count("stop"), 1)
 
 
 class HostileClientTests(_Base):
@@ -341,7 +303,7 @@ class HostileClientTests(_Base):
                 client.transport.loseConnection()  # type: ignore[union-attr]
             await self.lost_within(client, PATIENCE)
             self.assertIn(await control.pause(reactor, self.path), (True, False))
-        self.assertEqual(self.watch.stops, 0)
+        self.assertNotIn("stop", self.watch.calls)
 
     @async_test
     async def test_incomplete_boxes(self) -> None:
@@ -377,7 +339,7 @@ class HostileClientTests(_Base):
 
         # Held, not dropped; and other clients are served meanwhile.
         for _ in range(3):
-            self.assertIn("paused", await control.status(reactor, self.path))
+            self.assertIn("state", await control.status(reactor, self.path))
         self.assertFalse([c for c in clients if c.lost.called], "an incomplete box was dropped")
 
         clock.advance(control.DEFAULT_IDLE_TIMEOUT - 0.5)
@@ -388,7 +350,7 @@ class HostileClientTests(_Base):
             await self.lost_within(client, PATIENCE)
         # The box without its end never became a command.
         self.assertEqual(self.watch.calls, ["status"] * 3)
-        self.assertIn("paused", await control.status(reactor, self.path))
+        self.assertIn("state", await control.status(reactor, self.path))
 
     @async_test
     async def test_unknown_command(self) -> None:
@@ -410,7 +372,7 @@ class HostileClientTests(_Base):
         chunk = b"".join(_box(**{f"k{i}": b"v" * 65000})[:-2] for i in range(4))
         client.transport.write(chunk)  # type: ignore[union-attr]
         await self.lost_within(client, PATIENCE)
-        self.assertIn("paused", await control.status(reactor, self.path))
+        self.assertIn("state", await control.status(reactor, self.path))
 
     @async_test
     async def test_many_small_commands(self) -> None:
@@ -438,7 +400,7 @@ class HostileClientTests(_Base):
             # Cut by the 0.5 s timer, long before the default 30 s.
             await self.lost_within(client, PATIENCE)
         # The watch still answers.
-        self.assertIn("paused", await control.status(reactor, self.path))
+        self.assertIn("state", await control.status(reactor, self.path))
 
     @async_test
     async def test_idle_timer_reset_by_traffic(self) -> None:
@@ -477,7 +439,7 @@ class HostileClientTests(_Base):
         deadline = time.monotonic() + PATIENCE
         while factory.connections and time.monotonic() < deadline:
             await deferLater(reactor, 0.01, lambda: None)
-        self.assertIn("paused", await control.status(reactor, self.path))
+        self.assertIn("state", await control.status(reactor, self.path))
 
 
 _AS_NOBODY = """
@@ -546,7 +508,7 @@ class PeerCredentialTests(_Base):
         await self.listen()  # the watch runs as root: only root may control it
         self.assertEqual(await self.as_nobody(), "closed")
         self.assertEqual(self.watch.calls, [])
-        self.assertIn("paused", await control.status(reactor, self.path))
+        self.assertIn("state", await control.status(reactor, self.path))
 
     @async_test
     async def test_own_uid_allowed(self) -> None:
@@ -555,7 +517,7 @@ class PeerCredentialTests(_Base):
         self.assertEqual(await self.as_nobody(), "answered")
         self.assertEqual(self.watch.calls, ["status"])
         # Root may always control it.
-        self.assertIn("paused", await control.status(reactor, self.path))
+        self.assertIn("state", await control.status(reactor, self.path))
 
     @async_test
     async def test_third_uid_refused(self) -> None:
@@ -652,12 +614,12 @@ class ClientTests(_Base):
 class StringTransportTests(TestCase):
     """The protocol on an in-memory transport (no socket, no peer check)."""
 
-    def connect(self, verify_peer: bool) -> tuple[Any, Any, FakeWatch]:
+    def connect(self, verify_peer: bool) -> tuple[Any, Any, FakeWatchControl]:
         from twisted.internet.task import Clock
         from twisted.internet.testing import StringTransport
 
-        watch = FakeWatch()
         clock = Clock()
+        watch = FakeWatchControl(clock)
         factory = control.control_factory(watch, clock, verify_peer=verify_peer, idle_timeout=5)
         protocol = factory.buildProtocol(None)
         transport = StringTransport()

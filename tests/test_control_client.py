@@ -25,12 +25,13 @@ from twisted.internet import threads
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.task import deferLater
+from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 
 from ismon import control, control_client
 from ismon.control import ControlError, ControlRefused, ControlUnavailable, listen_control
-from tests.test_control import FakeWatch, async_test
+from ismon.testing import FakeWatchControl
+from tests.test_control import async_test
 
 reactor: Any = _reactor
 _T = TypeVar("_T")
@@ -44,7 +45,8 @@ class _Server(TestCase):
         os.chmod(self.dir, 0o700)
         self.addCleanup(shutil.rmtree, self.dir, True)
         self.path = self.dir / "web.sock"
-        self.watch = FakeWatch()
+        # A clock that stands still: two clients asking in turn get the same status.
+        self.watch = FakeWatchControl(Clock())
 
     async def listen(self) -> None:
         port: IListeningPort = await listen_control(reactor, self.path, self.watch)
@@ -89,7 +91,7 @@ class SameAnswersTests(_Server):
     @async_test
     async def test_status(self) -> None:
         await self.listen()
-        self.watch.document = {
+        self.watch.extra_status = {
             "watch_id": "web",
             "pid": 1234,
             "latency": 0.25,
@@ -107,7 +109,7 @@ class SameAnswersTests(_Server):
     @async_test
     async def test_large_status(self) -> None:
         await self.listen()
-        self.watch.document = {"blob": "x" * 60000}  # several reads
+        self.watch.extra_status = {"blob": "x" * 60000}  # several reads
         self.assertEqual(
             await self.stdlib(control_client.status), await control.status(reactor, self.path)
         )
@@ -138,19 +140,19 @@ class SameAnswersTests(_Server):
         await self.listen()
         self.assertIsNone(await self.stdlib(control_client.stop))
         deadline = time.monotonic() + 10
-        while self.watch.stops == 0 and time.monotonic() < deadline:
+        while "stop" not in self.watch.calls and time.monotonic() < deadline:
             await deferLater(reactor, 0.01, lambda: None)
-        self.assertEqual(self.watch.stops, 1)
+        self.assertEqual(self.watch.calls.count("stop"), 1)
         self.assertIsNone(await control.stop(reactor, self.path))
         await deferLater(reactor, 0.1, lambda: None)
-        self.assertEqual(self.watch.stops, 1)
+        self.assertEqual(self.watch.calls.count("stop"), 1)
 
 
 class SameErrorsTests(_Server):
     @async_test
     async def test_refused(self) -> None:
         await self.listen()
-        self.watch.refuse = "the watch is stopping"
+        self.watch.raises = ControlRefused("the watch is stopping")
         for name in ("pause", "resume", "status"):
             ours, _ = await self.both_fail(name, ControlRefused)
             self.assertEqual(str(ours), "the watch is stopping")
@@ -158,21 +160,21 @@ class SameErrorsTests(_Server):
     @async_test
     async def test_status_too_large(self) -> None:
         await self.listen()
-        self.watch.document = {"blob": "x" * 70000}
+        self.watch.extra_status = {"blob": "x" * 70000}
         await self.both_fail("status", ControlRefused)
 
     @async_test
     async def test_watch_bug(self) -> None:
         await self.listen()
-        self.watch.broken = True
+        self.watch.raises = RuntimeError("bug in the watch")
         ours, _ = await self.both_fail("status", ControlError)
         self.assertNotIsInstance(ours, ControlUnavailable)
         self.assertNotIsInstance(ours, ControlRefused)
         self.assertIn("reported an error", str(ours))
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
         # The watch drops such a connection; it still serves the next one.
-        self.watch.broken = False
-        self.assertIn("paused", await self.stdlib(control_client.status))
+        self.watch.raises = None
+        self.assertIn("state", await self.stdlib(control_client.status))
 
     @async_test
     async def test_no_socket(self) -> None:

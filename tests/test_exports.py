@@ -93,6 +93,17 @@ PUBLIC = {
         "status",
         "stop",
     ],
+    "ismon.testing": [
+        "STALL",
+        "Answer",
+        "FakeProbe",
+        "FakeWatch",
+        "FakeWatchControl",
+        "Stall",
+        "Step",
+        "answered",
+        "refused",
+    ],
     "ismon.control_commands": [
         "ControlRequest",
         "format_status",

@@ -15,39 +15,17 @@ from ismon.catalogue import MessageId
 from ismon.probe import IProbe
 from ismon.result import Phase, ProbeResult
 from ismon.schedule import Schedule, Timing, WatchState
+from ismon.testing import STALL, Answer, FakeProbe
 
 OK = ProbeResult(ok=True, latency=0.01)
 FAIL = ProbeResult.failure(MessageId.SELECT_ERROR, Phase.WAIT, number=errno.ETIMEDOUT)
 
 
-@implementer(IProbe)
-class ScriptedProbe:
-    """A probe whose answers and durations the test controls."""
-
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-        self.started: list[float] = []
-        self.pending: list[Deferred[ProbeResult]] = []
-        self.answers: list[tuple[float, ProbeResult]] = []
-        self.default = (0.0, OK)
-
-    def probe(self) -> Deferred[ProbeResult]:
-        self.started.append(self.clock.seconds())
-        duration, result = self.answers.pop(0) if self.answers else self.default
-        d: Deferred[ProbeResult] = Deferred()
-        self.pending.append(d)
-        if duration == 0:
-            d.callback(result)
-        else:
-            self.clock.callLater(duration, d.callback, result)
-        return d
-
-
 class ScheduleTests(SynchronousTestCase):
-    def make(self, **timing: float) -> tuple[Clock, ScriptedProbe, Schedule, list, list]:
+    def make(self, **timing: float) -> tuple[Clock, FakeProbe, Schedule, list, list]:
         clock = Clock()
         clock.advance(1000)
-        probe = ScriptedProbe(clock)
+        probe = FakeProbe(clock, timeout=Timing(**timing).timeout)  # type: ignore[arg-type]
         results: list[tuple[ProbeResult, int]] = []
         failed: list[ProbeResult] = []
         schedule = Schedule(
@@ -61,7 +39,7 @@ class ScheduleTests(SynchronousTestCase):
 
     def test_fixed_rate_grid(self) -> None:
         clock, probe, schedule, _, _ = self.make(interval=5, timeout=1)
-        probe.default = (0.3, OK)
+        probe.then = Answer(OK, 0.3)
         schedule.start()
         clock.advance(0)
         clock.pump([0.1] * 260)
@@ -79,8 +57,7 @@ class ScheduleTests(SynchronousTestCase):
 
     def test_overrun_skips_ticks_never_overlaps(self) -> None:
         clock, probe, schedule, _, _ = self.make(interval=2, timeout=10)
-        probe.answers = [(5.0, OK)]
-        probe.default = (0.0, OK)
+        probe.script.append(Answer(OK, 5.0))
         schedule.start()
         clock.advance(0)
         for _ in range(100):
@@ -92,14 +69,15 @@ class ScheduleTests(SynchronousTestCase):
         clock, probe, schedule, results, failed = self.make(
             interval=10, retries=3, timeout=2, retry_interval=1
         )
-        probe.default = (2.0, FAIL)
+        probe.then = STALL  # each probe times out, at 2 s
         schedule.start()
         clock.advance(0)
         clock.pump([0.5] * 40)
         # Retry starts max(start + 1, end) = end of the failed probe.
         self.assertEqual(probe.started, [1000, 1002, 1004, 1006])
         self.assertEqual([n for _, n in results], [1, 2, 3, 4])
-        self.assertEqual(failed, [FAIL])
+        self.assertEqual(failed, [probe.results[-1]])
+        self.assertEqual(failed[0].message, FAIL.message)
         self.assertEqual(schedule.state, WatchState.FAILED)
         self.assertEqual(clock.getDelayedCalls(), [])
 
@@ -110,7 +88,7 @@ class ScheduleTests(SynchronousTestCase):
         clock.advance(0)
         clock.advance(0.5)  # first probe ok at 1000
         stall = clock.seconds()
-        probe.default = (3.0, FAIL)  # every later probe times out
+        probe.then = STALL  # every later probe times out
         while not failed:
             clock.advance(0.25)
         bound = Timing(**timing).detection_bound  # type: ignore[arg-type]
@@ -121,7 +99,7 @@ class ScheduleTests(SynchronousTestCase):
         clock, probe, schedule, results, failed = self.make(
             interval=10, retries=2, timeout=1, retry_interval=3
         )
-        probe.answers = [(0.0, OK), (1.0, FAIL), (0.0, OK)]
+        probe.script.extend([OK, STALL, OK])
         schedule.start()
         clock.advance(0)
         clock.pump([0.5] * 60)
@@ -133,7 +111,7 @@ class ScheduleTests(SynchronousTestCase):
         clock, probe, schedule, _, _ = self.make(
             interval=10, retries=1, timeout=1, retry_interval=0
         )
-        probe.default = (0.5, FAIL)
+        probe.then = Answer(FAIL, 0.5)
         schedule.start()
         clock.advance(0)
         clock.pump([0.25] * 8)
@@ -159,7 +137,7 @@ class ScheduleTests(SynchronousTestCase):
         clock, probe, schedule, results, failed = self.make(
             interval=5, retries=1, timeout=2, retry_interval=1
         )
-        probe.default = (2.0, FAIL)
+        probe.then = STALL  # each probe times out, at 2 s
         schedule.start()
         clock.advance(0)
         clock.advance(2)  # first failure recorded; retry due

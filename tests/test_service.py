@@ -1,6 +1,7 @@
 """
 Tests for L{ismon.service.WatchService}: the message sequences, exit
-statuses and records of a watch, on a fake clock with a scripted probe.
+statuses and records of a watch, on a fake clock with a scripted probe
+(L{ismon.testing.FakeProbe}).
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
-from zope.interface import implementer
 
 from ismon.catalogue import MessageId
 from ismon.http import HttpRequest
@@ -28,20 +27,10 @@ from ismon.result import Phase, ProbeResult
 from ismon.schedule import Timing
 from ismon.service import ExitStatus, WatchService
 from ismon.state import StateDir, WatchLock
+from ismon.testing import FakeProbe
 
 OK = ProbeResult(ok=True, latency=0.001, reply="HTTP/1.1 200 OK")
 TIMEOUT = ProbeResult.failure(MessageId.SELECT_ERROR, Phase.WAIT, number=errno.ETIMEDOUT)
-
-
-@implementer(IProbe)
-class Scripted:
-    def __init__(self, *results: ProbeResult) -> None:
-        self.results = list(results)
-        self.calls = 0
-
-    def probe(self) -> Deferred[ProbeResult]:
-        self.calls += 1
-        return succeed(self.results.pop(0) if len(self.results) > 1 else self.results[0])
 
 
 class WatchServiceTests(TestCase):
@@ -56,6 +45,10 @@ class WatchServiceTests(TestCase):
         self.addCleanup(globalLogPublisher.removeObserver, observer)
         self.reactor = MemoryReactorClock()
         self.exits: list[int] = []
+
+    def scripted(self, *results: ProbeResult) -> FakeProbe:
+        """A probe giving C{results} in turn, then the last one again and again."""
+        return FakeProbe(self.reactor, results[:-1], then=results[-1])
 
     def make(
         self,
@@ -92,7 +85,7 @@ class WatchServiceTests(TestCase):
         return [e["ismon_message_id"] for e in self.events if "ismon_message_id" in e]
 
     def test_server_failure_sequence_and_exit_1(self) -> None:
-        service = self.make(Scripted(OK, TIMEOUT))
+        service = self.make(self.scripted(OK, TIMEOUT))
         service.startService()
         self.reactor.pump([0] + [0.5] * 40)
         self.assertEqual(self.exits, [ExitStatus.SERVER_FAILED])
@@ -104,14 +97,14 @@ class WatchServiceTests(TestCase):
         self.assertFalse(state.pid_path("web1").exists())
 
     def test_recovery_is_reported(self) -> None:
-        service = self.make(Scripted(OK, TIMEOUT, OK))
+        service = self.make(self.scripted(OK, TIMEOUT, OK))
         service.startService()
         self.reactor.pump([0] + [0.5] * 30)
         self.assertEqual(self.exits, [])
         self.assertEqual(self.messages(), [2, 99, 1, 74, 96, 95])
 
     def test_stop_on_request(self) -> None:
-        service = self.make(Scripted(OK))
+        service = self.make(self.scripted(OK))
         service.startService()
         self.reactor.advance(0)
         service.stop()
@@ -120,7 +113,7 @@ class WatchServiceTests(TestCase):
         self.assertEqual(self.messages(), [2, 99, 1, 3, 6])
 
     def test_stop_service_is_a_stop(self) -> None:
-        service = self.make(Scripted(OK))
+        service = self.make(self.scripted(OK))
         service.startService()
         self.reactor.advance(0)
         service.stopService()
@@ -130,27 +123,27 @@ class WatchServiceTests(TestCase):
     def test_id_in_use(self) -> None:
         held = WatchLock.acquire(StateDir.open(self.folder), "web1")
         self.addCleanup(held.release)
-        service = self.make(Scripted(OK))
+        service = self.make(self.scripted(OK))
         service.startService()
         self.assertEqual(self.exits, [ExitStatus.ID_IN_USE])
         self.assertEqual(self.messages(), [14])
 
     def test_pause_continue_and_status(self) -> None:
-        probe = Scripted(OK)
+        probe = self.scripted(OK)
         service = self.make(probe)
         service.startService()
         self.reactor.advance(0)
         self.assertTrue(service.pause())
         self.assertFalse(service.pause())
         self.reactor.pump([1] * 30)
-        self.assertEqual(probe.calls, 1)
+        self.assertEqual(len(probe.started), 1)
         status = service.status()
         self.assertEqual(status["state"], "paused")
         self.assertIsNotNone(status["paused_since"])
         self.assertTrue(service.resume())
         self.assertFalse(service.resume())
         self.reactor.advance(0)
-        self.assertEqual(probe.calls, 2)
+        self.assertEqual(len(probe.started), 2)
         status = service.status()
         self.assertEqual(
             (status["state"], status["probes"], status["detection_bound"], status["pid"]),
@@ -160,7 +153,7 @@ class WatchServiceTests(TestCase):
 
     def test_certificate_warning_at_most_daily(self) -> None:
         soon = ProbeResult(ok=True, latency=0.001, cert_days_left=3)
-        service = self.make(Scripted(soon))
+        service = self.make(self.scripted(soon))
         service.startService()
         self.reactor.pump([0] + [10] * 20)
         self.assertEqual(self.messages().count(92), 1)
@@ -168,7 +161,7 @@ class WatchServiceTests(TestCase):
         self.assertEqual(self.messages().count(92), 2)
 
     def test_syslog_unavailable_logged_once(self) -> None:
-        service = self.make(Scripted(OK), syslog=str(self.folder / "no-such-socket"))
+        service = self.make(self.scripted(OK), syslog=str(self.folder / "no-such-socket"))
         service.startService()
         self.reactor.pump([0] + [10] * 5)
         self.assertEqual(self.messages().count(98), 1)
@@ -180,7 +173,7 @@ class WatchServiceTests(TestCase):
         receiver.bind(path)
         receiver.settimeout(1)
         self.addCleanup(receiver.close)
-        service = self.make(Scripted(OK), syslog=path)
+        service = self.make(self.scripted(OK), syslog=path)
         service.startService()
         first = receiver.recv(4096).decode()
         self.assertRegex(
@@ -196,7 +189,7 @@ class WatchServiceTests(TestCase):
         receiver.bind(path)
         receiver.settimeout(1)
         self.addCleanup(receiver.close)
-        service = self.make(Scripted(OK), notifier=SystemdNotifier({"NOTIFY_SOCKET": path}))
+        service = self.make(self.scripted(OK), notifier=SystemdNotifier({"NOTIFY_SOCKET": path}))
         service.startService()
         self.reactor.advance(0)
         self.assertTrue(receiver.recv(4096).decode().startswith("READY=1\nSTATUS=last probe ok"))

@@ -1,0 +1,463 @@
+# -*- test-case-name: tests.test_contracts,tests.test_contracts_watch -*-
+"""
+Fakes for programs that embed ismon, and for ismon's own tests.
+
+  - L{FakeProbe}: an L{IProbe} that gives scripted results after scripted
+    delays on an injected clock, and can stall until its timeout and then
+    give the timeout result the real probes give (message 74, ETIMEDOUT).
+  - L{FakeWatchControl}: an L{IWatchControl} whose C{stop}, C{pause},
+    C{resume} and C{status} behave as a running watch's do.
+  - L{FakeWatch}: a real L{WatchService} probing a L{FakeProbe} on a
+    L{MemoryReactorClock}, so a test can drive a watch through its retries
+    to its exit in no time, with no socket, thread or syslog.
+
+Each fake passes the same contract tests as the real thing: L{FakeProbe}
+those of L{HttpProbe} and L{SmtpProbe} against loopback servers, and
+L{FakeWatchControl} those of L{WatchService} (C{tests/test_contracts.py});
+L{FakeWatch} logs the same messages and exits with the same status as a
+real C{clp_httpmon} process (C{tests/test_contracts_watch.py}).  README
+"Embedding and testing" shows them in use.
+
+Importing this module starts nothing and installs no reactor.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, cast
+
+import attrs
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import ILogObserver, Logger
+from zope.interface import implementer
+
+from ismon.catalogue import MessageId
+from ismon.control import IWatchControl
+from ismon.probe import IProbe
+from ismon.result import Phase, ProbeResult, timed_out
+from ismon.schedule import Timing, WatchState
+
+if TYPE_CHECKING:
+    from ismon.service import WatchService
+
+__all__ = [
+    "STALL",
+    "Answer",
+    "FakeProbe",
+    "FakeWatch",
+    "FakeWatchControl",
+    "Stall",
+    "Step",
+    "answered",
+    "refused",
+]
+
+
+# -- what a fake probe does -----------------------------------------------
+
+
+@attrs.frozen
+class Answer:
+    """Give C{result} C{delay} seconds after the probe starts (None: the probe's delay)."""
+
+    result: ProbeResult
+    delay: float | None = None
+
+
+@attrs.frozen
+class Stall:
+    """
+    Hang at C{phase} until the timeout, then give what a real probe gives
+    then: message 74 with ETIMEDOUT at that phase (README "What counts as a
+    failure").  A listening socket that never answers stalls at C{WAIT}.
+    """
+
+    phase: Phase = Phase.WAIT
+
+
+#: A server that accepts the connection and never answers.
+STALL = Stall()
+
+#: One probe's script: a result (after the probe's delay), an L{Answer}, or a L{Stall}.
+Step = ProbeResult | Answer | Stall
+
+
+def answered(reply: str = "", latency: float = 0.0) -> ProbeResult:
+    """A healthy server's answer; C{latency} 0 means "the time the probe took"."""
+    return ProbeResult(ok=True, latency=latency, reply=reply)
+
+
+def refused(latency: float = 0.0) -> ProbeResult:
+    """What a real probe gives when nothing listens: message 72 with ECONNREFUSED."""
+    return ProbeResult.failure(
+        MessageId.CONNECT_ERROR,
+        Phase.CONNECT,
+        number=errno.ECONNREFUSED,
+        latency=latency,
+        detail="Connection was refused by other side: 111: Connection refused.",
+    )
+
+
+@implementer(IProbe)
+class FakeProbe:
+    """
+    An L{IProbe} that follows a script on C{clock}.
+
+    Each call of L{probe} takes the next step of C{script} (an iterable of
+    L{Step}s, or a function of the call's index, from 0); once an iterable
+    script is spent, every call takes C{then}.  A step answers after its
+    delay, on C{clock}; a delay of 0 answers at once.  Like the real
+    probes it keeps its promise to answer within C{timeout}: a L{Stall},
+    or an answer that would come later than that, gives the timeout result
+    at C{timeout} instead.  A result whose latency is 0 gets the time the
+    probe took, as the real probes' results do.
+
+    @ivar script: the steps still to come (a deque; a test may add to it).
+    @ivar then: the step once the script is spent (a test may change it).
+    @ivar started: the clock's time at each call of L{probe}.
+    @ivar results: every result given, in order.
+    @ivar in_flight: probes started and not answered yet.
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        script: Iterable[Step] | Callable[[int], Step] = (),
+        *,
+        then: Step | None = None,
+        delay: float = 0.0,
+        timeout: float = 10.0,
+    ) -> None:
+        self.clock = clock
+        self._script_function = script if callable(script) else None
+        self.script: deque[Step] = deque() if callable(script) else deque(script)
+        self.then: Step = answered() if then is None else then
+        self.delay = delay
+        self.timeout = timeout
+        self.started: list[float] = []
+        self.results: list[ProbeResult] = []
+        self.in_flight = 0
+
+    def _next_step(self) -> Step:
+        if self._script_function is not None:
+            return self._script_function(len(self.started) - 1)
+        return self.script.popleft() if self.script else self.then
+
+    def _answer(self, step: Step) -> tuple[float, ProbeResult]:
+        """When C{step} answers, and with what."""
+        if isinstance(step, Stall):
+            return self.timeout, timed_out(step.phase, self.timeout)
+        if isinstance(step, Answer):
+            delay = self.delay if step.delay is None else step.delay
+            result = step.result
+        else:
+            delay, result = self.delay, step
+        if delay > self.timeout:
+            # The answer would come too late: the real probe waited for it.
+            return self.timeout, timed_out(Phase.WAIT, self.timeout)
+        if result.latency == 0:
+            result = attrs.evolve(result, latency=delay)
+        return delay, result
+
+    def probe(self) -> Deferred[ProbeResult]:
+        self.started.append(self.clock.seconds())
+        delay, result = self._answer(self._next_step())
+        self.in_flight += 1
+        call: list[IDelayedCall] = []
+
+        def cancel(_: Deferred[ProbeResult]) -> None:
+            # Whoever cancels takes the CancelledError; no timer stays behind.
+            if call and call[0].active():
+                call[0].cancel()
+                self.in_flight -= 1
+
+        answer: Deferred[ProbeResult] = Deferred(cancel)
+
+        def give() -> None:
+            self.in_flight -= 1
+            self.results.append(result)
+            answer.callback(result)
+
+        if delay <= 0:
+            give()
+        else:
+            call.append(self.clock.callLater(delay, give))
+        return answer
+
+
+# -- a fake control target -------------------------------------------------
+
+
+@implementer(IWatchControl)
+class FakeWatchControl:
+    """
+    An L{IWatchControl} that behaves as a running L{WatchService} does:
+    C{pause} returns False when already paused (or stopped), C{resume} False
+    when not paused, C{stop} ends it on the next turn of C{clock} (once),
+    and C{status} has the keys and state values of the real one.
+
+    @ivar state: a L{WatchState} value: C{"watching"}, C{"paused"},
+        C{"stopped"}, ...; a test may set it (C{"retrying"}, C{"failed"}).
+    @ivar calls: the names of the methods called, in order.
+    @ivar exit_code: 0 once stopped, else None.
+    @ivar raises: while set, C{pause}, C{resume} and C{status} raise it
+        (a L{ControlRefused}, say, or a bug's exception).
+    @ivar extra_status: added to (or overriding) C{status}'s answer.
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        *,
+        watch_id: str = "fake",
+        protocol: str = "http",
+        target: str = "http://127.0.0.1:80/ HTTP/1.1",
+        timing: Timing | None = None,
+        on_exit: Callable[[int], None] | None = None,
+    ) -> None:
+        self.clock = clock
+        self.watch_id = watch_id
+        self.protocol = protocol
+        self.target = target
+        self.timing = timing or Timing()
+        self._on_exit = on_exit
+        self.state = WatchState.WATCHING.value
+        self.calls: list[str] = []
+        self.exit_code: int | None = None
+        self.raises: BaseException | None = None
+        self.extra_status: dict[str, object] = {}
+        self._started_at = clock.seconds()
+        self._started_wall = time.time()
+        self._paused_at: float | None = None
+        self._stopping = False
+
+    def _called(self, name: str) -> None:
+        self.calls.append(name)
+        if self.raises is not None:
+            raise self.raises
+
+    def stop(self) -> None:
+        self.calls.append("stop")
+        # As the watch does: the control client gets its answer first.
+        self.clock.callLater(0, self._stopped)
+
+    def _stopped(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        self.state = WatchState.STOPPED.value
+        self.exit_code = 0
+        if self._on_exit is not None:
+            self._on_exit(0)
+
+    def pause(self) -> bool:
+        self._called("pause")
+        if self.state not in (
+            WatchState.WATCHING.value,
+            WatchState.RETRYING.value,
+            WatchState.IDLE.value,
+        ):
+            return False
+        self.state = WatchState.PAUSED.value
+        self._paused_at = self.clock.seconds()
+        return True
+
+    def resume(self) -> bool:
+        self._called("resume")
+        if self.state != WatchState.PAUSED.value:
+            return False
+        self.state = WatchState.WATCHING.value
+        self._paused_at = None
+        return True
+
+    def status(self) -> dict[str, object]:
+        self._called("status")
+        now = self.clock.seconds()
+        timing = self.timing
+        return {
+            "watch_id": self.watch_id,
+            "protocol": self.protocol,
+            "command": f"clp_{self.protocol}mon",
+            "pid": os.getpid(),
+            "target": self.target,
+            "state": self.state,
+            "paused_since": (
+                None if self._paused_at is None else time.time() - (now - self._paused_at)
+            ),
+            "consecutive_failures": 0,
+            "probes": 0,
+            "failures": 0,
+            "skipped_ticks": 0,
+            "last_probe": None,
+            "interval": timing.interval,
+            "timeout": timing.timeout,
+            "retries": timing.retries,
+            "retry_interval": timing.retry_gap,
+            "detection_bound": timing.detection_bound,
+            "started": self._started_wall,
+            "uptime": now - self._started_at,
+            **self.extra_status,
+        }
+
+
+# -- a whole watch on a fake clock -------------------------------------------
+
+
+class FakeWatch:
+    """
+    A real L{WatchService} that probes a L{FakeProbe} on a
+    L{MemoryReactorClock}: time moves only in L{advance} and
+    L{run_until_exit}, the control socket is only recorded by the memory
+    reactor, no watchdog thread runs, and the catalogue messages go to
+    L{events} instead of the global log.  Its lock and pidfile go to a
+    temporary state folder that L{close} removes.
+
+        with FakeWatch([answered()], then=STALL) as watch:
+            assert watch.run_until_exit(60) == 1
+            assert watch.messages == [2, 99, 1, 74, 96, 74, 96, 74, 6]
+
+    @ivar clock: the reactor the watch runs on.
+    @ivar probe: the L{FakeProbe} it asks.
+    @ivar service: the watch itself (an L{IWatchControl}: pause, status...).
+    @ivar exits: the exit statuses it ended with (at most one).
+    @ivar events: the log events of its catalogue messages.
+    """
+
+    def __init__(
+        self,
+        script: Iterable[Step] | Callable[[int], Step] = (),
+        *,
+        then: Step | None = None,
+        delay: float = 0.0,
+        timing: Timing | None = None,
+        protocol: str = "http",
+        watch_id: str = "fake",
+    ) -> None:
+        # Imported here: the service pulls in the whole watch machinery,
+        # which users of the probe and control fakes need not load.
+        from ismon.notify import SystemdNotifier
+        from ismon.options import Action, WatchConfig
+        from ismon.report import Reporter
+        from ismon.service import WatchService
+
+        timing = timing or Timing(interval=10, retries=2, timeout=1, retry_interval=2)
+        self.clock = MemoryReactorClock()
+        self.probe = FakeProbe(self.clock, script, then=then, delay=delay, timeout=timing.timeout)
+        self.exits: list[int] = []
+        self.events: list[dict[str, Any]] = []
+        self._folder = Path(tempfile.mkdtemp(prefix="ismon-fake-"))
+        # Removed by close(), or at the latest when the watch is collected.
+        self._remove_folder = weakref.finalize(self, shutil.rmtree, self._folder, True)
+        self._started = False
+        command = f"clp_{protocol}mon"
+        config = WatchConfig(
+            watch_id=watch_id,
+            protocol=protocol,
+            command=command,
+            action=Action.START,
+            request=_request(protocol, timing.timeout),
+            timing=timing,
+            state_dir=self._folder / "state",
+            syslog_socket=None,
+        )
+        self.service: WatchService = WatchService(
+            config,
+            self.clock,
+            probe=self.probe,
+            on_exit=self.exits.append,
+            notifier=SystemdNotifier({}),
+            loop_watchdog=False,
+        )
+        # The messages go to this watch's own list, not the process's log.
+        self.service.reporter = Reporter(
+            command,
+            watch_id,
+            Logger(namespace=command, observer=cast(ILogObserver, self.events.append)),
+        )
+
+    @property
+    def messages(self) -> list[int]:
+        """The catalogue ids of the messages logged so far, in order."""
+        return [e["ismon_message_id"] for e in self.events if "ismon_message_id" in e]
+
+    @property
+    def lines(self) -> list[str]:
+        """The texts of the messages logged so far."""
+        return [str(e["ismon_text"]) for e in self.events if "ismon_text" in e]
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.exits[0] if self.exits else None
+
+    def start(self) -> None:
+        """Start the watch (its first probe comes after the grace, at once by default)."""
+        self._started = True
+        self.service.startService()
+        self.clock.advance(0)
+
+    def advance(self, seconds: float) -> None:
+        """
+        Let C{seconds} pass, running each timer at its own time (so what a
+        timer schedules is timed from when it ran, as on a real reactor).
+        """
+        end = self.clock.seconds() + seconds
+        while True:
+            due = [call.getTime() for call in self.clock.getDelayedCalls()]
+            soonest = min(due, default=end + 1)
+            if soonest > end:
+                break
+            self.clock.advance(max(0.0, soonest - self.clock.seconds()))
+        self.clock.advance(max(0.0, end - self.clock.seconds()))
+
+    def run_until_exit(self, limit: float) -> int | None:
+        """
+        Let time pass until the watch ends or C{limit} seconds have passed;
+        return its exit status (None: still running).
+        """
+        if not self._started:
+            self.start()
+        end = self.clock.seconds() + limit
+        while not self.exits and self.clock.seconds() < end:
+            due = [call.getTime() for call in self.clock.getDelayedCalls()]
+            self.advance(min(min(due, default=end), end) - self.clock.seconds())
+        return self.exit_code
+
+    def close(self) -> None:
+        """End the watch if it still runs (as SIGTERM would) and remove its folder."""
+        if self.service.running and self.service.exit_code is None:
+            self.service.stopService()
+            self.clock.advance(0)
+        self._remove_folder()
+
+    def __enter__(self) -> FakeWatch:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _request(protocol: str, timeout: float) -> Any:
+    if protocol == "smtp":
+        from ismon.smtp import SmtpRequest
+
+        return SmtpRequest(host="127.0.0.1", port=25, timeout=timeout)
+    from ismon.http import HttpRequest
+
+    return HttpRequest(host="127.0.0.1", port=80, timeout=timeout)
