@@ -166,7 +166,11 @@ class WatchOptions(usage.Options):
         ["continue", None, "Resume probing (message 8)."],
         ["disp", None, "Print the PID of the running watch ID."],
         ["del", None, "Remove leftover records of ID (refused while it runs)."],
-        ["check", None, "Validate the command line as a start would, then exit 0."],
+        [
+            "check",
+            None,
+            "Validate the command line as a start would, start nothing, and exit 0 (or 2).",
+        ],
         ["tls", None, "Speak TLS from the first byte (HTTPS, SMTPS)."],
         ["insecure", None, "Do not verify the server certificate (logged)."],
         ["debug", None, "Also log Twisted's own events and each probe's result."],
@@ -189,7 +193,13 @@ class WatchOptions(usage.Options):
             "Seconds from a failed probe's start to its retry (0-10000; default: interval).",
         ],
         ["grace", None, "0", "Seconds to wait before the first probe (0-10000)."],
-        ["kill-after", None, None, "With --stop: SIGTERM, then SIGKILL after this many s."],
+        [
+            "kill-after",
+            None,
+            None,
+            "With --stop: SIGTERM a watch that did not end within the wait, "
+            "SIGKILL it this many seconds later (1-10000).",
+        ],
         ["ca-file", None, None, "PEM file of CA certificates to trust (TLS)."],
         ["servername", None, None, "Name for SNI and certificate verification (TLS)."],
         ["cert-warn-days", None, "14", "Warn when the certificate expires sooner (0-3650)."],
