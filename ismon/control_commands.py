@@ -397,17 +397,21 @@ def _kill(
     --kill-after: SIGTERM the watch that did not end within the stop wait,
     SIGKILL it if it is still there C{kill_after} seconds later, and wait
     as long again for its lock to be free.  Exit 0 once the ID is free; lines
-    on stderr say which signals it took.
+    on stderr say which signals it took, or why none was sent.
     """
     import signal
 
     command, seconds = request.command, request.kill_after
     assert seconds is not None
-    if watch is None or watch.pid != holder:
-        # The watch we asked to stop has ended, and another process holds
-        # the ID now (a new start); it is not ours to kill.
+    if watch is None:
         return _stop_failed(
-            command, watch_id, f"PID {holder} holds the ID now, not the watch asked to stop"
+            command, watch_id, f"PID {holder} (its pidfile) does not hold its lock: not signalled"
+        )
+    if watch.pid != holder:
+        # The watch asked to stop has ended, and another process holds the
+        # ID now (a new start): not ours to kill.
+        return _stop_failed(
+            command, watch_id, f"PID {holder} holds it now, not PID {watch.pid}: not signalled"
         )
     steps = (
         (signal.SIGTERM, f"did not end within {request.stop_wait:g} s"),
@@ -415,22 +419,17 @@ def _kill(
     )
     for signal_number, why in steps:
         name = signal.Signals(signal_number).name
-        if not watch.signal(folder, watch_id, signal_number):
-            break  # ended (or is no longer the ID's holder) just now
+        refused = watch.signal(folder, watch_id, signal_number)
+        if refused:
+            if state.running_pid(folder, watch_id) is None:
+                return ExitStatus.STOPPED  # it ended just now
+            return _stop_failed(command, watch_id, f"{refused}: not signalled")
         sys.stderr.write(f"{command}: watch {watch_id} (PID {watch.pid}) {why}: {name}\n")
-        holder_now = _wait_ended(folder, watch_id, time.monotonic() + seconds)
-        if holder_now is None:
+        if _wait_ended(folder, watch_id, time.monotonic() + seconds) is None:
             sys.stderr.write(f"{command}: watch {watch_id} (PID {watch.pid}) ended after {name}\n")
             return ExitStatus.STOPPED
-        if holder_now != watch.pid:
-            return _stop_failed(
-                command, watch_id, f"PID {holder_now} holds the ID now, not the watch asked to stop"
-            )
-    holder_now = _wait_ended(folder, watch_id, time.monotonic())
-    if holder_now is None:
-        return ExitStatus.STOPPED
     return _stop_failed(
-        command, watch_id, f"PID {holder_now} still holds the ID after SIGKILL ({seconds} s)"
+        command, watch_id, f"PID {watch.pid} still holds its lock {seconds} s after SIGKILL"
     )
 
 
@@ -447,7 +446,10 @@ class _WatchProcess:
     that got the same PID.  Without pidfds (older kernels) the process's
     start time (C{/proc/PID/stat} field 22, in clock ticks since boot, which
     differs for a reused PID) is compared again right before each signal.
-    Both ways, the lock must still be held under that PID when signalling.
+    Both ways, the lock must still be held under that PID when signalling:
+    the pidfile must name it, and the kernel's own record of the lock
+    (C{/proc/locks}) must not name another process, so a pidfile naming some
+    other live process never gets it signalled.
     """
 
     __slots__ = ("pid", "pidfd", "start_time")
@@ -470,32 +472,45 @@ class _WatchProcess:
         watch = cls(pid, pidfd, _start_time(pid))
         # Confirmed after the pidfd was opened: the lock is held under PID,
         # so the pidfd (and the start time) is the watch's process.
-        if watch.start_time is None or state.running_pid(folder, watch_id) != pid:
+        if watch.start_time is None or not _holds_lock(folder, watch_id, pid):
             watch.close()
             return None
         return watch
 
-    def signal(self, folder: state.StateDir, watch_id: str, signal_number: int) -> bool:
-        """Send the signal if this is still the ID's holder; whether it was sent."""
+    def signal(self, folder: state.StateDir, watch_id: str, signal_number: int) -> str:
+        """
+        Send the signal if this is still the ID's holder.  Returns "" when
+        sent, otherwise why not.
+        """
         import signal
 
-        if state.running_pid(folder, watch_id) != self.pid:
-            return False
+        gone = f"PID {self.pid} is no longer the watch asked to stop (it ended)"
+        if not _holds_lock(folder, watch_id, self.pid):
+            return f"PID {self.pid} does not hold its lock"
         try:
             if self.pidfd is not None:
                 signal.pidfd_send_signal(self.pidfd, signal_number)
             else:
                 if _start_time(self.pid) != self.start_time:
-                    return False
+                    return gone
                 os.kill(self.pid, signal_number)
         except ProcessLookupError:
-            return False
-        return True
+            return gone
+        return ""
 
     def close(self) -> None:
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
+
+
+def _holds_lock(folder: state.StateDir, watch_id: str, pid: int) -> bool:
+    """Whether the ID's lock is held under C{pid}: by the pidfile and /proc/locks."""
+    if state.running_pid(folder, watch_id) != pid:
+        return False
+    # The kernel's record of the flock; unreadable (no /proc) counts as agreeing.
+    holder = state._proc_locks_holder(folder.lock_path(watch_id))
+    return holder is None or holder == pid
 
 
 def _start_time(pid: int) -> int | None:
