@@ -11,6 +11,7 @@ the test chooses the next PID).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -272,6 +273,42 @@ def test_a_pidfile_naming_another_process_gets_nothing_signalled(
     )
     assert bystander.running()
     assert holder.running()
+
+
+def test_a_lock_that_outlives_the_process_is_reported(processes: Processes, tmp_path: Path) -> None:
+    """
+    The process holding the lock takes SIGTERM and dies, but a child of it
+    inherited the locked descriptor: the ID stays held, SIGKILL changes
+    nothing, and the stop says so (message 15, exit 5).  The child, which
+    never held the lock under its own PID, is not signalled.
+    """
+    state = _state(tmp_path)
+    holder = processes.start(
+        [sys.executable, "-c", _STAND_IN, str(state), "web", "", "fork"], name="holder"
+    )
+    pid = int(holder.wait_for("^locked ").split()[1])
+    try:
+        _outlived(processes, state, holder, pid)
+    finally:
+        # The child is in the stand-in's own process group (a new session).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def _outlived(processes: Processes, state: Path, holder: WatchProcess, pid: int) -> None:
+    done, _ = _stop(processes, state, "web", "-r", "1", "--kill-after", "1")
+    assert done.returncode == 5
+    assert done.stderr == (
+        f"clp_httpmon: watch web (PID {pid}) did not end within 1 s: SIGTERM\n"
+        f"clp_httpmon: watch web (PID {pid}) did not end within 1 s of SIGTERM: SIGKILL\n"
+        f"clp_httpmon: watch web: PID {pid} still holds its lock 1 s after SIGKILL\n"
+        + message(15, "clp_httpmon", "web")
+        + "\n"
+    )
+    assert holder.process.wait(10) == -signal.SIGTERM
+    # The child still holds the lock: the ID is alive.
+    shown = processes.run([*command("ismon"), "disp", "web", "--state-dir", str(state)])
+    assert shown.returncode == 0, shown.stderr
 
 
 # Inside a private PID namespace (PID 1 is this driver): a stand-in S takes
