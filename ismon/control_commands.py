@@ -53,7 +53,7 @@ class ControlRequest:
     @ivar as_json: print JSON (status).
     @ivar kill_after: with stop, L{None} to give up after C{stop_wait}
         (message 15); otherwise SIGTERM the watch then, and SIGKILL it this
-        many seconds later (README "Running a watch").
+        many seconds later (README "Stopping by force").
     """
 
     __slots__ = ("action", "as_json", "command", "kill_after", "state_dir", "stop_wait", "watch_id")
@@ -436,8 +436,8 @@ def _kill(
 class _WatchProcess:
     """
     The process that holds a watch's lock, pinned so that a signal meant for
-    it can never reach another process that reuses its PID (README "Running
-    a watch", --kill-after).
+    it can never reach another process that reuses its PID (README
+    "Stopping by force").
 
     On Linux 5.3 and later the pin is a pidfd: opened on the PID the pidfile
     names, then confirmed by the lock being still held under that PID, it
