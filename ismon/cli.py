@@ -42,7 +42,7 @@ def clp_smtpmon(argv: list[str] | None = None) -> NoReturn:
     sys.exit(run_command(SmtpOptions, sys.argv[1:] if argv is None else argv))
 
 
-def _refuse(options: WatchOptions, error: usage.UsageError) -> int:
+def _refuse(options: WatchOptions, error: usage.UsageError, *, to_syslog: bool = True) -> int:
     """One line on stderr: the catalogue message, then what was wrong."""
     message = error.message if isinstance(error, ParameterError) else MessageId.INVALID_PARAMETER
     detail = error.detail if isinstance(error, ParameterError) else str(error)
@@ -53,7 +53,8 @@ def _refuse(options: WatchOptions, error: usage.UsageError) -> int:
         watch_id = "?"
     text = render(message, command=options.command, watch_id=watch_id)
     sys.stderr.write(f"{text} {detail} (see --help)\n")
-    _syslog_best_effort(options.command, text)
+    if to_syslog:
+        _syslog_best_effort(options.command, text)
     return ExitStatus.INVALID_PARAMETER
 
 
@@ -70,7 +71,9 @@ def parse(options_class: type[WatchOptions], argv: list[str]) -> WatchConfig | i
     try:
         options.parseOptions(argv)
     except usage.UsageError as e:
-        return _refuse(options, e)
+        # --check touches nothing but the files it must read (--ca-file):
+        # its verdict goes to stderr only (README "Running a watch").
+        return _refuse(options, e, to_syslog="--check" not in argv)
     assert options.config is not None
     return options.config
 
@@ -80,6 +83,8 @@ def run_command(options_class: type[WatchOptions], argv: list[str]) -> int:
     if isinstance(parsed, int):
         return parsed
     config = parsed
+    if config.action is Action.CHECK:
+        return ExitStatus.STOPPED
     if config.action is Action.START:
         return run_watch(config)
     return control_command(config.action, config, as_json=False)
@@ -151,6 +156,7 @@ def control_command(action: Action | None, config: WatchConfig, *, as_json: bool
         watch_id=config.watch_id,
         action=None if action is None else action.value,
         stop_wait=config.stop_wait,
+        kill_after=config.kill_after,
         state_dir=config.state_dir,
         as_json=as_json,
     )
@@ -168,6 +174,7 @@ class _ControlOptions(usage.Options):
     optParameters: Any = [
         ["state-dir", None, None, "State folder."],
         ["timeout", "r", "10", "With stop: seconds to wait for the exit."],
+        ["kill-after", None, None, "With stop: SIGTERM, then SIGKILL after this many s."],
     ]
 
     def __init__(self) -> None:
@@ -232,6 +239,9 @@ def _main(argv: list[str]) -> int:
             f"ismon {verb}: {plain_usage_error(str(e), options.longOpt)} (see --help)\n"
         )
         return ExitStatus.INVALID_PARAMETER
+    if options["kill-after"] is not None and verb != "stop":
+        sys.stderr.write(f"ismon {verb}: --kill-after goes with stop (see --help)\n")
+        return ExitStatus.INVALID_PARAMETER
     if verb == "status" and options.watch_id is None:
         return _status_all(options)
     action = actions[verb]
@@ -239,6 +249,8 @@ def _main(argv: list[str]) -> int:
     if action is not None:
         args.append(f"--{verb}")
     args += ["-r", options["timeout"]]
+    if options["kill-after"] is not None:
+        args += ["--kill-after", options["kill-after"]]
     if options["state-dir"]:
         args += ["--state-dir", options["state-dir"]]
     parsed = parse(HttpOptions, args)

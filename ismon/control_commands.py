@@ -51,9 +51,12 @@ class ControlRequest:
     @ivar stop_wait: with stop, seconds to wait for the watch to exit.
     @ivar state_dir: L{None} for L{ismon.state.default_state_dir}.
     @ivar as_json: print JSON (status).
+    @ivar kill_after: with stop, L{None} to give up after C{stop_wait}
+        (message 15); otherwise SIGTERM the watch then, and SIGKILL it this
+        many seconds later (README "Stopping by force").
     """
 
-    __slots__ = ("action", "as_json", "command", "state_dir", "stop_wait", "watch_id")
+    __slots__ = ("action", "as_json", "command", "kill_after", "state_dir", "stop_wait", "watch_id")
 
     def __init__(
         self,
@@ -63,6 +66,7 @@ class ControlRequest:
         stop_wait: float = 10,
         state_dir: Path | None = None,
         as_json: bool = False,
+        kill_after: int | None = None,
     ) -> None:
         self.command = command
         self.watch_id = watch_id
@@ -70,6 +74,7 @@ class ControlRequest:
         self.stop_wait = stop_wait
         self.state_dir = state_dir
         self.as_json = as_json
+        self.kill_after = kill_after
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ControlRequest):
@@ -156,6 +161,14 @@ def _state_dir(given: dict[str, str]) -> tuple[bool, Path | None]:
     return True, Path(value)
 
 
+def _kill_after(given: dict[str, str], action: str | None) -> tuple[bool, int | None]:
+    value = given.get("kill-after")
+    if value is None:
+        return True, None
+    seconds = _stop_wait(value)
+    return seconds is not None and action == "stop", seconds
+
+
 def recognise(program: str, argv: list[str]) -> ControlRequest | None:
     """
     The control command that C{program argv} asks for, or L{None} when the
@@ -173,7 +186,7 @@ def recognise(program: str, argv: list[str]) -> ControlRequest | None:
 def _recognise_clp(command: str, argv: list[str]) -> ControlRequest | None:
     # ismon.options.WatchOptions: the ID may come first, before the options.
     leading = [argv[0]] if argv and not argv[0].startswith("-") else []
-    scanned = _scan(argv[len(leading) :], VERBS, ("timeout", "state-dir"))
+    scanned = _scan(argv[len(leading) :], VERBS, ("timeout", "state-dir", "kill-after"))
     if scanned is None:
         return None
     given, rest = scanned
@@ -186,7 +199,12 @@ def _recognise_clp(command: str, argv: list[str]) -> ControlRequest | None:
     ok, state_dir = _state_dir(given)
     if watch_id is None or stop_wait is None or not ok:
         return None
-    return ControlRequest(command, watch_id, actions[0], stop_wait, state_dir)
+    ok, kill_after = _kill_after(given, actions[0])
+    if not ok:
+        return None
+    return ControlRequest(
+        command, watch_id, actions[0], stop_wait, state_dir, kill_after=kill_after
+    )
 
 
 def _recognise_ismon(argv: list[str]) -> ControlRequest | None:
@@ -196,7 +214,7 @@ def _recognise_ismon(argv: list[str]) -> ControlRequest | None:
     # ismon.cli._main: the ID may come first, as in the 2004 syntax.
     if rest and not rest[0].startswith("-"):
         rest = [*rest[1:], rest[0]]
-    scanned = _scan(rest, ("json",), ("timeout", "state-dir"))
+    scanned = _scan(rest, ("json",), ("timeout", "state-dir", "kill-after"))
     if scanned is None:
         return None
     given, positional = scanned
@@ -205,6 +223,9 @@ def _recognise_ismon(argv: list[str]) -> ControlRequest | None:
     if len(positional) > 1 or stop_wait is None or not ok:
         return None
     action = None if verb == "status" else verb
+    ok, kill_after = _kill_after(given, action)
+    if not ok:
+        return None
     as_json = "json" in given
     if not positional:
         if action is not None:
@@ -215,7 +236,9 @@ def _recognise_ismon(argv: list[str]) -> ControlRequest | None:
         return None
     # `ismon VERB ID` is parsed as `clp_httpmon ID --VERB`, and its messages
     # have always named clp_httpmon.
-    return ControlRequest("clp_httpmon", watch_id, action, stop_wait, state_dir, as_json)
+    return ControlRequest(
+        "clp_httpmon", watch_id, action, stop_wait, state_dir, as_json, kill_after
+    )
 
 
 # -- running them ------------------------------------------------------------
@@ -305,7 +328,7 @@ def _control(request: ControlRequest, watch_id: str) -> int:
     if action == "stop":
         if pid is None:
             return ExitStatus.STOPPED
-        return _stop(folder, request, watch_id)
+        return _stop(folder, request, watch_id, pid)
     if pid is None:
         if request.as_json:
             import json
@@ -316,27 +339,194 @@ def _control(request: ControlRequest, watch_id: str) -> int:
     return _ask(folder, request, watch_id)
 
 
-def _stop(folder: state.StateDir, request: ControlRequest, watch_id: str) -> int:
-    deadline = time.monotonic() + request.stop_wait
+def _stop(folder: state.StateDir, request: ControlRequest, watch_id: str, pid: int) -> int:
+    # Pinned before the request: a watch that ignores it is the process
+    # that held the ID then, and only that one is ever signalled.
+    watch = _WatchProcess.pin(folder, watch_id, pid) if request.kill_after else None
     try:
-        control_client.stop(folder.socket_path(watch_id), timeout=request.stop_wait)
-    except (control_client.ControlError, OSError):
-        pass  # it may be exiting already; the lock tells
-    while time.monotonic() < deadline:
-        if state.running_pid(folder, watch_id) is None:
+        deadline = time.monotonic() + request.stop_wait
+        try:
+            control_client.stop(folder.socket_path(watch_id), timeout=request.stop_wait)
+        except (control_client.ControlError, OSError):
+            pass  # it may be exiting already; the lock tells
+        holder = _wait_ended(folder, watch_id, deadline)
+        if holder is None:
             return ExitStatus.STOPPED
-        # Not time.sleep: under libfaketime (the clock-step tests) it fails
-        # with EINVAL; a timed wait does not (as ismon.state._pause).
-        import threading
+        if request.kill_after is not None:
+            return _kill(folder, request, watch_id, watch, holder)
+        return _stop_failed(request.command, watch_id)
+    finally:
+        if watch is not None:
+            watch.close()
 
-        threading.Event().wait(_STOP_POLL)
-    if state.running_pid(folder, watch_id) is None:
-        return ExitStatus.STOPPED
+
+def _wait_ended(folder: state.StateDir, watch_id: str, deadline: float) -> int | None:
+    """Wait until the ID's lock is free or C{deadline}; the PID holding it then."""
+    while True:
+        pid = state.running_pid(folder, watch_id)
+        if pid is None or time.monotonic() >= deadline:
+            return pid
+        _pause(_STOP_POLL)
+
+
+def _pause(seconds: float) -> None:
+    # Not time.sleep: under libfaketime (the clock-step tests) it fails
+    # with EINVAL; a timed wait does not (as ismon.state._pause).
+    import threading
+
+    threading.Event().wait(seconds)
+
+
+def _stop_failed(command: str, watch_id: str, why: str = "") -> int:
     from ismon.catalogue import MessageId, render
 
-    text = render(MessageId.STOP_FAILED, command=request.command, watch_id=watch_id)
-    sys.stderr.write(text + "\n")
+    if why:
+        sys.stderr.write(f"{command}: watch {watch_id}: {why}\n")
+    sys.stderr.write(render(MessageId.STOP_FAILED, command=command, watch_id=watch_id) + "\n")
     return ExitStatus.STOP_TIMED_OUT
+
+
+def _kill(
+    folder: state.StateDir,
+    request: ControlRequest,
+    watch_id: str,
+    watch: _WatchProcess | None,
+    holder: int,
+) -> int:
+    """
+    --kill-after: SIGTERM the watch that did not end within the stop wait,
+    SIGKILL it if it is still there C{kill_after} seconds later, and wait
+    as long again for its lock to be free.  Exit 0 once the ID is free; lines
+    on stderr say which signals it took, or why none was sent.
+    """
+    import signal
+
+    command, seconds = request.command, request.kill_after
+    assert seconds is not None
+    if watch is None:
+        return _stop_failed(
+            command, watch_id, f"PID {holder} (its pidfile) does not hold its lock: not signalled"
+        )
+    if watch.pid != holder:
+        # The watch asked to stop has ended, and another process holds the
+        # ID now (a new start): not ours to kill.
+        return _stop_failed(
+            command, watch_id, f"PID {holder} holds it now, not PID {watch.pid}: not signalled"
+        )
+    steps = (
+        (signal.SIGTERM, f"did not end within {request.stop_wait:g} s"),
+        (signal.SIGKILL, f"did not end within {seconds} s of SIGTERM"),
+    )
+    for signal_number, why in steps:
+        name = signal.Signals(signal_number).name
+        refused = watch.signal(folder, watch_id, signal_number)
+        if refused:
+            if state.running_pid(folder, watch_id) is None:
+                return ExitStatus.STOPPED  # it ended just now
+            return _stop_failed(command, watch_id, f"{refused}: not signalled")
+        sys.stderr.write(f"{command}: watch {watch_id} (PID {watch.pid}) {why}: {name}\n")
+        if _wait_ended(folder, watch_id, time.monotonic() + seconds) is None:
+            sys.stderr.write(f"{command}: watch {watch_id} (PID {watch.pid}) ended after {name}\n")
+            return ExitStatus.STOPPED
+    return _stop_failed(
+        command, watch_id, f"PID {watch.pid} still holds its lock {seconds} s after SIGKILL"
+    )
+
+
+class _WatchProcess:
+    """
+    The process that holds a watch's lock, pinned so that a signal meant for
+    it can never reach another process that reuses its PID (README
+    "Stopping by force").
+
+    On Linux 5.3 and later the pin is a pidfd: opened on the PID the pidfile
+    names, then confirmed by the lock being still held under that PID, it
+    refers to the watch's process for good, and a signal sent through it
+    after the watch has ended fails with ESRCH instead of reaching a newcomer
+    that got the same PID.  Without pidfds (older kernels) the process's
+    start time (C{/proc/PID/stat} field 22, in clock ticks since boot, which
+    differs for a reused PID) is compared again right before each signal.
+    Both ways, the lock must still be held under that PID when signalling:
+    the pidfile must name it, and the kernel's own record of the lock
+    (C{/proc/locks}) must not name another process, so a pidfile naming some
+    other live process never gets it signalled.
+    """
+
+    __slots__ = ("pid", "pidfd", "start_time")
+
+    def __init__(self, pid: int, pidfd: int | None, start_time: int | None) -> None:
+        self.pid = pid
+        self.pidfd = pidfd
+        self.start_time = start_time
+
+    @classmethod
+    def pin(cls, folder: state.StateDir, watch_id: str, pid: int) -> _WatchProcess | None:
+        """The process of watch C{watch_id}, PID C{pid}; L{None} if it is gone."""
+        pidfd: int | None
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return None
+        except (AttributeError, OSError):
+            pidfd = None  # no pidfds here: the start time must do
+        watch = cls(pid, pidfd, _start_time(pid))
+        # Confirmed after the pidfd was opened: the lock is held under PID,
+        # so the pidfd (and the start time) is the watch's process.
+        if watch.start_time is None or not _holds_lock(folder, watch_id, pid):
+            watch.close()
+            return None
+        return watch
+
+    def signal(self, folder: state.StateDir, watch_id: str, signal_number: int) -> str:
+        """
+        Send the signal if this is still the ID's holder.  Returns "" when
+        sent, otherwise why not.
+        """
+        import signal
+
+        gone = f"PID {self.pid} is no longer the watch asked to stop (it ended)"
+        if not _holds_lock(folder, watch_id, self.pid):
+            return f"PID {self.pid} does not hold its lock"
+        try:
+            if self.pidfd is not None:
+                signal.pidfd_send_signal(self.pidfd, signal_number)
+            else:
+                if _start_time(self.pid) != self.start_time:
+                    return gone
+                os.kill(self.pid, signal_number)
+        except ProcessLookupError:
+            return gone
+        return ""
+
+    def close(self) -> None:
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+
+def _holds_lock(folder: state.StateDir, watch_id: str, pid: int) -> bool:
+    """Whether the ID's lock is held under C{pid}: by the pidfile and /proc/locks."""
+    if state.running_pid(folder, watch_id) != pid:
+        return False
+    # The kernel's record of the flock; unreadable (no /proc) counts as agreeing.
+    holder = state._proc_locks_holder(folder.lock_path(watch_id))
+    return holder is None or holder == pid
+
+
+def _start_time(pid: int) -> int | None:
+    """Field 22 of C{/proc/PID/stat}: when the process started; L{None} if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            text = f.read()
+    except OSError:
+        return None
+    # Field 2, the name in parentheses, may hold spaces and ")": the fields
+    # after the last ")" start at field 3.
+    fields = text[text.rfind(b")") + 2 :].split()
+    try:
+        return int(fields[22 - 3])
+    except (IndexError, ValueError):
+        return None
 
 
 def _ask(folder: state.StateDir, request: ControlRequest, watch_id: str) -> int:

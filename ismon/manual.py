@@ -70,7 +70,11 @@ class Manual:
 # -- what every page shares ------------------------------------------------------
 
 EXIT_STATUS: tuple[tuple[str, str], ...] = (
-    ("0", "Stopped on request (--stop, ismon stop, SIGTERM, SIGINT); a control command is done."),
+    (
+        "0",
+        "Stopped on request (--stop, ismon stop, SIGTERM, SIGINT); a control command is "
+        "done; --check: the command line is valid.",
+    ),
     (
         "1",
         "The server failed: the last retry failed too.  For --disp, --pause, --continue "
@@ -79,7 +83,11 @@ EXIT_STATUS: tuple[tuple[str, str], ...] = (
     ("2", "Invalid parameter, or no watch ID (messages 11 and 13)."),
     ("3", "The watch ID is already in use (message 14); --del refused because the ID is alive."),
     ("4", "System error (message 42), or the monitor's own event loop stalled (message 97)."),
-    ("5", "--stop: the watch did not end within the wait (message 15)."),
+    (
+        "5",
+        "--stop: the watch did not end within the wait (message 15); with --kill-after, "
+        "not even after SIGKILL.",
+    ),
 )
 
 ENVIRONMENT: tuple[tuple[str, str], ...] = (
@@ -123,8 +131,16 @@ _WATCH_DESCRIPTION_END: tuple[str, ...] = (
     "cluster manager watching its PID fails the service over.  A stall is detected "
     "within interval + retries x max(retry-interval, timeout) + timeout seconds, a "
     "bound the watch prints when it starts.",
+    "--check validates the command line as a start would (ranges, --ca-file read "
+    "and parsed) and exits 0, without touching the state folder, syslog or the "
+    "network; a bad one is refused as above, on standard error only.",
     "Control a running watch with the same command and its ID (--stop, --pause, "
-    "--continue, --disp, --del) or with ismon(8).",
+    "--continue, --disp, --del) or with ismon(8).  With --kill-after s, a watch that "
+    "has not ended within the --stop wait gets SIGTERM, then SIGKILL s seconds later, "
+    "and the command waits s seconds more for its lock to be free; only the process "
+    "that held the watch's lock when the stop began is signalled, never another one "
+    "that reuses its PID.  It exits 0 once the watch has ended, and tells on standard "
+    "error which signals it took.",
     "The log holds only the message catalogue (README, Messages): one line per "
     "event on standard output, to syslog (facility daemon, ident {name}), and to "
     "--logfile and --json-log when given.  --debug adds Twisted's own events and "
@@ -132,7 +148,7 @@ _WATCH_DESCRIPTION_END: tuple[str, ...] = (
 )
 
 _WATCH_SYNOPSIS = "ID [-s server] [-n port] [-i interval] [-c retries] [-r timeout]"
-_CONTROL_SYNOPSIS = "ID --stop [-r wait] | --pause | --continue | --disp | --del"
+_CONTROL_SYNOPSIS = "ID --stop [-r wait] [--kill-after s] | --pause | --continue | --disp | --del"
 
 
 def _watch_manual(name: str, protocol: str, extra: str, first: str) -> Manual:
@@ -165,6 +181,11 @@ def _watch_manual(name: str, protocol: str, extra: str, first: str) -> Manual:
                 f"{name} {watch_id} -s {server} -n {tls_port} --tls --ca-file /etc/ssl/my-ca.pem",
             ),
             ("Stop it, waiting up to 30 s for the exit:", f"{name} {watch_id} --stop -r 30"),
+            (
+                "The same, then SIGTERM, and SIGKILL 10 s later, if it has not ended:",
+                f"{name} {watch_id} --stop -r 30 --kill-after 10",
+            ),
+            ("Check a command line without starting anything:", f"{name} {watch_id} -i 0 --check"),
             (
                 "The same watch run by twistd (see README, Exit codes, for what twistd "
                 "cannot report):",
@@ -210,7 +231,7 @@ ISMON = Manual(
     summary="Internet server monitor for HA clusters",
     synopsis=(
         "http|smtp ID [options]",
-        "stop ID [-r wait]",
+        "stop ID [-r wait] [--kill-after s]",
         "pause|continue|disp|del ID",
         "status [ID] [--json]",
         "--help | --version",
@@ -228,7 +249,13 @@ ISMON = Manual(
     commands=(
         ("http ID [options]", "Watch an HTTP daemon (the options of clp_httpmon)."),
         ("smtp ID [options]", "Watch an SMTP daemon (the options of clp_smtpmon)."),
-        ("stop ID [-r wait]", "Stop a watch; wait up to wait seconds (default 10) for its exit."),
+        (
+            "stop ID [-r wait] [--kill-after s]",
+            "Stop a watch; wait up to wait seconds (default 10) for its exit.  With "
+            "--kill-after: then SIGTERM, SIGKILL s seconds later, and up to s seconds more "
+            "for the exit; only the watch's own process is signalled (not a process that "
+            "reuses its PID).",
+        ),
         ("pause ID", "Suspend probing (message 7)."),
         ("continue ID", "Resume probing at once (message 8)."),
         ("status [ID] [--json]", "The state of one watch, or of every watch in the folder."),
@@ -238,6 +265,13 @@ ISMON = Manual(
     extra_options=(
         _row("state-dir", None, True, "Folder of the watches' records (or ISMON_STATE_DIR)."),
         _row("timeout", "r", True, "With stop: seconds to wait for the exit.", "10"),
+        _row(
+            "kill-after",
+            None,
+            True,
+            "With stop: SIGTERM a watch that did not end within the wait, SIGKILL it this "
+            "many seconds later (1-10000).",
+        ),
         _row("json", None, False, "With status: print JSON."),
         _row("help", None, False, "Display this help and exit."),
         _row("version", None, False, "Print the ismon version and exit."),
@@ -246,6 +280,8 @@ ISMON = Manual(
         ("Watch a web server:", "ismon http web1 -s www.example.com -n 80 -i 30"),
         ("Every watch on this node, as JSON:", "ismon status --json"),
         ("Stop the watch web1:", "ismon stop web1"),
+        ("Stop it, by force if it hangs:", "ismon stop web1 -r 20 --kill-after 10"),
+        ("Check a watch's command line:", "ismon http web1 -s www.example.com --check"),
     ),
     see_also=("clp_httpmon(8)", "clp_smtpmon(8)", "twistd(1)"),
 )

@@ -46,6 +46,8 @@ class Action(Enum):
     CONTINUE = "continue"
     DISP = "disp"
     DEL = "del"
+    # Validate the command line as a start would, then exit 0 (README).
+    CHECK = "check"
 
 
 class ParameterError(usage.UsageError):
@@ -68,6 +70,7 @@ class WatchConfig:
     request: HttpRequest | SmtpRequest
     timing: Timing
     stop_wait: float = 10
+    kill_after: int | None = None
     cert_warn_days: int = 14
     state_dir: Path | None = None
     syslog_socket: str | None = "/dev/log"
@@ -163,6 +166,11 @@ class WatchOptions(usage.Options):
         ["continue", None, "Resume probing (message 8)."],
         ["disp", None, "Print the PID of the running watch ID."],
         ["del", None, "Remove leftover records of ID (refused while it runs)."],
+        [
+            "check",
+            None,
+            "Validate the command line as a start would, start nothing, and exit 0 (or 2).",
+        ],
         ["tls", None, "Speak TLS from the first byte (HTTPS, SMTPS)."],
         ["insecure", None, "Do not verify the server certificate (logged)."],
         ["debug", None, "Also log Twisted's own events and each probe's result."],
@@ -185,6 +193,13 @@ class WatchOptions(usage.Options):
             "Seconds from a failed probe's start to its retry (0-10000; default: interval).",
         ],
         ["grace", None, "0", "Seconds to wait before the first probe (0-10000)."],
+        [
+            "kill-after",
+            None,
+            None,
+            "With --stop: SIGTERM a watch that did not end within the wait, "
+            "SIGKILL it this many seconds later (1-10000).",
+        ],
         ["ca-file", None, None, "PEM file of CA certificates to trust (TLS)."],
         ["servername", None, None, "Name for SNI and certificate verification (TLS)."],
         ["cert-warn-days", None, "14", "Warn when the certificate expires sooner (0-3650)."],
@@ -260,13 +275,19 @@ class WatchOptions(usage.Options):
             given = " and ".join(f"--{a.value}" for a in actions)
             raise ParameterError(f"{given} cannot be combined: give one action")
         action = actions[0] if actions else Action.START
+        starting = action in (Action.START, Action.CHECK)
         timeout = _integer(
-            "-r (timeout)" if action is Action.START else "-r (stop wait)",
+            "-r (timeout)" if starting else "-r (stop wait)",
             self["timeout"],
             1,
             10000,
         )
-        if action is not Action.START:
+        kill_after = None
+        if self["kill-after"] is not None:
+            if action is not Action.STOP:
+                raise ParameterError("--kill-after goes with --stop")
+            kill_after = _integer("--kill-after", self["kill-after"], 1, 10000)
+        if not starting:
             self.config = WatchConfig(
                 watch_id=watch_id,
                 protocol=self.protocol,
@@ -275,6 +296,7 @@ class WatchOptions(usage.Options):
                 request=self._request("localhost", self.default_port, 10, None),
                 timing=Timing(),
                 stop_wait=timeout,
+                kill_after=kill_after,
                 state_dir=self._state_dir(),
             )
             return

@@ -660,11 +660,19 @@ def test_monitor_stop_forces_a_stuck_watch(cluster: Cluster, nginx_daemon: InitD
     # still get rid of it.
     _kill(monitor.pid, signal.SIGSTOP)
     started = time.monotonic()
-    done = cluster.run("httpmon/stop.sh", ISMON_WATCH_ID="stuck", ISMON_STOP_WAIT="1")
+    done = cluster.run(
+        "httpmon/stop.sh", ISMON_WATCH_ID="stuck", ISMON_STOP_WAIT="1", ISMON_KILL_AFTER="2"
+    )
     took = time.monotonic() - started
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SIGTERM" in done.stdout
-    assert "SIGKILL" in done.stdout
+    # The script leaves the escalation to --kill-after (PID-reuse safe).
+    assert [line for line in lines(done) if line.endswith(" stuck --stop -r 1 --kill-after 2")]
+    pid = monitor.pid
+    assert done.stderr == (
+        f"clp_httpmon: watch stuck (PID {pid}) did not end within 1 s: SIGTERM\n"
+        f"clp_httpmon: watch stuck (PID {pid}) did not end within 2 s of SIGTERM: SIGKILL\n"
+        f"clp_httpmon: watch stuck (PID {pid}) ended after SIGKILL\n"
+    )
     assert monitor.wait(30) == -signal.SIGKILL
     assert took < 20
     assert cluster.ismon("disp", "stuck").returncode == 1
@@ -674,6 +682,29 @@ def test_monitor_stop_forces_a_stuck_watch(cluster: Cluster, nginx_daemon: InitD
         ).returncode
         == 0
     )
+
+
+def test_monitor_stop_without_force_leaves_a_stuck_watch(
+    cluster: Cluster, nginx_daemon: InitDaemon
+) -> None:
+    daemon_env = {"ISMON_HTTPD_INITSCRIPT": str(nginx_daemon.init_script)}
+    assert cluster.run("httpd/start.sh", **daemon_env).returncode == 0
+    monitor = cluster.spawn(
+        "httpmon/start.sh", ISMON_WATCH_ID="stuck", ISMON_WATCH_OPTS=_watch_opts(nginx_daemon.port)
+    )
+    cluster.wait_probing("stuck", monitor)
+    _kill(monitor.pid, signal.SIGSTOP)
+    done = cluster.run(
+        "httpmon/stop.sh", ISMON_WATCH_ID="stuck", ISMON_STOP_WAIT="1", ISMON_FORCE="no"
+    )
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert [line for line in lines(done) if line.endswith(" stuck --stop -r 1")]
+    assert done.stderr == "The clp_httpmon has not performed end processing. [ID:stuck]\n"
+    assert _alive(monitor.pid)
+    _kill(monitor.pid, signal.SIGCONT)
+    assert cluster.run("httpmon/stop.sh", ISMON_WATCH_ID="stuck").returncode == 0
+    assert monitor.wait(10) == 0
+    assert cluster.run("httpd/stop.sh", **daemon_env).returncode == 0
 
 
 def test_smtp_pair(cluster: Cluster, smtp_daemon: InitDaemon) -> None:

@@ -202,7 +202,11 @@ def test_metadata_is_valid_against_ra_api_dtd(tmp_path: Path) -> None:
 
 def _cli_options() -> set[str]:
     """Every option of a watch (both protocols), as agent parameter names."""
-    not_watch_options = {"stop", "pause", "continue", "disp", "del", "help", "version"}
+    # Actions and options of the control commands, not of a watch.
+    not_watch_options = {
+        *("stop", "pause", "continue", "disp", "del", "check", "kill-after"),
+        *("help", "version"),
+    }
     names: set[str] = set()
     for options in (HttpOptions, SmtpOptions):
         for flag in options.optFlags:
@@ -382,18 +386,43 @@ def test_stop_escalates_to_kill_within_the_timeout(
     assert took < 12, took
     assert not _alive(pid)
     assert agent.rc("monitor") == OCF_NOT_RUNNING
+    # The stop went through `ismon stop --kill-after` (4 s, then 2 s of
+    # SIGTERM for a 12 s timeout), whose lines reach the log.
+    log = (agent.rsctmp / "agent.log").read_text()
+    for line in (
+        f"clp_httpmon: watch frozen (PID {pid}) did not end within 4 s: SIGTERM",
+        f"clp_httpmon: watch frozen (PID {pid}) did not end within 2 s of SIGTERM: SIGKILL",
+        f"clp_httpmon: watch frozen (PID {pid}) ended after SIGKILL",
+    ):
+        assert line in log, log
+
+
+@needs_resource_agents
+def test_a_watch_id_ismon_refuses_is_a_configuration_error(tmp_path: Path) -> None:
+    agent = Agent(tmp_path, "bad", watch_id="bad-id")
+    for action in ("monitor", "stop"):
+        done = agent(action)
+        assert done.returncode == OCF_ERR_CONFIGURED, (action, done.stderr)
+        assert "ocf-exit-reason:Invalid parameter in the clp_httpmon. [ID:?]" in done.stderr
 
 
 @needs_resource_agents
 def test_start_refused_by_the_watch_is_a_configuration_error(
     agents: list[Agent], tmp_path: Path, nginx: Nginx
 ) -> None:
-    # Passes the agent's own checks, refused by ismon's parser (exit 2).
+    # Refused by ismon's parser (--check, exit 2): validate-all and start
+    # say so with ismon's own line, and nothing is started.
     agent = make(agents, tmp_path, "refused", expect_status="600-700", **http_params(nginx))
-    assert agent.rc("validate-all") == OCF_SUCCESS
-    done = agent("start")
-    assert done.returncode == OCF_ERR_CONFIGURED, done.stderr
-    assert "invalid parameter" in done.stderr
+    refusal = (
+        "ocf-exit-reason:Invalid parameter in the clp_httpmon. [ID:refused] --expect-status"
+        " must be status codes or ranges within 100-599 such as 200-399,401, not"
+        ' "600-700" (see --help)'
+    )
+    for action in ("validate-all", "start"):
+        done = agent(action)
+        assert done.returncode == OCF_ERR_CONFIGURED, done.stderr
+        assert refusal in done.stderr.splitlines(), done.stderr
+    assert not agent.state_dir.exists()
     assert agent.rc("monitor") == OCF_NOT_RUNNING
     assert agent.rc("stop") == OCF_SUCCESS
 

@@ -77,6 +77,15 @@ class _WatchMaker:
         from ismon.service import make_twistd_service
 
         config = options.config
+        if config.action.value == "check":
+            # twistd would go on to start the watch; --check is the commands'
+            # (clp_httpmon, clp_smtpmon, ismon http|smtp): refuse it plainly.
+            from ismon.catalogue import MessageId, render
+
+            text = render(
+                MessageId.INVALID_PARAMETER, command=config.command, watch_id=config.watch_id
+            )
+            raise SystemExit(f"{text} --check is not for twistd: use {config.command} or ismon")
         server_options = getattr(options, "parent", None)
         return _CatalogueLog(make_twistd_service(config), server_options, config.debug)
 

@@ -8,11 +8,13 @@
 #* Succeeds when no watch runs (it may have exited already: that is how it
 #* reports a failed server).  The watch is stopped in every case, whatever
 #* CLP_EVENT and CLP_DISK say.  If it does not end within
-#* ISMON_STOP_WAIT seconds (message 15, exit status 5), it is sent SIGTERM,
-#* then SIGKILL, unless ISMON_FORCE=no.
+#* ISMON_STOP_WAIT seconds, --kill-after sends it SIGTERM, then SIGKILL
+#* ISMON_KILL_AFTER seconds later (only to the watch's own process, never to
+#* another one that reuses its PID), unless ISMON_FORCE=no (then message 15,
+#* exit status 5).
 #*
-#* Exit status: 0 when no watch runs any more; otherwise the last
-#* command's (5: the watch did not end; 4: system error).
+#* Exit status: 0 when no watch runs any more; otherwise --stop's
+#* (5: the watch did not end; 4: system error).
 #***************************************************************************
 
 #==== ADAPT HERE ===========================================================
@@ -24,53 +26,24 @@
 : "${ISMON_SMTPMON:=clp_smtpmon}"
 # Seconds --stop waits for the watch to end (1-10000).
 : "${ISMON_STOP_WAIT:=10}"
-# yes: when --stop times out, SIGTERM then SIGKILL the watch's PID.
+# yes: when --stop times out, SIGTERM the watch, then SIGKILL it after
+# ISMON_KILL_AFTER seconds (1-10000).
 : "${ISMON_FORCE:=yes}"
+: "${ISMON_KILL_AFTER:=5}"
 #===========================================================================
 
 PATH=$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin
 export PATH
 
-# The watch's PID, or nothing when it does not run.
-watch_pid() {
-    # shellcheck disable=SC2086
-    $ISMON_SMTPMON "$ISMON_WATCH_ID" --disp 2>/dev/null
-}
-
-# Whether PID $1 lives (a zombie waiting for its parent does not).
-alive() {
-    kill -0 "$1" 2>/dev/null || return 1
-    state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
-    [ "$state" != "Z" ]
-}
-
-# Wait up to $2 seconds for PID $1 to end.
-wait_gone() {
-    n=0
-    while alive "$1"; do
-        [ "$n" -ge "$(($2 * 10))" ] && return 1
-        sleep 0.1 2>/dev/null || sleep 1
-        n=$((n + 1))
-    done
-    return 0
-}
-
 stop_watch() {
+    force=
+    [ "$ISMON_FORCE" = "yes" ] && force="--kill-after $ISMON_KILL_AFTER"
     date +"%Y/%m/%d %T"
-    echo "$ISMON_SMTPMON $ISMON_WATCH_ID --stop -r $ISMON_STOP_WAIT"
+    echo "$ISMON_SMTPMON $ISMON_WATCH_ID --stop -r $ISMON_STOP_WAIT${force:+ $force}"
+    # --kill-after tells on stderr which signals the watch took.  Unquoted:
+    # the command may be "ismon http", and $force two words or none.
     # shellcheck disable=SC2086
-    $ISMON_SMTPMON "$ISMON_WATCH_ID" --stop -r "$ISMON_STOP_WAIT"
-    rc=$?
-    [ $rc -eq 5 ] && [ "$ISMON_FORCE" = "yes" ] || return $rc
-    pid=$(watch_pid) || return 0
-    case $pid in '' | *[!0-9]*) return 0 ;; esac
-    echo "the watch (PID $pid) did not stop: SIGTERM"
-    kill -TERM "$pid" 2>/dev/null
-    wait_gone "$pid" 5 && return 0
-    echo "the watch (PID $pid) did not end: SIGKILL"
-    kill -KILL "$pid" 2>/dev/null
-    wait_gone "$pid" 5 && return 0
-    return $rc
+    $ISMON_SMTPMON "$ISMON_WATCH_ID" --stop -r "$ISMON_STOP_WAIT" $force
 }
 
 if [ "$CLP_EVENT" = "START" ]; then
