@@ -282,8 +282,8 @@ def test_a_watch_speaks_the_protocol(manager: Manager, tmp_path: Path) -> None:
     the first probe, STATUS with the last probe, WATCHDOG pings while its
     loop turns (none while it is frozen), STOPPING at the end.
     """
+    from tests.conftest import installed_script as console_script
     from tests.servers import free_port, wait_for_port
-    from tests.test_exec_scripts import console_script
 
     ismon = console_script("ismon")
     port = free_port()
