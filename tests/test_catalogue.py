@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_catalogue -*-
 """
-Tests for L{ismon.catalogue}: the 2004 message texts (SPEC §5), log-line
+Tests for L{ismon.catalogue}: the 2004 message texts (README: Messages), log-line
 safety of substituted values, and the 400-byte folding rule.
 """
 
@@ -12,9 +12,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from ismon.catalogue import MAX_LINE_BYTES, MessageId, fold, render
 
-# SPEC §5, with <cmd>, <P>, xx, nn and xxx filled in.  These strings are what
+# The 2004 catalogue (the README's Messages table, ids 1-83), with <cmd>,
+# <P>, xx, nn and xxx filled in.  These strings are what
 # cluster scripts grep for: they must match the 2004 product byte for byte.
-_SPEC_TEXTS = {
+_CATALOGUE_2004 = {
     1: "The {cmd} has started watching {P}. [ID:w1]",
     2: "The {cmd} is going to watch {P} daemon. [ID:w1]",
     3: "The {cmd} will stop watching {P} daemon. [ID:w1]",
@@ -39,29 +40,29 @@ _SPEC_TEXTS = {
 _COMMANDS = {"clp_httpmon": "HTTP", "clp_smtpmon": "SMTP"}
 
 
-class SpecTextTests(SynchronousTestCase):
+class Catalogue2004Tests(SynchronousTestCase):
     """
     Every 2004 message renders with its verbatim text.
     """
 
-    def test_everySpecMessageExists(self) -> None:
+    def test_every_2004_message_exists(self) -> None:
         """
-        Each id of the SPEC §5 table is a L{MessageId}, and every 2004 id
+        Each id of the 2004 catalogue is a L{MessageId}, and every 2004 id
         below 90 is in the table (licence ids 51-56 are gone).
         """
-        for number in _SPEC_TEXTS:
+        for number in _CATALOGUE_2004:
             self.assertEqual(int(MessageId(number)), number)
         old = {int(m) for m in MessageId if m < 90}
-        self.assertEqual(old, set(_SPEC_TEXTS))
+        self.assertEqual(old, set(_CATALOGUE_2004))
         for licence in range(51, 57):
             self.assertNotIn(licence, {int(m) for m in MessageId})
 
     def test_verbatimTexts(self) -> None:
         """
-        For both commands, each message renders as the SPEC §5 text.
+        For both commands, each message renders as the 2004 text.
         """
         for command, proto in _COMMANDS.items():
-            for number, template in _SPEC_TEXTS.items():
+            for number, template in _CATALOGUE_2004.items():
                 with self.subTest(command=command, id=number):
                     self.assertEqual(
                         render(

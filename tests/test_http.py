@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_http -*-
 """
 Tests for L{ismon.http}: the HEAD request bytes and the HTTP probe's
-verdicts (SPEC §3, HTTP), on a L{MemoryReactorClock}.
+verdicts (docs/failure-rules.md, HTTP), on a L{MemoryReactorClock}.
 """
 
 from __future__ import annotations

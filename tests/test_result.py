@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_result -*-
 """
-Tests for L{ismon.result}: judging HTTP statuses and SMTP replies (SPEC §3),
+Tests for L{ismon.result}: judging HTTP statuses and SMTP replies (docs/failure-rules.md),
 status sets, and the probe result value.
 """
 
@@ -30,7 +30,7 @@ def _status(code: int) -> StatusLine:
 
 class JudgeHttpStatusTests(SynchronousTestCase):
     """
-    SPEC §3.4: the status only counts when the URI is not C{/}; 400-599 fails.
+    docs/failure-rules.md, HTTP rule 4: the status only counts when the URI is not C{/}; 400-599 fails.
     """
 
     def test_rootUriNeverJudged(self) -> None:

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_smtp -*-
 """
 Tests for L{ismon.smtp}: the greeting / NOOP / QUIT conversation, STARTTLS,
-and the SMTP probe's verdicts (SPEC §3, SMTP), on a L{MemoryReactorClock}.
+and the SMTP probe's verdicts (docs/failure-rules.md, SMTP), on a L{MemoryReactorClock}.
 """
 
 from __future__ import annotations
