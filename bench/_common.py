@@ -3,7 +3,11 @@ Helpers shared by the benchmarks in this folder: errors, signal handling,
 starting and ending the processes a bench runs, and a percentile.
 
 The benches are run as ``python bench/NAME.py`` and import this module from
-their own folder (``from _common import ...``).
+their own folder (``from _common import ...``).  Ending a process, finding a
+console script and waiting for a port are the tests' own helpers
+(``tests/procs.py``, the one home of each): a bench runs from a checkout,
+which always holds ``tests/``, so this module puts the checkout on
+``sys.path`` and uses them, turning their errors into BenchError.
 """
 
 from __future__ import annotations
@@ -12,12 +16,39 @@ import contextlib
 import ctypes
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+
+# Run from a checkout without installing: put the repository root first.
+_ROOT = Path(__file__).resolve().parent.parent
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+from tests.procs import ScriptNotInstalled, end_process, wait_for_port  # noqa: E402
+from tests.procs import console_script as tests_console_script  # noqa: E402
+
+__all__ = [
+    "STAMP_SERVER",
+    "BenchError",
+    "Interrupted",
+    "catch_signals",
+    "console_script",
+    "die_with_parent",
+    "end_process",
+    "ignore_signals",
+    "percentile",
+    "proc_cpu",
+    "spawn",
+    "wait_for_port",
+    "wait_for_port_file",
+]
+
+#: Seconds for a server of a bench to start listening.
+START_TIMEOUT = 30.0
 
 
 class BenchError(Exception):
@@ -53,13 +84,10 @@ def die_with_parent() -> None:
 
 def console_script(name: str) -> str:
     """The console script next to this interpreter (not a pyenv shim), else PATH."""
-    here = Path(sys.executable).parent / name
-    if here.exists():
-        return str(here)
-    found = shutil.which(name)
-    if found is None:
-        raise BenchError(f"{name} is not installed (pip install -e . in the checkout)")
-    return found
+    try:
+        return str(tests_console_script(name))
+    except ScriptNotInstalled as e:
+        raise BenchError(str(e)) from None
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -100,23 +128,21 @@ def spawn(argv: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def end_process(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> int | None:
-    """SIGCONT, SIGTERM, then SIGKILL after timeout: one process we started, by PID.
-
-    The exit code if it exited by itself or on SIGTERM, None if it had to be killed.
+def wait_for_port_file(
+    port_file: Path, proc: subprocess.Popen[bytes], what: str, timeout: float = START_TIMEOUT
+) -> int:
     """
-    if proc.poll() is not None:
-        return proc.returncode
-    for sig in (signal.SIGCONT, signal.SIGTERM):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, sig)
-    try:
-        return proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout)
-        return None
+    The port a server started with STAMP_SERVER listens on, once it has
+    written it to port_file.
+
+    Raises BenchError if proc ends or timeout seconds pass first.
+    """
+    deadline = time.monotonic() + timeout
+    while not port_file.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise BenchError(f"{what} did not start")
+        time.sleep(0.02)
+    return int(port_file.read_text())
 
 
 # A tiny HTTP server (run as ``python -c STAMP_SERVER PORT-FILE STAMP-FILE

@@ -60,6 +60,7 @@ from _common import (
     end_process,
     ignore_signals,
     spawn,
+    wait_for_port_file,
 )
 
 START_TIMEOUT = 30.0
@@ -208,11 +209,7 @@ class Bench:
             )
         )
         deadline = time.monotonic() + START_TIMEOUT
-        while not port_file.exists():
-            if time.monotonic() > deadline:
-                raise BenchError("the HTTP server did not start")
-            time.sleep(0.02)
-        port = port_file.read_text()
+        port = str(wait_for_port_file(port_file, self.procs[-1], "the HTTP server", START_TIMEOUT))
         self.procs.append(
             spawn(
                 [

@@ -60,7 +60,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# bench/_common.py: run as python bench/NAME.py, this folder is sys.path[0].
+# bench/_common.py: run as python bench/NAME.py, this folder is sys.path[0];
+# importing it also puts the checkout on sys.path (for tests.servers).
 from _common import (
     BenchError,
     Interrupted,
@@ -72,11 +73,7 @@ from _common import (
     spawn,
 )
 
-_ROOT = Path(__file__).resolve().parent.parent
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
-
-from tests.servers import (  # noqa: E402
+from tests.servers import (
     ServerProcess,
     ServerUnavailable,
     start_aiosmtpd,

@@ -75,7 +75,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# bench/_common.py: run as python bench/NAME.py, this folder is sys.path[0].
+# bench/_common.py: run as python bench/NAME.py, this folder is sys.path[0];
+# importing it also puts the checkout on sys.path (for tests.servers).
 from _common import (
     STAMP_SERVER,
     BenchError,
@@ -87,11 +88,8 @@ from _common import (
     ignore_signals,
     percentile,
     proc_cpu,
+    wait_for_port_file,
 )
-
-_ROOT = Path(__file__).resolve().parent.parent
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
 
 MiB = 1024 * 1024
 TARGET_OVER_BARE = 5 * 1000 * 1000  # "+5 MB"
@@ -439,12 +437,9 @@ class Bench:
             [sys.executable, "-c", STAMP_SERVER, str(port_file), str(self.stamps), "1800"],
             self.work / "stamp.log",
         )
-        deadline = time.monotonic() + START_TIMEOUT
-        while not port_file.exists():
-            if self.stamp_server.poll() is not None or time.monotonic() > deadline:
-                raise BenchError("the stamping server did not start")
-            time.sleep(0.02)
-        self.stamp_port = int(port_file.read_text())
+        self.stamp_port = wait_for_port_file(
+            port_file, self.stamp_server, "the stamping server", START_TIMEOUT
+        )
 
     # -- phases ---------------------------------------------------------
 

@@ -55,6 +55,7 @@ from _common import (
     ignore_signals,
     proc_cpu,
     spawn,
+    wait_for_port_file,
 )
 
 TARGET_IDLE_MS_PER_MIN = 3.0
@@ -109,12 +110,7 @@ def start_server(
         [sys.executable, "-c", STAMP_SERVER, str(port_file), str(stamps), str(int(seconds))],
         work / f"{name}.server.log",
     )
-    deadline = time.monotonic() + START_TIMEOUT
-    while not port_file.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise BenchError(f"the {name} stamping server did not start")
-        time.sleep(0.02)
-    return proc, int(port_file.read_text())
+    return proc, wait_for_port_file(port_file, proc, f"the {name} stamping server", START_TIMEOUT)
 
 
 def run(work: Path, args: argparse.Namespace) -> list[Watch]:

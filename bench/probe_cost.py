@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import os
 import resource
 import shutil
@@ -45,10 +44,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Run from a checkout without installing: put the repository root first.
-_ROOT = Path(__file__).resolve().parent.parent
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
+# bench/_common.py: run as python bench/NAME.py, this folder is sys.path[0];
+# importing it also puts the checkout on sys.path (for tests.procs).
+from _common import (
+    BenchError,
+    Interrupted,
+    end_process,
+    spawn,
+    wait_for_port,
+)
+
+from tests.procs import wait_until
+from tests.servers import free_ports
 
 # Where monitoring-plugins lives; overridable to try the "missing" path.
 PLUGINS = Path(os.environ.get("ISMON_BENCH_PLUGINS", "/usr/lib/nagios/plugins"))
@@ -57,14 +64,6 @@ PROBE_TIMEOUT = 5.0  # seconds, per ismon probe and per peer-checker run
 START_TIMEOUT = 10.0  # seconds for a server to start answering
 STOP_TIMEOUT = 5.0  # seconds for a server to exit after being told to
 WARMUP = 20  # unmeasured runs before each measured batch
-
-
-class BenchError(Exception):
-    """Something broke: the figures would be meaningless."""
-
-
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM arrived; clean up and leave."""
 
 
 # --------------------------------------------------------------------------
@@ -128,28 +127,6 @@ class Results:
 # Servers
 
 
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel hands out for 127.0.0.1, all distinct."""
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM if this bench dies (Linux only)."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
-
-
 class Server:
     """A server process of our own, in its own session (Ctrl-C is ours to handle)."""
 
@@ -163,38 +140,27 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
+        self.proc = spawn(self.argv, self.log)
 
     def wait_ready(self, port: int, greeting: bool) -> None:
         """Until a connect to port works (and, for SMTP, a greeting comes): bounded."""
         assert self.proc is not None
-        deadline = time.monotonic() + START_TIMEOUT
-        last = ""
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BenchError(
-                    f"{self.name} exited with {self.proc.returncode} while starting:\n"
-                    + self.log_tail()
-                )
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                    if not greeting or s.recv(512).startswith(b"220"):
-                        return
-            except OSError as e:
-                last = str(e)
-            time.sleep(0.05)
-        raise BenchError(
-            f"{self.name} did not answer on 127.0.0.1:{port} within {START_TIMEOUT:g} s "
-            f"({last}):\n" + self.log_tail()
-        )
+        try:
+            wait_for_port(port, timeout=START_TIMEOUT, process=self.proc)
+            if greeting:
+                wait_until(lambda: self._greets(port), START_TIMEOUT, "the greeting", step=0.05)
+        except (RuntimeError, AssertionError) as e:
+            raise BenchError(
+                f"{self.name} did not answer on 127.0.0.1:{port} ({e}):\n" + self.log_tail()
+            ) from None
+
+    @staticmethod
+    def _greets(port: int) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                return s.recv(512).startswith(b"220")
+        except OSError:
+            return False
 
     def log_tail(self) -> str:
         try:
@@ -205,18 +171,9 @@ class Server:
     def stop(self) -> None:
         """Ask the server to stop, then make sure: bounded; by PID/process group only."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(self.stop_signal)
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
+        if proc is not None:
             # Our own session: its group id is the PID we started (nginx workers too).
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(STOP_TIMEOUT)
+            end_process(proc, STOP_TIMEOUT, stop_signal=self.stop_signal, group=True)
 
 
 NGINX_CONF = """\

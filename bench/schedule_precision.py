@@ -55,6 +55,7 @@ from _common import (
     ignore_signals,
     percentile,
     spawn,
+    wait_for_port_file,
 )
 
 TARGET_JITTER_P99 = 0.010  # seconds
@@ -181,14 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             work / "server.log",
         )
         procs.append(server)
-        deadline = time.monotonic() + START_TIMEOUT
-        while not port_file.exists():
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise BenchError(
-                    "the stamping server did not start: " + (work / "server.log").read_text()
-                )
-            time.sleep(0.02)
-        port = port_file.read_text().strip()
+        try:
+            port = str(wait_for_port_file(port_file, server, "the stamping server", START_TIMEOUT))
+        except BenchError as e:
+            raise BenchError(f"{e}: " + (work / "server.log").read_text()) from None
         watch_log = work / "watch.log"
         watch = spawn(
             [

@@ -45,7 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# bench/_common.py: run as python bench/NAME.py, this folder is sys.path[0].
+# bench/_common.py: run as python bench/NAME.py, this folder is sys.path[0];
+# importing it also puts the checkout on sys.path (for tests.servers).
 from _common import (
     BenchError,
     Interrupted,
@@ -56,11 +57,7 @@ from _common import (
     spawn,
 )
 
-_ROOT = Path(__file__).resolve().parent.parent
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
-
-from tests.servers import ServerUnavailable, start_aiosmtpd, start_nginx  # noqa: E402
+from tests.servers import ServerUnavailable, start_aiosmtpd, start_nginx
 
 START_TIMEOUT = 20.0
 _STARTED = "has started watching"

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_catalogue -*-
 """
-The message catalogue: ids, texts, and the 400-byte line rule (SPEC §5).
+The message catalogue: ids, texts, and the 400-byte line rule (README: Messages).
 
 Ids 1-83 are the 2004 texts, kept verbatim because cluster scripts grep for
 them.  Ids 90 and up are events the 2004 product did not have (TLS, the

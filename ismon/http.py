@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_http -*-
 """
-The HTTP probe: C{HEAD <uri> HTTP/1.x}, judged on the status line (SPEC §3).
+The HTTP probe: C{HEAD <uri> HTTP/1.x}, judged on the status line (docs/failure-rules.md, HTTP).
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class _HeadProtocol(ProbeProtocol):
     def ended(self, reason: Any) -> ProbeResult:
         # Only a clean close leaves a partial answer to judge; a reset (or a
         # TLS connection cut without close_notify) is a failed connection
-        # (SPEC §3, HTTP 2): message 75 with ECONNRESET.
+        # (docs/failure-rules.md, HTTP rule 2): message 75 with ECONNRESET.
         if self._parser.received and reason.check(ConnectionDone):
             try:
                 status = self._parser.end()

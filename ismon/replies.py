@@ -125,7 +125,7 @@ class HttpHeadParser:
             and len(self._buffer) >= 5
             and not self._buffer.startswith(b"HTTP/")
         ):
-            # Answer must begin with "HTTP/" (SPEC §3): decide now, not at the deadline.
+            # Answer must begin with "HTTP/" (docs/failure-rules.md, HTTP rule 3): decide now, not at the deadline.
             raise InvalidResponse("answer does not begin with HTTP/", self._buffer)
         if (
             self._status is None

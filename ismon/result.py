@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_result -*-
 """
 What one probe found (L{ProbeResult}) and the pure rules that judge a
-server's answer (SPEC §3).
+server's answer (docs/failure-rules.md).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class ProbeResult:
 
 
 def timed_out(phase: Phase, latency: float) -> ProbeResult:
-    """The deadline expired: message 74 with ETIMEDOUT (SPEC §5)."""
+    """The deadline expired: message 74 with ETIMEDOUT (README: Messages)."""
     return ProbeResult.failure(
         MessageId.SELECT_ERROR,
         phase,
@@ -143,7 +143,7 @@ def judge_http_status(
 ) -> tuple[MessageId | None, int | None]:
     """
     Judge an HTTP status line.  Without C{expect}, the status only counts when
-    the URI is not C{/}: 400-599 is a failure (SPEC §3.4), so a page that
+    the URI is not C{/}: 400-599 is a failure (docs/failure-rules.md, HTTP rule 4), so a page that
     needs authentication fails.  With C{expect}, the code must be in it.
 
     @return: C{(None, None)} when acceptable, else message 83 and the code.
@@ -159,7 +159,7 @@ def judge_http_status(
 
 def judge_smtp_reply(reply: SmtpReply, expected: int) -> tuple[MessageId | None, int | None]:
     """
-    A greeting must be 220 and a NOOP reply 250 (SPEC §3, SMTP 2); any other
+    A greeting must be 220 and a NOOP reply 250 (docs/failure-rules.md, SMTP rule 3); any other
     code is message 83 with that code.
     """
     if reply.code != expected:

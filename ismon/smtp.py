@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_smtp -*-
 """
-The SMTP probe: the complete greeting, C{NOOP}, then C{QUIT} (SPEC §3).
+The SMTP probe: the complete greeting, C{NOOP}, then C{QUIT} (docs/failure-rules.md, SMTP).
 
 With STARTTLS: greeting, C{EHLO}, C{STARTTLS}, handshake, C{EHLO} again (RFC
 3207 §4.2 discards what was learnt before TLS), then C{NOOP}.

@@ -2,7 +2,7 @@
 """
 The state folder of the watches on this machine: watch ID validation, the
 per-ID lock that dies with its process, the pidfile and the path of the
-control socket (SPEC §2, §4).
+control socket (README: Records).
 
 Layout of the folder (0700, owned by the user running the watches)::
 
@@ -43,7 +43,7 @@ __all__ = [
     "validate_watch_id",
 ]
 
-#: Longest watch ID, in bytes (SPEC §2).  IDs are ASCII so bytes == characters.
+#: Longest watch ID, in bytes (README: Running a watch).  IDs are ASCII so bytes == characters.
 MAX_WATCH_ID = 255
 
 _WATCH_ID = re.compile(r"[A-Za-z0-9]{1,255}", re.ASCII)

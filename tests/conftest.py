@@ -1,6 +1,7 @@
 """
-Shared pytest fixtures: a test CA and certificates, and real servers on free
-loopback ports (see L{tests.servers}).
+Shared pytest fixtures: a test CA and certificates, real servers on free
+loopback ports (see L{tests.servers}), and C{processes}, the processes a
+test starts (see L{tests.watchproc}).
 
 Servers are module-scoped: one module's tests share them, and a test that
 stalls (SIGSTOPs) or stops a server must use L{fresh_servers} instead, which
@@ -22,6 +23,8 @@ from typing import TypeVar
 import pytest
 
 from tests.certs import TestCerts, make_test_certs
+from tests.faketime import FakeClock, find_libfaketime
+from tests.procs import ScriptNotInstalled, console_script
 from tests.servers import (
     Aiosmtpd,
     Nginx,
@@ -29,16 +32,19 @@ from tests.servers import (
     Rsyslog,
     ServerProcess,
     ServerUnavailable,
+    nginx_binary,
     start_aiosmtpd,
     start_nginx,
     start_opensmtpd,
     start_rsyslog,
 )
+from tests.watchproc import Processes, processes_of_test
 
 S = TypeVar("S", bound=ServerProcess)
+T = TypeVar("T")
 
 
-def _start(start: Callable[[], S]) -> S:
+def _start(start: Callable[[], T]) -> T:
     try:
         return start()
     except ServerUnavailable as e:
@@ -47,6 +53,47 @@ def _start(start: Callable[[], S]) -> S:
         if os.environ.get("ISMON_REQUIRE_SERVERS") == "1":
             pytest.fail(f"server unavailable (ISMON_REQUIRE_SERVERS=1): {e}")
         pytest.skip(f"server unavailable: {e}")
+
+
+def installed_script(name: str) -> Path:
+    """The console script C{name} (L{tests.procs.console_script}); skip the test without it."""
+    try:
+        return console_script(name)
+    except ScriptNotInstalled as e:
+        pytest.skip(str(e))
+
+
+def installed_nginx() -> str:
+    """The nginx program; like a server that cannot run, skip the test without it."""
+    return _start(nginx_binary)
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    """
+    The processes of this test (watches, commands; output in C{tmp_path}),
+    ended by PID at teardown, pass or fail.
+    """
+    yield from processes_of_test(tmp_path)
+
+
+@pytest.fixture
+def clock(tmp_path: Path) -> Iterator[FakeClock]:
+    """
+    A fake wall clock for the processes of this test (L{tests.faketime});
+    like a server that cannot run, skips the test without libfaketime.
+    """
+    library = find_libfaketime()
+    if library is None:
+        reason = "libfaketime is not installed (apt-get install libfaketime)"
+        if os.environ.get("ISMON_REQUIRE_SERVERS") == "1":
+            pytest.fail(f"{reason} (ISMON_REQUIRE_SERVERS=1)")
+        pytest.skip(reason)
+    fake = FakeClock(tmp_path / "faketime.rc", library)
+    try:
+        yield fake
+    finally:
+        fake.stop_slewing()
 
 
 @pytest.fixture(scope="session")

@@ -38,7 +38,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.servers import START_TIMEOUT, Aiosmtpd, Nginx, ServerUnavailable, nginx_conf
+from tests.servers import (
+    START_TIMEOUT,
+    Aiosmtpd,
+    Nginx,
+    ServerUnavailable,
+    nginx_binary,
+    nginx_conf,
+)
 from tests.watchproc import PATIENCE, WatchProcess, command, message
 
 __all__ = [
@@ -59,6 +66,8 @@ __all__ = [
     "watch_status",
 ]
 
+# The checkout, for code run inside a namespace that imports tests.procs.
+_CHECKOUT = Path(__file__).resolve().parent.parent
 IP = shutil.which("ip") or "/usr/sbin/ip"
 _COUNTER = itertools.count(1)
 _ALIVE: list[NetPair] = []
@@ -261,19 +270,18 @@ def wait_for_port_in(
     Wait until something accepts TCP connections on C{host}:C{port} as seen
     from inside C{netns} (the machine's own namespace for L{None}).
     """
+    # tests.procs.wait_for_port, run in the namespace: its own exit status
+    # says whether the port accepted in time.
     code = (
-        "import socket, sys, time\n"
-        "deadline = time.monotonic() + float(sys.argv[3])\n"
-        "while True:\n"
-        "    try:\n"
-        "        socket.create_connection((sys.argv[1], int(sys.argv[2])), 1).close()\n"
-        "        break\n"
-        "    except OSError:\n"
-        "        if time.monotonic() > deadline:\n"
-        "            sys.exit(1)\n"
-        "        time.sleep(0.02)\n"
+        "import sys\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from tests.procs import wait_for_port\n"
+        "try:\n"
+        "    wait_for_port(int(sys.argv[3]), sys.argv[2], float(sys.argv[4]))\n"
+        "except RuntimeError:\n"
+        "    sys.exit(1)\n"
     )
-    argv = [sys.executable, "-c", code, host, str(port), str(timeout)]
+    argv = [sys.executable, "-c", code, str(_CHECKOUT), host, str(port), str(timeout)]
     if netns is not None:
         argv = netns.argv(*argv)
     waiter = subprocess.Popen(argv)
@@ -331,11 +339,7 @@ def start_nginx_at(
     with the same C{directory} restarts a server on the same port; the
     access log is appended to.
     """
-    binary = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
-    )
-    if binary is None:
-        raise ServerUnavailable("nginx is not installed (apt-get install nginx-light)")
+    binary = nginx_binary()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     conf = directory / "nginx.conf"

@@ -39,6 +39,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tests.procs import STOP_TIMEOUT, end_process, signal_pid, wait_for_port
+
 if TYPE_CHECKING:
     from tests.certs import CertPair, TestCerts
 
@@ -54,6 +56,7 @@ __all__ = [
     "free_port",
     "free_ports",
     "ipv6_loopback",
+    "nginx_binary",
     "start_aiosmtpd",
     "start_nginx",
     "start_opensmtpd",
@@ -64,7 +67,6 @@ __all__ = [
 # Generous: a loaded CI machine can take seconds to start a server or to
 # write a log line; the waits end as soon as it is done.
 START_TIMEOUT = 30.0
-STOP_TIMEOUT = 5.0
 #: Seconds to wait for a line in a server's log.
 LINE_TIMEOUT = 30.0
 
@@ -130,34 +132,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     return free_ports(1, host)[0]
 
 
-def wait_for_port(
-    port: int,
-    host: str = "127.0.0.1",
-    timeout: float = START_TIMEOUT,
-    process: subprocess.Popen[bytes] | None = None,
-) -> None:
-    """
-    Wait until something accepts TCP connections on C{host}:C{port}.
-
-    @raise RuntimeError: not within C{timeout} seconds, or C{process} ended.
-    """
-    deadline = time.monotonic() + timeout
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    while True:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode} before accepting")
-        try:
-            with socket.socket(family, socket.SOCK_STREAM) as s:
-                s.settimeout(1.0)
-                s.connect((host, port))
-                return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"nothing accepts on {host}:{port} after {timeout} s")
-        time.sleep(0.02)
-
-
 def _wait_for_path(
     path: Path, timeout: float, process: subprocess.Popen[bytes] | None = None
 ) -> None:
@@ -195,11 +169,6 @@ def descendants(pid: int) -> list[int]:
         found.extend(children)
         todo.extend(children)
     return found
-
-
-def _signal(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
 
 
 _RUNNING: list[ServerProcess] = []
@@ -252,12 +221,12 @@ class ServerProcess:
         """SIGSTOP every process of the server: connections are accepted, never answered."""
         self._stalled = self.pids()
         for pid in self._stalled:
-            _signal(pid, signal.SIGSTOP)
+            signal_pid(pid, signal.SIGSTOP)
 
     def resume(self) -> None:
         """SIGCONT what L{stall} stopped."""
         for pid in [*self._stalled, self.pid]:
-            _signal(pid, signal.SIGCONT)
+            signal_pid(pid, signal.SIGCONT)
         self._stalled = []
 
     @contextlib.contextmanager
@@ -278,17 +247,12 @@ class ServerProcess:
         if self.process.poll() is not None:
             return
         family = self.pids()
-        for pid in family:
-            _signal(pid, signal.SIGCONT)
-        _signal(self.pid, self.stop_signal)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            _signal(self.pid, signal.SIGKILL)
-            self.process.wait(timeout)
+        for pid in family[1:]:
+            signal_pid(pid, signal.SIGCONT)
+        end_process(self.process, timeout, stop_signal=self.stop_signal)
         # Workers that outlived their master (or were never told).
         for pid in family[1:]:
-            _signal(pid, signal.SIGKILL)
+            signal_pid(pid, signal.SIGKILL)
 
     def __enter__(self) -> ServerProcess:
         return self
@@ -351,6 +315,20 @@ http {{
     scgi_temp_path {dir}/scgi;
 {http}}}
 """
+
+
+def nginx_binary() -> str:
+    """
+    The nginx program (on PATH, else Debian's /usr/sbin/nginx).
+
+    @raise ServerUnavailable: nginx is not installed.
+    """
+    binary = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
+    )
+    if binary is None:
+        raise ServerUnavailable("nginx is not installed (apt-get install nginx-light)")
+    return binary
 
 
 def nginx_conf(
@@ -482,11 +460,7 @@ def start_nginx(
     @param certs: when given, also start one HTTPS server per L{TLS_KINDS}.
     @param ipv6: also listen on [::1]; default: when ::1 is available.
     """
-    binary = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
-    )
-    if binary is None:
-        raise ServerUnavailable("nginx is not installed (apt-get install nginx-light)")
+    binary = nginx_binary()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     if ipv6 is None:

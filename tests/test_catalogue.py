@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_catalogue -*-
 """
-Tests for L{ismon.catalogue}: the 2004 message texts (SPEC §5), log-line
+Tests for L{ismon.catalogue}: the 2004 message texts (README: Messages), log-line
 safety of substituted values, and the 400-byte folding rule.
 """
 
@@ -12,9 +12,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from ismon.catalogue import MAX_LINE_BYTES, MessageId, fold, render
 
-# SPEC §5, with <cmd>, <P>, xx, nn and xxx filled in.  These strings are what
+# The 2004 catalogue (the README's Messages table, ids 1-83), with <cmd>,
+# <P>, xx, nn and xxx filled in.  These strings are what
 # cluster scripts grep for: they must match the 2004 product byte for byte.
-_SPEC_TEXTS = {
+_CATALOGUE_2004 = {
     1: "The {cmd} has started watching {P}. [ID:w1]",
     2: "The {cmd} is going to watch {P} daemon. [ID:w1]",
     3: "The {cmd} will stop watching {P} daemon. [ID:w1]",
@@ -39,29 +40,29 @@ _SPEC_TEXTS = {
 _COMMANDS = {"clp_httpmon": "HTTP", "clp_smtpmon": "SMTP"}
 
 
-class SpecTextTests(SynchronousTestCase):
+class Catalogue2004Tests(SynchronousTestCase):
     """
     Every 2004 message renders with its verbatim text.
     """
 
-    def test_everySpecMessageExists(self) -> None:
+    def test_every_2004_message_exists(self) -> None:
         """
-        Each id of the SPEC §5 table is a L{MessageId}, and every 2004 id
+        Each id of the 2004 catalogue is a L{MessageId}, and every 2004 id
         below 90 is in the table (licence ids 51-56 are gone).
         """
-        for number in _SPEC_TEXTS:
+        for number in _CATALOGUE_2004:
             self.assertEqual(int(MessageId(number)), number)
         old = {int(m) for m in MessageId if m < 90}
-        self.assertEqual(old, set(_SPEC_TEXTS))
+        self.assertEqual(old, set(_CATALOGUE_2004))
         for licence in range(51, 57):
             self.assertNotIn(licence, {int(m) for m in MessageId})
 
-    def test_verbatimTexts(self) -> None:
+    def test_verbatim_texts(self) -> None:
         """
-        For both commands, each message renders as the SPEC §5 text.
+        For both commands, each message renders as the 2004 text.
         """
         for command, proto in _COMMANDS.items():
-            for number, template in _SPEC_TEXTS.items():
+            for number, template in _CATALOGUE_2004.items():
                 with self.subTest(command=command, id=number):
                     self.assertEqual(
                         render(
@@ -74,7 +75,7 @@ class SpecTextTests(SynchronousTestCase):
                         template.format(cmd=command, P=proto),
                     )
 
-    def test_startedExample(self) -> None:
+    def test_started_example(self) -> None:
         """
         The example from the brief, spelled out literally.
         """
@@ -87,7 +88,7 @@ class SpecTextTests(SynchronousTestCase):
             "The clp_smtpmon has started watching SMTP. [ID:mail1]",
         )
 
-    def test_timeoutNumber(self) -> None:
+    def test_timeout_number(self) -> None:
         """
         Message 74 carries errno ETIMEDOUT as C{nn}; 75 may carry 0 (a clean
         close), which is rendered, not dropped.
@@ -101,7 +102,7 @@ class SpecTextTests(SynchronousTestCase):
             "The clp_httpmon has detected network error(recv error[0]). [ID:m]",
         )
 
-    def test_invalidResponseAlwaysNamesHttpmon(self) -> None:
+    def test_invalid_response_always_names_httpmon(self) -> None:
         """
         Message 82 names clp_httpmon whatever command renders it (2004 text).
         """
@@ -110,7 +111,7 @@ class SpecTextTests(SynchronousTestCase):
             "The clp_httpmon has detected an error in HTTP(invalid response). [ID:x]",
         )
 
-    def test_newMessagesKeepTheShape(self) -> None:
+    def test_new_messages_keep_the_shape(self) -> None:
         """
         Ids added by ismon (90 and up) are one sentence ending in the ID tag,
         naming the command.
@@ -124,7 +125,7 @@ class SpecTextTests(SynchronousTestCase):
                 self.assertTrue(text.endswith(". [ID:w]"), text)
                 self.assertNotIn("{", text)
 
-    def test_detailSubstituted(self) -> None:
+    def test_detail_substituted(self) -> None:
         """
         The free-text detail lands inside the sentence.
         """
@@ -144,11 +145,11 @@ class NeutralisationTests(SynchronousTestCase):
     Control characters in substituted values cannot forge log lines.
     """
 
-    def test_controlCharactersInWatchId(self) -> None:
+    def test_control_characters_in_watch_id(self) -> None:
         text = render(MessageId.STARTED, command="clp_httpmon", watch_id="a\nb\rc\x00d\x1be")
         self.assertEqual(text, "The clp_httpmon has started watching HTTP. [ID:a?b?c?d?e]")
 
-    def test_controlCharactersInDetail(self) -> None:
+    def test_control_characters_in_detail(self) -> None:
         text = render(
             MessageId.PROBE_FAILED_RETRYING,
             command="clp_smtpmon",
@@ -159,13 +160,13 @@ class NeutralisationTests(SynchronousTestCase):
         self.assertNotIn("\r", text)
         self.assertIn("250 ok??The clp_smtpmon will terminate.", text)
 
-    def test_controlCharactersInFunction(self) -> None:
+    def test_control_characters_in_function(self) -> None:
         text = render(
             MessageId.SYSTEM_ERROR, command="clp_httpmon", watch_id="w", function="f\n", number=1
         )
         self.assertEqual(text, "The clp_httpmon has detected system error (f? 1). [ID:w]")
 
-    def test_unicodeLineBreaks(self) -> None:
+    def test_unicode_line_breaks(self) -> None:
         """
         Unicode line and paragraph separators and DEL are neutralised too.
         """
@@ -175,7 +176,7 @@ class NeutralisationTests(SynchronousTestCase):
         self.assertTrue(text.endswith("[ID:a?b?c?d?e]"), text)
 
     @given(st.text(max_size=300), st.text(max_size=300))
-    def test_neverMultiLine(self, watch_id: str, detail: str) -> None:
+    def test_never_multi_line(self, watch_id: str, detail: str) -> None:
         """
         Whatever the values, the rendering is one line of printable text.
         """
@@ -194,19 +195,19 @@ class FoldTests(SynchronousTestCase):
     L{fold} keeps every line within 400 bytes and every character whole.
     """
 
-    def test_shortLineUntouched(self) -> None:
+    def test_short_line_untouched(self) -> None:
         self.assertEqual(fold("abc"), ["abc"])
         self.assertEqual(fold(""), [""])
 
-    def test_exactlyAtLimit(self) -> None:
+    def test_exactly_at_limit(self) -> None:
         line = "x" * MAX_LINE_BYTES
         self.assertEqual(fold(line), [line])
 
-    def test_oneOverLimit(self) -> None:
+    def test_one_over_limit(self) -> None:
         line = "x" * (MAX_LINE_BYTES + 1)
         self.assertEqual(fold(line), ["x" * MAX_LINE_BYTES, "x"])
 
-    def test_multiByteAtBoundary(self) -> None:
+    def test_multi_byte_at_boundary(self) -> None:
         """
         A 3-byte character straddling byte 400 moves whole to the next piece.
         """
@@ -214,13 +215,13 @@ class FoldTests(SynchronousTestCase):
         pieces = fold(line)
         self.assertEqual(pieces, ["a" * 399, "\u3042b"])
 
-    def test_fourByteCharacters(self) -> None:
+    def test_four_byte_characters(self) -> None:
         line = "\U0001f600" * 250  # 1000 bytes
         pieces = fold(line)
         self.assertEqual("".join(pieces), line)
         self.assertEqual([len(p.encode()) for p in pieces], [400, 400, 200])
 
-    def test_limitTooSmallForACharacter(self) -> None:
+    def test_limit_too_small_for_a_character(self) -> None:
         """
         A limit that cannot hold one UTF-8 character is refused instead of
         looping forever.
@@ -228,7 +229,7 @@ class FoldTests(SynchronousTestCase):
         self.assertRaises(ValueError, fold, "\U0001f600" * 3, 3)
 
     @given(st.text(max_size=2000))
-    def test_foldProperty(self, line: str) -> None:
+    def test_fold_property(self, line: str) -> None:
         """
         Pieces are at most 400 bytes, each a whole UTF-8 string, and they
         join back into the line.
@@ -242,7 +243,7 @@ class FoldTests(SynchronousTestCase):
             self.assertNotIn("", pieces)
 
     @given(st.text(min_size=1, max_size=500), st.integers(min_value=4, max_value=450))
-    def test_foldPropertyAnyLimit(self, line: str, limit: int) -> None:
+    def test_fold_property_any_limit(self, line: str, limit: int) -> None:
         """
         The same holds for any limit that fits one character.
         """
@@ -258,7 +259,7 @@ class FoldTests(SynchronousTestCase):
             max_size=600,
         )
     )
-    def test_foldNonAscii(self, line: str) -> None:
+    def test_fold_non_ascii(self, line: str) -> None:
         """
         Lines of only multi-byte characters (the risky case) fold cleanly.
         """
@@ -267,7 +268,7 @@ class FoldTests(SynchronousTestCase):
         for piece in pieces:
             self.assertLessEqual(len(piece.encode("utf-8")), MAX_LINE_BYTES)
 
-    def test_renderedThenFolded(self) -> None:
+    def test_rendered_then_folded(self) -> None:
         """
         A rendered message with a huge detail folds into lines of <= 400 bytes.
         """

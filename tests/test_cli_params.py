@@ -30,14 +30,9 @@ from typing import NamedTuple
 
 import pytest
 
-from tests.watchproc import Processes, command, message, processes_of_test
+from tests.watchproc import Processes, command, message
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(name="processes")
-def _processes(tmp_path: Path) -> Iterator[Processes]:
-    yield from processes_of_test(tmp_path)
 
 
 COMMANDS = {

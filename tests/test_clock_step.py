@@ -35,72 +35,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import FreshServers
+from tests.faketime import FakeClock
 from tests.servers import Nginx
-from tests.watchproc import LOOPBACK, PATIENCE, Processes, command, message, processes_of_test
+from tests.watchproc import LOOPBACK, PATIENCE, Processes, command, message
 
 pytestmark = pytest.mark.integration
-
-_CANDIDATES = [
-    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
-    "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
-    "/usr/lib/faketime/libfaketime.so.1",
-]
-
-
-def _find_libfaketime() -> str | None:
-    for path in _CANDIDATES:
-        if os.path.exists(path):
-            return path
-    try:
-        listing = subprocess.run(
-            ["dpkg", "-L", "libfaketime"], capture_output=True, text=True, check=False
-        ).stdout
-    except OSError:
-        return None
-    for line in listing.splitlines():
-        if line.endswith("/libfaketime.so.1"):
-            return line
-    return None
-
-
-LIBFAKETIME = _find_libfaketime()
-needs_libfaketime = pytest.mark.skipif(
-    LIBFAKETIME is None, reason="libfaketime is not installed (apt-get install libfaketime)"
-)
-
-
-@pytest.fixture(name="processes")
-def _processes(tmp_path: Path) -> Iterator[Processes]:
-    yield from processes_of_test(tmp_path)
-
-
-class FakeClock:
-    """The offset file of libfaketime and the environment that uses it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.step("+0")
-
-    def step(self, offset: str) -> None:
-        # Write whole, then rename: the watch reads the file on every call.
-        new = self.path.with_suffix(".new")
-        new.write_text(offset + "\n")
-        new.replace(self.path)
-
-    def environment(self) -> dict[str, str]:
-        assert LIBFAKETIME is not None
-        return {
-            "LD_PRELOAD": LIBFAKETIME,
-            "FAKETIME_TIMESTAMP_FILE": str(self.path),
-            "FAKETIME_NO_CACHE": "1",
-            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-        }
 
 
 def probe_times(nginx: Nginx) -> list[float]:
@@ -124,9 +68,8 @@ def watch_time(processes: Processes, watch_id: str, state: Path) -> float:
     return float(current["last_probe"]["time"])
 
 
-@needs_libfaketime
 def test_wall_clock_steps_leave_the_probe_schedule_intact(
-    fresh_servers: FreshServers, processes: Processes, tmp_path: Path
+    clock: FakeClock, fresh_servers: FreshServers, processes: Processes, tmp_path: Path
 ) -> None:
     """
     -i 1 against nginx; step the watch's clock +1 h, back to 0, -1 h, back
@@ -136,13 +79,12 @@ def test_wall_clock_steps_leave_the_probe_schedule_intact(
     forward).
     """
     nginx = fresh_servers.nginx(tls=False)
-    clock = FakeClock(tmp_path / "faketime")
     state = tmp_path / "state"
     cmd = "clp_httpmon"
     argv = [*command(cmd), "clock1", "-s", LOOPBACK, "-n", str(nginx.port)]
     argv += ["-i", "1", "-c", "2", "-r", "1", "--state-dir", str(state)]
     argv += ["--syslog-socket", "none"]
-    watch = processes.start(argv, env=clock.environment(), name="watch")
+    watch = processes.start(argv, env=clock.env(), name="watch")
     watch.wait_for(re.escape(message(1, cmd, "clock1")) + "$")
     nginx.wait_for_access('"HEAD / HTTP/1.1" 200')
 
@@ -151,7 +93,7 @@ def test_wall_clock_steps_leave_the_probe_schedule_intact(
     # Real wall-clock time, as nginx stamps it (the test is not faked).
     began = time.time()
     for offset_text, offset in steps:
-        clock.step(offset_text)
+        clock.set(offset_text)
         time.sleep(phase)
         # The watch lives in the stepped time (it reads the file each call);
         # the last probe is seconds old, the step is an hour.
@@ -159,7 +101,7 @@ def test_wall_clock_steps_leave_the_probe_schedule_intact(
         assert abs(seen - (time.time() + offset)) < PATIENCE, (offset_text, seen - time.time())
         assert watch.running(), watch.output()
     ended = time.time()
-    clock.step("+0")
+    clock.set("+0")
     # nginx writes a line just after it takes the time for it.
     time.sleep(0.5)
 
@@ -184,15 +126,13 @@ def test_wall_clock_steps_leave_the_probe_schedule_intact(
     assert message(6, cmd, "clock1") in output
 
 
-@needs_libfaketime
-def test_what_the_watch_waits_with_works_under_libfaketime(tmp_path: Path) -> None:
+def test_what_the_watch_waits_with_works_under_libfaketime(clock: FakeClock) -> None:
     """
     The clock-step test is only meaningful if the faked process can wait:
     C{select} (the reactor) and C{Event.wait} (the watchdog thread) must
     work under libfaketime.  C{time.sleep} may not (EINVAL with libfaketime
     0.9.10, see the module docstring); that is printed, not judged.
     """
-    clock = FakeClock(tmp_path / "faketime")
     code = (
         "import select, threading, time\n"
         "t = time.monotonic(); threading.Event().wait(0.05); select.select([], [], [], 0.05)\n"
@@ -204,7 +144,7 @@ def test_what_the_watch_waits_with_works_under_libfaketime(tmp_path: Path) -> No
     )
     result = subprocess.run(
         [sys.executable, "-c", code],
-        env={**os.environ, **clock.environment()},
+        env={**os.environ, **clock.env()},
         capture_output=True,
         text=True,
         timeout=30,

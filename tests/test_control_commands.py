@@ -13,14 +13,13 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ismon.control_commands import ControlRequest, recognise
 from tests.servers import Nginx
-from tests.watchproc import LOOPBACK, Processes, command, message, processes_of_test
+from tests.watchproc import LOOPBACK, Processes, command, message
 
 # -- which command lines take the fast way ----------------------------------
 
@@ -164,11 +163,6 @@ class Runner:
         assert "Traceback" not in result.stderr, result.stderr
         assert self.modules.read_text() == "", (program, args, self.modules.read_text())
         return result
-
-
-@pytest.fixture(name="processes")
-def _processes(tmp_path: Path) -> Iterator[Processes]:
-    yield from processes_of_test(tmp_path)
 
 
 @pytest.mark.integration

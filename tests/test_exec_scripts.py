@@ -27,6 +27,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import installed_nginx as nginx_binary
+from tests.conftest import installed_script as console_script
+from tests.procs import alive as _alive
+from tests.procs import signal_pid as _kill
+from tests.procs import wait_until
 from tests.servers import descendants, free_port, nginx_conf, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,55 +40,6 @@ SCRIPTS = sorted(EXEC.glob("*/*.sh"))
 STAMP = re.compile(r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}$", re.MULTILINE)
 
 pytestmark = pytest.mark.integration
-
-
-def console_script(name: str) -> Path:
-    """The installed console script C{name} (next to this Python, or on PATH)."""
-    beside = Path(sys.executable).parent / name
-    if beside.exists():
-        return beside
-    found = shutil.which(name)
-    if found is None:
-        pytest.skip(f"{name} is not installed (pip install -e .)")
-    return Path(found)
-
-
-def nginx_binary() -> str:
-    found = shutil.which("nginx") or (
-        "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
-    )
-    if found is None:
-        pytest.skip("nginx is not installed (apt-get install nginx-light)")
-    return found
-
-
-def _kill(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is not alive for our purpose.
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return False
-
-
-def wait_until(predicate, timeout: float, what: str, step: float = 0.1):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(step)
 
 
 def accepts(port: int) -> bool:

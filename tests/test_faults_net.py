@@ -54,7 +54,7 @@ from tests.netns import (
     watch_argv,
 )
 from tests.servers import Nginx, ServerProcess, ServerUnavailable, free_port
-from tests.watchproc import Processes, WatchProcess, message, processes_of_test
+from tests.watchproc import Processes, WatchProcess, message
 
 pytestmark = pytest.mark.integration
 
@@ -67,12 +67,6 @@ def _unavailable(reason: str) -> None:
     if os.environ.get("ISMON_REQUIRE_SERVERS") == "1" and os.geteuid() == 0:
         pytest.fail(f"{reason} (ISMON_REQUIRE_SERVERS=1)")
     pytest.skip(reason)
-
-
-@pytest.fixture(name="processes")
-def _processes(tmp_path: Path) -> Iterator[Processes]:
-    """Processes of this test (watches, commands), ended by PID at teardown."""
-    yield from processes_of_test(tmp_path)
 
 
 @pytest.fixture

@@ -46,18 +46,12 @@ from tests.netns import (
     watch_status,
 )
 from tests.servers import Aiosmtpd, Nginx, ServerProcess, ServerUnavailable, free_port
-from tests.watchproc import PATIENCE, Processes, WatchProcess, command, message, processes_of_test
+from tests.watchproc import PATIENCE, Processes, WatchProcess, command, message
 
 pytestmark = pytest.mark.integration
 
 LOOPBACK = "127.0.0.1"
 KINDS = ["clp_httpmon", "clp_smtpmon"]
-
-
-@pytest.fixture(name="processes")
-def _processes(tmp_path: Path) -> Iterator[Processes]:
-    """Processes of this test (watches, commands), ended by PID at teardown."""
-    yield from processes_of_test(tmp_path)
 
 
 def _unavailable(reason: str) -> None:

@@ -27,17 +27,16 @@ printed bound while the wall clock jumps around it.
 from __future__ import annotations
 
 import errno
-import glob
 import itertools
 import os
 import re
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.faketime import FakeClock
 from tests.netns import (
     assert_server_failed,
     failure_lines,
@@ -49,7 +48,7 @@ from tests.netns import (
     watch_status,
 )
 from tests.servers import Nginx, ServerUnavailable, free_port
-from tests.watchproc import PATIENCE, Processes, message, processes_of_test
+from tests.watchproc import PATIENCE, Processes, message
 
 pytestmark = pytest.mark.integration
 
@@ -58,80 +57,6 @@ LOOPBACK = "127.0.0.1"
 JITTER = 0.15
 # A single probe held up by a busy machine; far from a whole interval.
 LATE = 0.4
-
-
-def _libfaketime() -> str | None:
-    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
-    found += [p for p in ("/usr/lib/faketime/libfaketime.so.1",) if os.path.exists(p)]
-    return found[0] if found else None
-
-
-class FakeClock:
-    """The wall clock of the processes started with L{env}: an offset file."""
-
-    def __init__(self, library: str, directory: Path) -> None:
-        self.library = library
-        self.file = directory / "faketime.rc"
-        self._slewing: threading.Thread | None = None
-        self._stop = threading.Event()
-        self.set("+0")
-
-    def env(self) -> dict[str, str]:
-        return {
-            "LD_PRELOAD": self.library,
-            "FAKETIME_TIMESTAMP_FILE": str(self.file),
-            "FAKETIME_NO_CACHE": "1",
-            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-        }
-
-    def set(self, spec: str) -> None:
-        """Write a libfaketime spec (C{-3600}, C{+0 x2}) atomically."""
-        temporary = self.file.with_suffix(".new")
-        temporary.write_text(spec + "\n")
-        os.replace(temporary, self.file)
-
-    def offset(self, seconds: float) -> None:
-        self.set(f"{seconds:+.3f}")
-
-    def slew(self, rate: float, step: float = 0.05) -> None:
-        """From now on, let the wall clock run at C{rate} in small steps (a thread)."""
-        self.stop_slewing()
-        self._stop.clear()
-        began = time.monotonic()
-
-        def run() -> None:
-            while not self._stop.wait(step):
-                self.offset((rate - 1) * (time.monotonic() - began))
-
-        self._slewing = threading.Thread(target=run, name="slew", daemon=True)
-        self._slewing.start()
-
-    def stop_slewing(self) -> None:
-        if self._slewing is not None:
-            self._stop.set()
-            self._slewing.join(5)
-            self._slewing = None
-
-
-@pytest.fixture
-def clock(tmp_path: Path) -> Iterator[FakeClock]:
-    library = _libfaketime()
-    if library is None:
-        reason = "libfaketime is not installed (apt-get install libfaketime)"
-        if os.environ.get("ISMON_REQUIRE_SERVERS") == "1":
-            pytest.fail(f"{reason} (ISMON_REQUIRE_SERVERS=1)")
-        pytest.skip(reason)
-    fake = FakeClock(library, tmp_path)
-    try:
-        yield fake
-    finally:
-        fake.stop_slewing()
-
-
-@pytest.fixture(name="processes")
-def _processes(tmp_path: Path) -> Iterator[Processes]:
-    """Processes of this test (watches, commands), ended by PID at teardown."""
-    yield from processes_of_test(tmp_path)
 
 
 @pytest.fixture

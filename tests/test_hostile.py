@@ -1,6 +1,6 @@
 """
 The real probes against a hostile server (L{tests.hostile}): for every
-misbehaviour, the documented message and number (SPEC §3, §5), a verdict
+misbehaviour, the documented message and number (docs/failure-rules.md), a verdict
 within the timeout plus 0.5 s, and nothing left behind: no logged failure,
 no pending DelayedCall, no reader/writer in the reactor, no open socket.
 
@@ -106,7 +106,7 @@ CASES = [
     Case("http_latin1_reason", "http", **OK),
     Case("http_status_no_newline", "http", **OK),
     Case("http_301", "http", **OK, uri="/x"),
-    # -- HTTP: status codes; only a URI other than "/" is judged (SPEC §3.4)
+    # -- HTTP: status codes; only a URI other than "/" is judged (docs/failure-rules.md, HTTP rule 4)
     Case("http_500", "http", **OK),
     Case("http_500", "http", **status(500), uri="/x"),
     Case("http_503", "http", **status(503), uri="/x"),
@@ -168,7 +168,7 @@ CASES = [
     Case("smtp_non_utf8_greeting", "smtp", **OK),
     Case("smtp_late_221", "smtp", **OK),
     Case("smtp_no_221", "smtp", **OK),
-    # -- SMTP: error replies (SPEC §3, SMTP 2)
+    # -- SMTP: error replies (docs/failure-rules.md, SMTP rule 3)
     Case("smtp_421_greeting", "smtp", **status(421)),
     Case("smtp_554_greeting", "smtp", **status(554)),
     Case("smtp_noop_500", "smtp", **status(500)),

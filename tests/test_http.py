@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_http -*-
 """
 Tests for L{ismon.http}: the HEAD request bytes and the HTTP probe's
-verdicts (SPEC §3, HTTP), on a L{MemoryReactorClock}.
+verdicts (docs/failure-rules.md, HTTP), on a L{MemoryReactorClock}.
 """
 
 from __future__ import annotations
@@ -51,20 +51,20 @@ class BuildRequestTests(SynchronousTestCase):
             b"HEAD / HTTP/1.1\r\nHost: localhost\r\n" + _tail(),
         )
 
-    def test_http10SendsHostToo(self) -> None:
+    def test_http10_sends_host_too(self) -> None:
         self.assertEqual(
             build_request(HttpRequest(host="www.example", version="1.0", uri="/index.html")),
             b"HEAD /index.html HTTP/1.0\r\nHost: www.example\r\n" + _tail(),
         )
 
-    def test_nonDefaultPort(self) -> None:
+    def test_non_default_port(self) -> None:
         self.assertTrue(
             build_request(HttpRequest(host="www.example", port=8080)).startswith(
                 b"HEAD / HTTP/1.1\r\nHost: www.example:8080\r\n"
             )
         )
 
-    def test_ipv6Brackets(self) -> None:
+    def test_ipv6_brackets(self) -> None:
         for host, port, header in [
             ("::1", 80, b"Host: [::1]\r\n"),
             ("[::1]", 80, b"Host: [::1]\r\n"),
@@ -76,7 +76,7 @@ class BuildRequestTests(SynchronousTestCase):
                 request = build_request(HttpRequest(host=host, port=port))
                 self.assertEqual(request.split(b"\r\n")[1] + b"\r\n", header)
 
-    def test_tlsUsesServernameAndPort443(self) -> None:
+    def test_tls_uses_servername_and_port443(self) -> None:
         request = HttpRequest(host="192.0.2.7", port=443, tls=TLSSettings(servername="www.example"))
         self.assertIn(b"\r\nHost: www.example\r\n", build_request(request))
         request = HttpRequest(
@@ -84,11 +84,11 @@ class BuildRequestTests(SynchronousTestCase):
         )
         self.assertIn(b"\r\nHost: www.example:8443\r\n", build_request(request))
 
-    def test_port80WithTlsIsNotDefault(self) -> None:
+    def test_port80_with_tls_is_not_default(self) -> None:
         request = HttpRequest(host="h", port=80, tls=TLSSettings(servername="h"))
         self.assertIn(b"\r\nHost: h:80\r\n", build_request(request))
 
-    def test_endsWithBlankLine(self) -> None:
+    def test_ends_with_blank_line(self) -> None:
         self.assertTrue(build_request(HttpRequest()).endswith(b"\r\n\r\n"))
         self.assertEqual(build_request(HttpRequest()).count(b"\r\n\r\n"), 1)
 
@@ -106,7 +106,7 @@ class HttpProbeTests(ConnectionFailureTests, ProbeCase):
         self.assertTrue(IProbe.providedBy(probe))
         return collect(probe.probe())
 
-    def test_requestBytes(self) -> None:
+    def test_request_bytes(self) -> None:
         self.start(host="www.example", port=8080, uri="/status")
         _, transport = connect(self.reactor)
         self.assertEqual(
@@ -114,13 +114,13 @@ class HttpProbeTests(ConnectionFailureTests, ProbeCase):
             b"HEAD /status HTTP/1.1\r\nHost: www.example:8080\r\n" + _tail(),
         )
 
-    def test_resolvesHostAndPort(self) -> None:
+    def test_resolves_host_and_port(self) -> None:
         resolver = resolving(v4("192.0.2.1", 8080))
         self.start(resolver, host="www.example", port=8080)
         self.assertEqual(resolver.asked, [("www.example", 8080)])
         self.assertEqual(self.reactor.tcpClients[0][:2], ("192.0.2.1", 8080))
 
-    def test_ipv6Literal(self) -> None:
+    def test_ipv6_literal(self) -> None:
         self.start(resolving(v6("::1", 8080)), host="::1", port=8080)
         _, transport = connect(self.reactor)
         self.assertIn(b"\r\nHost: [::1]:8080\r\n", transport.value())
@@ -139,7 +139,7 @@ class HttpProbeTests(ConnectionFailureTests, ProbeCase):
         self.assertEqual(result.latency, 0.25)
         self.assertEqual(result.address, "127.0.0.1:80")
 
-    def test_successInPieces(self) -> None:
+    def test_success_in_pieces(self) -> None:
         results = self.start()
         protocol, _ = connect(self.reactor)
         for byte in b"HTTP/1.0 200 OK\n\n":
@@ -148,7 +148,7 @@ class HttpProbeTests(ConnectionFailureTests, ProbeCase):
         protocol.connectionLost(closed())
         self.assertTrue(self.assertOnlyResult(results).ok)
 
-    def test_unauthorizedForUri(self) -> None:
+    def test_unauthorized_for_uri(self) -> None:
         """
         401 for a URI other than C{/} is message 83 with 401.
         """
@@ -164,14 +164,14 @@ class HttpProbeTests(ConnectionFailureTests, ProbeCase):
         self.assertFailure_(result, MessageId.INVALID_STATUS, 401, Phase.PARSE)
         self.assertEqual(result.reply, "HTTP/1.1 401 Unauthorized")
 
-    def test_unauthorizedForRootIsFine(self) -> None:
+    def test_unauthorized_for_root_is_fine(self) -> None:
         results = self.start(uri="/")
         protocol, _ = connect(self.reactor)
         protocol.dataReceived(b"HTTP/1.1 401 Unauthorized\r\n\r\n")
         protocol.connectionLost(closed())
         self.assertTrue(self.assertOnlyResult(results).ok)
 
-    def test_serverErrorForUri(self) -> None:
+    def test_server_error_for_uri(self) -> None:
         results = self.start(uri="/app")
         protocol, _ = connect(self.reactor)
         protocol.dataReceived(b"HTTP/1.1 503 Service Unavailable\r\n\r\n")
@@ -180,7 +180,7 @@ class HttpProbeTests(ConnectionFailureTests, ProbeCase):
             self.assertOnlyResult(results), MessageId.INVALID_STATUS, 503, Phase.PARSE
         )
 
-    def test_expectStatus(self) -> None:
+    def test_expect_status(self) -> None:
         results = self.start(expect_status=StatusSet.parse("200-299"))
         protocol, _ = connect(self.reactor)
         protocol.dataReceived(b"HTTP/1.1 302 Found\r\nLocation: /x\r\n\r\n")
@@ -189,7 +189,7 @@ class HttpProbeTests(ConnectionFailureTests, ProbeCase):
             self.assertOnlyResult(results), MessageId.INVALID_STATUS, 302, Phase.PARSE
         )
 
-    def test_nonHttpBanner(self) -> None:
+    def test_non_http_banner(self) -> None:
         """
         A server that is not HTTP (an SSH daemon on port 80) is message 82,
         decided on its first bytes, not at the deadline.
@@ -204,7 +204,7 @@ class HttpProbeTests(ConnectionFailureTests, ProbeCase):
         self.assertEqual(result.reply, "SSH-2.")
         self.assertEqual(result.detail, "answer does not begin with HTTP/")
 
-    def test_nonHttpFirstByte(self) -> None:
+    def test_non_http_first_byte(self) -> None:
         results = self.start()
         protocol, transport = connect(self.reactor)
         protocol.dataReceived(b"2")
@@ -212,7 +212,7 @@ class HttpProbeTests(ConnectionFailureTests, ProbeCase):
         protocol.connectionLost(aborted())
         self.assertEqual(self.assertOnlyResult(results).message, MessageId.INVALID_RESPONSE)
 
-    def test_malformedStatusLine(self) -> None:
+    def test_malformed_status_line(self) -> None:
         results = self.start()
         protocol, _ = connect(self.reactor)
         protocol.dataReceived(b"HTTP/1.1 20 OK\r\n\r\n")
@@ -220,7 +220,7 @@ class HttpProbeTests(ConnectionFailureTests, ProbeCase):
         result = self.assertOnlyResult(results)
         self.assertFailure_(result, MessageId.INVALID_RESPONSE, None, Phase.PARSE)
 
-    def test_controlBytesInReplyAreNeutralised(self) -> None:
+    def test_control_bytes_in_reply_are_neutralised(self) -> None:
         results = self.start()
         protocol, _ = connect(self.reactor)
         protocol.dataReceived(b"\x1b[2J\r\nfake log line\r\n")
@@ -228,7 +228,7 @@ class HttpProbeTests(ConnectionFailureTests, ProbeCase):
         result = self.assertOnlyResult(results)
         self.assertTrue(result.reply.isprintable(), repr(result.reply))
 
-    def test_oversizeHeaders(self) -> None:
+    def test_oversize_headers(self) -> None:
         results = self.start()
         protocol, transport = connect(self.reactor)
         protocol.dataReceived(b"HTTP/1.1 200 OK\r\n")
@@ -243,7 +243,7 @@ class HttpProbeTests(ConnectionFailureTests, ProbeCase):
         self.assertFailure_(result, MessageId.INVALID_RESPONSE, None, Phase.PARSE)
         self.assertEqual(result.detail, "header block too large")
 
-    def test_closeAfterStatusLine(self) -> None:
+    def test_close_after_status_line(self) -> None:
         """
         A server that closes before the blank line is judged on its status.
         """
@@ -255,7 +255,7 @@ class HttpProbeTests(ConnectionFailureTests, ProbeCase):
         self.assertTrue(result.ok)
         self.assertEqual(result.reply, "HTTP/1.1 200 OK")
 
-    def test_closeAfterBadStatusLine(self) -> None:
+    def test_close_after_bad_status_line(self) -> None:
         results = self.start(uri="/x")
         protocol, _ = connect(self.reactor)
         protocol.dataReceived(b"HTTP/1.1 404 Not Found")
@@ -264,7 +264,7 @@ class HttpProbeTests(ConnectionFailureTests, ProbeCase):
             self.assertOnlyResult(results), MessageId.INVALID_STATUS, 404, Phase.PARSE
         )
 
-    def test_closeMidStatusLine(self) -> None:
+    def test_close_mid_status_line(self) -> None:
         results = self.start()
         protocol, _ = connect(self.reactor)
         protocol.dataReceived(b"HTTP/1.")
@@ -272,7 +272,7 @@ class HttpProbeTests(ConnectionFailureTests, ProbeCase):
         result = self.assertOnlyResult(results)
         self.assertFailure_(result, MessageId.INVALID_RESPONSE, None, Phase.PARSE)
 
-    def test_resetAfterStatusLine(self) -> None:
+    def test_reset_after_status_line(self) -> None:
         """
         Only a clean close leaves a partial answer to judge: a reset after
         the status line is a failed connection, 75 with ECONNRESET.
@@ -292,7 +292,7 @@ class HttpProbeTests(ConnectionFailureTests, ProbeCase):
 
     # -- the deadline (also in ConnectionFailureTests) -------------------------
 
-    def test_deadlineWhileConnecting(self) -> None:
+    def test_deadline_while_connecting(self) -> None:
         results = self.start(timeout=10)
         self.reactor.advance(9.5)
         self.assertEqual(results, [])
@@ -300,7 +300,7 @@ class HttpProbeTests(ConnectionFailureTests, ProbeCase):
         self.assertTrue(self.reactor.connectors[0].stoppedConnecting)
         self.assertTimedOut(self.assertOnlyResult(results), Phase.CONNECT)
 
-    def test_deadlineWhileTrickling(self) -> None:
+    def test_deadline_while_trickling(self) -> None:
         """
         One byte per simulated second: the answer is not complete within
         the timeout, so the probe fails though bytes keep coming.
@@ -319,7 +319,7 @@ class HttpProbeTests(ConnectionFailureTests, ProbeCase):
         result = self.assertOnlyResult(results)
         self.assertTimedOut(result, Phase.RECEIVE)
 
-    def test_repeatedProbesAreIndependent(self) -> None:
+    def test_repeated_probes_are_independent(self) -> None:
         """
         One L{HttpProbe} asks again with a fresh parser and connection.
         """

@@ -164,7 +164,7 @@ def test_http_redirect_is_ok(nginx: Nginx) -> Generator[Any, Any, None]:
 
 @inline_callbacks
 def test_http_root_404_still_ok(nginx: Nginx) -> Generator[Any, Any, None]:
-    """The status is only judged when the URI is not C{/} (SPEC §3.4)."""
+    """The status is only judged when the URI is not C{/} (docs/failure-rules.md, HTTP rule 4)."""
     result, _ = yield _probe(_http(nginx.port_404, uri="/"))
     _assert_ok(result)
     assert " 404 " in result.reply

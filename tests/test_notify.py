@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from ismon.notify import MAX_STATUS_BYTES, SystemdNotifier
+from tests.conftest import installed_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -252,9 +253,7 @@ def test_units_verify(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
-    ismon = Path(sys.executable).parent / "ismon"
-    if not ismon.exists():
-        ismon = Path(shutil.which("ismon") or "/usr/local/bin/ismon")
+    ismon = installed_script("ismon")
     names = []
     for name, instance in zip(UNITS, ("web1", "mail1"), strict=True):
         text = (SYSTEMD / name).read_text().replace("/usr/local/bin/ismon", str(ismon))
@@ -283,9 +282,8 @@ def test_a_watch_speaks_the_protocol(manager: Manager, tmp_path: Path) -> None:
     loop turns (none while it is frozen), STOPPING at the end.
     """
     from tests.servers import free_port, wait_for_port
-    from tests.test_exec_scripts import console_script
 
-    ismon = console_script("ismon")
+    ismon = installed_script("ismon")
     port = free_port()
     # A tiny HTTP server: answers every HEAD with 200.
     server = subprocess.Popen(

@@ -21,8 +21,11 @@ import pytest
 
 from ismon.options import HttpOptions, SmtpOptions
 from tests.conftest import FreshServers
+from tests.conftest import installed_script as console_script
+from tests.procs import alive as _alive
+from tests.procs import signal_pid as _kill
+from tests.procs import wait_until
 from tests.servers import Aiosmtpd, Nginx, free_port
-from tests.test_exec_scripts import _alive, _kill, console_script, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENT = ROOT / "scripts" / "ocf" / "ismon"

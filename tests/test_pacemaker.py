@@ -28,8 +28,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import installed_nginx as nginx_binary
+from tests.conftest import installed_script as console_script
+from tests.procs import alive as _alive
+from tests.procs import signal_pid as _kill
+from tests.procs import wait_until
 from tests.servers import descendants, free_port, nginx_conf
-from tests.test_exec_scripts import _alive, _kill, console_script, nginx_binary, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

@@ -213,7 +213,7 @@ class ConnectionFailureTests:
             Phase.CONNECT,
         )
 
-    def test_cleanCloseBeforeAnyByte(self) -> None:
+    def test_clean_close_before_any_byte(self) -> None:
         results = self.start()
         protocol, _ = connect(self.reactor)
         protocol.connectionLost(closed())
@@ -229,14 +229,14 @@ class ConnectionFailureTests:
 
     # -- the deadline ----------------------------------------------------------
 
-    def test_deadlineWhileResolving(self) -> None:
+    def test_deadline_while_resolving(self) -> None:
         resolver = never_resolving()
         results = self.start(resolver, timeout=10)
         self.reactor.advance(10)
         self.assertTrue(resolver.cancelled)
         self.assertTimedOut(self.assertOnlyResult(results), Phase.RESOLVE)
 
-    def test_deadlineWhileWaiting(self) -> None:
+    def test_deadline_while_waiting(self) -> None:
         """
         The stalled server of the manual: it accepts, then never answers.
         """
@@ -329,7 +329,7 @@ class RunProbeTests(ProbeCase):
         result = self.assertOnlyResult(results)
         self.assertEqual(result.address, "[2001:db8::1]:80")
 
-    def test_badAnswerAborts(self) -> None:
+    def test_bad_answer_aborts(self) -> None:
         results = self.probe(resolving())
         protocol, transport = connect(self.reactor)
         protocol.dataReceived(b"nope")
@@ -340,7 +340,7 @@ class RunProbeTests(ProbeCase):
         self.assertEqual(result.reply, "nope")
         self.assertEqual(result.address, "127.0.0.1:80")
 
-    def test_firstVerdictCounts(self) -> None:
+    def test_first_verdict_counts(self) -> None:
         """
         A conversation that fails then (wrongly) succeeds keeps the failure.
         """
@@ -355,7 +355,7 @@ class RunProbeTests(ProbeCase):
 
     # -- the deadline in each phase ------------------------------------------
 
-    def test_deadlineWhileResolving(self) -> None:
+    def test_deadline_while_resolving(self) -> None:
         resolver = never_resolving()
         results = self.probe(resolver, timeout=10)
         self.reactor.advance(9.999)
@@ -368,7 +368,7 @@ class RunProbeTests(ProbeCase):
         self.assertEqual(result.latency, 10)
         self.assertEqual(result.address, "")
 
-    def test_deadlineWhileResolvingUncancellable(self) -> None:
+    def test_deadline_while_resolving_uncancellable(self) -> None:
         """
         A resolver Deferred that ignores cancel (getaddrinfo in a thread) is
         cancelled all the same: Deferred.cancel errbacks it, and a late
@@ -382,7 +382,7 @@ class RunProbeTests(ProbeCase):
         self.assertTrue(pending.called)
         self.assertEqual(self.reactor.tcpClients, [])
 
-    def test_deadlineWhileConnecting(self) -> None:
+    def test_deadline_while_connecting(self) -> None:
         results = self.probe(resolving(), timeout=10)
         self.assertEqual(len(self.reactor.tcpClients), 1)
         self.reactor.advance(10)
@@ -395,7 +395,7 @@ class RunProbeTests(ProbeCase):
         refuse(self.reactor)
         self.assertEqual(len(results), 1)
 
-    def test_deadlineWhileWaiting(self) -> None:
+    def test_deadline_while_waiting(self) -> None:
         results = self.probe(resolving(), timeout=10)
         self.reactor.advance(4)
         protocol, transport = connect(self.reactor)
@@ -411,7 +411,7 @@ class RunProbeTests(ProbeCase):
         self.assertTimedOut(result, Phase.WAIT)
         self.assertEqual(result.latency, 10)
 
-    def test_deadlineWhileTrickling(self) -> None:
+    def test_deadline_while_trickling(self) -> None:
         """
         A server that sends one byte per second never completes in time: the
         deadline is not reset by traffic.
@@ -430,7 +430,7 @@ class RunProbeTests(ProbeCase):
         result = self.assertOnlyResult(results)
         self.assertTimedOut(result, Phase.RECEIVE)
 
-    def test_deadlineAfterVerdict(self) -> None:
+    def test_deadline_after_verdict(self) -> None:
         """
         A verdict given before the deadline stands even if the connection
         only ends after it (a server slow to close).
@@ -447,7 +447,7 @@ class RunProbeTests(ProbeCase):
         self.assertTrue(result.ok)
         self.assertEqual(result.latency, 1)
 
-    def test_deadlineWithSynchronousAbort(self) -> None:
+    def test_deadline_with_synchronous_abort(self) -> None:
         """
         A transport whose abort reports the loss at once (as some do) still
         gives exactly one result.
@@ -475,7 +475,7 @@ class RunProbeTests(ProbeCase):
         self.assertFailure_(result, MessageId.CONNECT_ERROR, errno.ECONNREFUSED, Phase.CONNECT)
         self.assertEqual(result.address, "127.0.0.1:80")
 
-    def test_refusedThenNextAddress(self) -> None:
+    def test_refused_then_next_address(self) -> None:
         """
         Each resolved address is tried in turn, under the same deadline.
         """
@@ -494,7 +494,7 @@ class RunProbeTests(ProbeCase):
         self.assertTrue(result.ok)
         self.assertEqual(result.address, "127.0.0.1:80")
 
-    def test_allAddressesRefused(self) -> None:
+    def test_all_addresses_refused(self) -> None:
         results = self.probe(resolving(v6("::1"), v4("127.0.0.1")))
         refuse(self.reactor, 0)
         refuse(self.reactor, 1)
@@ -502,7 +502,7 @@ class RunProbeTests(ProbeCase):
         self.assertFailure_(result, MessageId.CONNECT_ERROR, errno.ECONNREFUSED, Phase.CONNECT)
         self.assertEqual(result.address, "127.0.0.1:80")
 
-    def test_deadlineSpansAddresses(self) -> None:
+    def test_deadline_spans_addresses(self) -> None:
         results = self.probe(resolving(v6("::1"), v4("127.0.0.1")), timeout=10)
         self.reactor.advance(6)
         refuse(self.reactor, 0)
@@ -511,7 +511,7 @@ class RunProbeTests(ProbeCase):
         result = self.assertOnlyResult(results)
         self.assertTimedOut(result, Phase.CONNECT)
 
-    def test_cleanCloseBeforeAnyByte(self) -> None:
+    def test_clean_close_before_any_byte(self) -> None:
         results = self.probe(resolving())
         protocol, _ = connect(self.reactor)
         protocol.connectionLost(closed())
@@ -525,7 +525,7 @@ class RunProbeTests(ProbeCase):
         result = self.assertOnlyResult(results)
         self.assertFailure_(result, MessageId.RECV_ERROR, errno.ECONNRESET, Phase.WAIT)
 
-    def test_resolveError(self) -> None:
+    def test_resolve_error(self) -> None:
         results = self.probe(
             lambda host, port: fail(ResolveError(socket.EAI_NONAME, "Name or service not known"))
         )
@@ -534,12 +534,12 @@ class RunProbeTests(ProbeCase):
         self.assertIn("not known", result.detail)
         self.assertEqual(self.reactor.tcpClients, [])
 
-    def test_resolveOtherError(self) -> None:
+    def test_resolve_other_error(self) -> None:
         results = self.probe(lambda host, port: fail(RuntimeError("resolver broke")))
         result = self.assertOnlyResult(results)
         self.assertFailure_(result, MessageId.RESOLVE_ERROR, 0, Phase.RESOLVE)
 
-    def test_resolverFindsNothing(self) -> None:
+    def test_resolver_finds_nothing(self) -> None:
         """
         A resolver answering with no address at all is a resolution failure
         (81, EAI_NONAME) at once, not a crash that waits for the deadline.
@@ -549,7 +549,7 @@ class RunProbeTests(ProbeCase):
         self.assertFailure_(result, MessageId.RESOLVE_ERROR, socket.EAI_NONAME, Phase.RESOLVE)
         self.assertEqual(self.reactor.tcpClients, [])
 
-    def test_resolverRaises(self) -> None:
+    def test_resolver_raises(self) -> None:
         """
         A resolver that raises (a programming error) gives message 42 and
         leaves no deadline timer behind.
@@ -563,7 +563,7 @@ class RunProbeTests(ProbeCase):
         self.assertFailure_(result, MessageId.SYSTEM_ERROR, 0, Phase.CONNECT)
         self.assertIn("boom", result.detail)
 
-    def test_connectRaises(self) -> None:
+    def test_connect_raises(self) -> None:
         """
         connectTCP raising at once (e.g. EMFILE) is a connect failure, not a
         hang until the deadline.
@@ -612,7 +612,7 @@ class ConnectFailureTests(SynchronousTestCase):
                     (message, number, Phase.CONNECT),
                 )
 
-    def test_realRefusal(self) -> None:
+    def test_real_refusal(self) -> None:
         """
         What the reactor really builds for ECONNREFUSED maps to 111.
         """
@@ -639,7 +639,7 @@ class LostFailureTests(SynchronousTestCase):
                     (result.message, result.number, result.phase), (message, number, phase)
                 )
 
-    def test_tlsErrors(self) -> None:
+    def test_tls_errors(self) -> None:
         """
         A TLS error ending the connection is message 90 (or 91 when the
         certificate was not trusted), whatever the phase.
@@ -660,7 +660,7 @@ class LostFailureTests(SynchronousTestCase):
                 result = lost_failure(reason, phase)
                 self.assertEqual((result.message, result.phase), (message, Phase.TLS))
 
-    def test_closeDuringTls(self) -> None:
+    def test_close_during_tls(self) -> None:
         """
         A plain close during the handshake is still 75 with 0.
         """
@@ -710,7 +710,7 @@ class SystemResolverTests(SynchronousTestCase):
         self.patch(socket, "getaddrinfo", getaddrinfo)
         return asked
 
-    def test_literalSkipsThePool(self) -> None:
+    def test_literal_skips_the_pool(self) -> None:
         reactor = _ThreadedReactor()
         asked = self.fake_getaddrinfo([])
         resolve = system_resolver(reactor, reactor.run_in_thread)
@@ -719,7 +719,7 @@ class SystemResolverTests(SynchronousTestCase):
         self.assertFalse(reactor.pool_used)
         self.assertEqual(asked, [])
 
-    def test_nameUsesThePool(self) -> None:
+    def test_name_uses_the_pool(self) -> None:
         reactor = _ThreadedReactor()
         stream, proto = socket.SOCK_STREAM, socket.IPPROTO_TCP
         asked = self.fake_getaddrinfo(
@@ -736,7 +736,7 @@ class SystemResolverTests(SynchronousTestCase):
         self.assertEqual(asked, [("localhost", 25)])
         self.assertEqual(addresses, [v6("::1", 25), v4("127.0.0.1", 25)])
 
-    def test_pendingLookupsAreBounded(self) -> None:
+    def test_pending_lookups_are_bounded(self) -> None:
         """
         Lookups stuck behind a dead name server do not pile up threads: past
         the limit a probe fails at once with EAI_AGAIN, and a lookup that
@@ -755,7 +755,7 @@ class SystemResolverTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(waiting[0]), [v4("192.0.2.1", 80)])
         self.assertNoResult(resolve("again.example", 80))
 
-    def test_lateAnswerAfterCancelIsIgnored(self) -> None:
+    def test_late_answer_after_cancel_is_ignored(self) -> None:
         parked: list[Callable[[], None]] = []
         reactor = _ThreadedReactor()
         lookup = system_resolver(reactor, parked.append)("slow.example", 80)
@@ -769,12 +769,12 @@ class SystemResolverTests(SynchronousTestCase):
         error = self.assertRaises(ResolveError, _getaddrinfo, "nowhere.invalid", 80)
         self.assertEqual(error.code, socket.EAI_NONAME)
 
-    def test_noUsableAddress(self) -> None:
+    def test_no_usable_address(self) -> None:
         self.fake_getaddrinfo([])
         error = self.assertRaises(ResolveError, _getaddrinfo, "empty.example", 80)
         self.assertEqual(error.code, socket.EAI_NONAME)
 
-    def test_resolveErrorThroughProbe(self) -> None:
+    def test_resolve_error_through_probe(self) -> None:
         """
         getaddrinfo's error number reaches message 81.
         """
@@ -806,7 +806,7 @@ class CancellationTests(SynchronousTestCase):
     an errback of the probe's Deferred.
     """
 
-    def test_neverErrbacks(self) -> None:
+    def test_never_errbacks(self) -> None:
         reactor = MemoryReactorClock()
         d = run_probe(
             reactor,
@@ -820,7 +820,7 @@ class CancellationTests(SynchronousTestCase):
         result = self.successResultOf(d)
         self.assertEqual(result.message, MessageId.SELECT_ERROR)
 
-    def test_cancelledErrorIgnored(self) -> None:
+    def test_cancelled_error_ignored(self) -> None:
         """
         A resolver that fails with CancelledError on its own (not through
         the deadline) is still a resolution failure, reported once.

@@ -44,16 +44,16 @@ def _split_strategy(data: bytes) -> st.SearchStrategy[list[bytes]]:
 
 
 class PrintableTests(SynchronousTestCase):
-    def test_controlBytesReplaced(self) -> None:
+    def test_control_bytes_replaced(self) -> None:
         self.assertEqual(printable(b"a\r\nb\x00c"), "a??b?c")
 
     def test_bounded(self) -> None:
         self.assertEqual(printable(b"x" * 500, limit=10), "x" * 10 + "...")
 
-    def test_invalidUtf8(self) -> None:
+    def test_invalid_utf8(self) -> None:
         self.assertEqual(printable(b"\xff\xfeok"), "\ufffd\ufffdok")
 
-    def test_plainAsciiKeptAsIs(self) -> None:
+    def test_plain_ascii_kept_as_is(self) -> None:
         self.assertEqual(printable(b"HTTP/1.1 200 OK"), "HTTP/1.1 200 OK")
         self.assertEqual(printable(b"\x7f~ "), "?~ ")
 
@@ -64,7 +64,7 @@ class PrintableTests(SynchronousTestCase):
         st.integers(min_value=1, max_value=260),
     )
     @settings(max_examples=300)
-    def test_sameAsThePerCharacterRendering(self, raw: bytes, limit: int) -> None:
+    def test_same_as_the_per_character_rendering(self, raw: bytes, limit: int) -> None:
         # The ASCII fast path must not change what any input renders as.
         text = raw[:limit].decode("utf-8", "replace")
         expected = "".join(c if c.isprintable() else "?" for c in text)
@@ -121,11 +121,11 @@ class StatusLineTests(SynchronousTestCase):
                     status = parse_status_line(line)
                     self.assertEqual((status.version, status.code, status.reason), expected)
 
-    def test_rawIsLogSafe(self) -> None:
+    def test_raw_is_log_safe(self) -> None:
         status = parse_status_line(b"HTTP/1.1 200 \xff OK")
         self.assertEqual(status.raw, "HTTP/1.1 200 \ufffd OK")
 
-    def test_invalidKeepsWhatArrived(self) -> None:
+    def test_invalid_keeps_what_arrived(self) -> None:
         error = self.assertRaises(InvalidResponse, parse_status_line, b"garbage\r")
         self.assertEqual(error.received, b"garbage")
 
@@ -145,7 +145,7 @@ class HttpHeadParserTests(SynchronousTestCase):
     L{HttpHeadParser}: incremental, bounded, early rejection.
     """
 
-    def test_wholeAnswer(self) -> None:
+    def test_whole_answer(self) -> None:
         parser = HttpHeadParser()
         status = parser.feed(_ANSWER)
         self.assertEqual(
@@ -154,13 +154,13 @@ class HttpHeadParserTests(SynchronousTestCase):
         self.assertTrue(parser.done)
         self.assertEqual(parser.received, len(_ANSWER))
 
-    def test_bareNewlines(self) -> None:
+    def test_bare_newlines(self) -> None:
         parser = HttpHeadParser()
         status = parser.feed(b"HTTP/1.0 302 Found\nLocation: /x\n\n")
         assert status is not None
         self.assertEqual((status.version, status.code), ((1, 0), 302))
 
-    def test_statusLineAloneIsNotDone(self) -> None:
+    def test_status_line_alone_is_not_done(self) -> None:
         """
         The verdict waits for the blank line that ends the header block.
         """
@@ -170,7 +170,7 @@ class HttpHeadParserTests(SynchronousTestCase):
         self.assertFalse(parser.done)
         self.assertIsNotNone(parser.feed(b"\r\n"))
 
-    def test_everySplitPoint(self) -> None:
+    def test_every_split_point(self) -> None:
         """
         Cutting the answer in two anywhere gives the same result.
         """
@@ -186,7 +186,7 @@ class HttpHeadParserTests(SynchronousTestCase):
                     self.assertIsNone(first)
                     self.assertEqual(second, expected)
 
-    def test_byteByByte(self) -> None:
+    def test_byte_by_byte(self) -> None:
         parser = HttpHeadParser()
         results = [parser.feed(_ANSWER[i : i + 1]) for i in range(len(_ANSWER))]
         self.assertEqual(results[:-1], [None] * (len(_ANSWER) - 1))
@@ -194,7 +194,7 @@ class HttpHeadParserTests(SynchronousTestCase):
         self.assertEqual(results[-1].code, 200)
 
     @given(st.data())
-    def test_arbitraryChunking(self, data: st.DataObject) -> None:
+    def test_arbitrary_chunking(self, data: st.DataObject) -> None:
         """
         Any chunking of a valid answer gives the same status as one chunk.
         """
@@ -217,7 +217,7 @@ class HttpHeadParserTests(SynchronousTestCase):
         self.assertEqual([r for r in results[:-1] if r is not None], [])
 
     @given(st.data())
-    def test_arbitraryChunkingOfGarbage(self, data: st.DataObject) -> None:
+    def test_arbitrary_chunking_of_garbage(self, data: st.DataObject) -> None:
         """
         Invalid answers are rejected whatever the chunking.
         """
@@ -237,7 +237,7 @@ class HttpHeadParserTests(SynchronousTestCase):
                 parser.feed(chunk)
             parser.end()
 
-    def test_earlyRejectionAfterFiveBytes(self) -> None:
+    def test_early_rejection_after_five_bytes(self) -> None:
         """
         Five bytes that are not C{HTTP/} decide: no waiting for a newline.
         """
@@ -246,37 +246,37 @@ class HttpHeadParserTests(SynchronousTestCase):
         self.assertEqual(error.reason, "answer does not begin with HTTP/")
         self.assertEqual(error.received, b"SSH-2")
 
-    def test_earlyRejectionAfterOneByte(self) -> None:
+    def test_early_rejection_after_one_byte(self) -> None:
         self.assertRaises(InvalidResponse, HttpHeadParser().feed, b"S")
         self.assertRaises(InvalidResponse, HttpHeadParser().feed, b"h")
         self.assertRaises(InvalidResponse, HttpHeadParser().feed, b"\x16")
 
-    def test_earlyRejectionOfLaterByte(self) -> None:
+    def test_early_rejection_of_later_byte(self) -> None:
         parser = HttpHeadParser()
         self.assertIsNone(parser.feed(b"HT"))
         self.assertRaises(InvalidResponse, parser.feed, b"X")
 
-    def test_prefixesAreAccepted(self) -> None:
+    def test_prefixes_are_accepted(self) -> None:
         for n in range(1, 6):
             with self.subTest(n=n):
                 self.assertIsNone(HttpHeadParser().feed(b"HTTP/"[:n]))
 
-    def test_nulInHeader(self) -> None:
+    def test_nul_in_header(self) -> None:
         parser = HttpHeadParser()
         error = self.assertRaises(
             InvalidResponse, parser.feed, b"HTTP/1.1 200 OK\r\nX: \x00\r\n\r\n"
         )
         self.assertEqual(error.reason, "NUL byte in header")
 
-    def test_badStatusLine(self) -> None:
+    def test_bad_status_line(self) -> None:
         self.assertRaises(InvalidResponse, HttpHeadParser().feed, b"HTTP/1.1 20\r\n\r\n")
 
-    def test_doneIgnoresMore(self) -> None:
+    def test_done_ignores_more(self) -> None:
         parser = HttpHeadParser()
         status = parser.feed(_ANSWER)
         self.assertEqual(parser.feed(b"body bytes that HEAD should not have"), status)
 
-    def test_endAfterStatus(self) -> None:
+    def test_end_after_status(self) -> None:
         """
         A server that closes before the blank line still told us its status.
         """
@@ -286,22 +286,22 @@ class HttpHeadParserTests(SynchronousTestCase):
         assert status is not None
         self.assertEqual(status.code, 503)
 
-    def test_endWithUnterminatedStatusLine(self) -> None:
+    def test_end_with_unterminated_status_line(self) -> None:
         parser = HttpHeadParser()
         parser.feed(b"HTTP/1.0 200 OK")
         status = parser.end()
         assert status is not None
         self.assertEqual(status.code, 200)
 
-    def test_endWithPartialStatusLine(self) -> None:
+    def test_end_with_partial_status_line(self) -> None:
         parser = HttpHeadParser()
         parser.feed(b"HTTP/1.")
         self.assertRaises(InvalidResponse, parser.end)
 
-    def test_endWithNothing(self) -> None:
+    def test_end_with_nothing(self) -> None:
         self.assertIsNone(HttpHeadParser().end())
 
-    def test_lineCap(self) -> None:
+    def test_line_cap(self) -> None:
         """
         A status line or header line over 8 KiB is refused, with or without
         its newline.
@@ -321,13 +321,13 @@ class HttpHeadParserTests(SynchronousTestCase):
         parser = HttpHeadParser()
         self.assertRaises(InvalidResponse, parser.feed, b"HTTP/1.1 200 " + long_value)
 
-    def test_lineJustUnderCap(self) -> None:
+    def test_line_just_under_cap(self) -> None:
         line = b"X: " + b"a" * (MAX_LINE_BYTES - 10) + b"\r\n"
         parser = HttpHeadParser()
         status = parser.feed(b"HTTP/1.1 200 OK\r\n" + line + b"\r\n")
         self.assertIsNotNone(status)
 
-    def test_headerBlockCap(self) -> None:
+    def test_header_block_cap(self) -> None:
         """
         More than 64 KiB of headers is refused even when every line is short.
         """
@@ -336,12 +336,12 @@ class HttpHeadParserTests(SynchronousTestCase):
         error = self.assertRaises(InvalidResponse, HttpHeadParser().feed, block + b"\r\n")
         self.assertEqual(error.reason, "header block too large")
 
-    def test_headerBlockJustUnderCap(self) -> None:
+    def test_header_block_just_under_cap(self) -> None:
         line = b"X-Filler: " + b"a" * 1000 + b"\r\n"
         block = b"HTTP/1.1 200 OK\r\n" + line * (MAX_HEADER_BYTES // len(line) - 1)
         self.assertIsNotNone(HttpHeadParser().feed(block + b"\r\n"))
 
-    def test_endlessHeadersRaiseEarly(self) -> None:
+    def test_endless_headers_raise_early(self) -> None:
         """
         Feeding 10 MiB of headers in 64 KiB chunks raises within the first
         few chunks, and the parser never holds more than a chunk plus a line.
@@ -358,7 +358,7 @@ class HttpHeadParserTests(SynchronousTestCase):
                 self.assertLessEqual(len(parser._buffer), MAX_LINE_BYTES)
         self.assertLessEqual(fed, 2 * chunk_size)
 
-    def test_endlessLineRaisesEarly(self) -> None:
+    def test_endless_line_raises_early(self) -> None:
         """
         10 MiB without a newline, in 64 KiB chunks: refused on the first chunk.
         """
@@ -372,7 +372,7 @@ class HttpHeadParserTests(SynchronousTestCase):
                 fed += len(chunk)
         self.assertEqual(fed, 0)
 
-    def test_tinyLinesStayCheap(self) -> None:
+    def test_tiny_lines_stay_cheap(self) -> None:
         """
         A 64 KiB chunk of minimal header lines (the worst case for per-line
         work) is refused within that first chunk: the work per answer is
@@ -401,21 +401,21 @@ class SmtpReplyParserTests(SynchronousTestCase):
             [SmtpReply(220, ("mail.example ESMTP Postfix",))],
         )
 
-    def test_multiLine(self) -> None:
+    def test_multi_line(self) -> None:
         replies = SmtpReplyParser().feed(b"220-mail.example ESMTP\r\n220-no UCE\r\n220 ready\r\n")
         self.assertEqual(replies, [SmtpReply(220, ("mail.example ESMTP", "no UCE", "ready"))])
         self.assertEqual(replies[0].text, "220 mail.example ESMTP / 220 no UCE / 220 ready")
 
-    def test_bareCode(self) -> None:
+    def test_bare_code(self) -> None:
         self.assertEqual(SmtpReplyParser().feed(b"250\r\n"), [SmtpReply(250, ("",))])
         self.assertEqual(SmtpReply(250, ("",)).text, "250")
 
-    def test_bareContinuation(self) -> None:
+    def test_bare_continuation(self) -> None:
         parser = SmtpReplyParser()
         self.assertEqual(parser.feed(b"250-\r\n"), [])
         self.assertEqual(parser.feed(b"250 x\r\n"), [SmtpReply(250, ("", "x"))])
 
-    def test_lineEndings(self) -> None:
+    def test_line_endings(self) -> None:
         """
         Bare C{\\n} and C{\\r\\n} give the same replies.
         """
@@ -424,7 +424,7 @@ class SmtpReplyParserTests(SynchronousTestCase):
         self.assertEqual(crlf, lf)
         self.assertEqual(crlf, [SmtpReply(250, ("a", "b"))])
 
-    def test_severalReplies(self) -> None:
+    def test_several_replies(self) -> None:
         replies = SmtpReplyParser().feed(b"220 hi\r\n250 ok\r\n221 bye\r\n")
         self.assertEqual([r.code for r in replies], [220, 250, 221])
 
@@ -443,7 +443,7 @@ class SmtpReplyParserTests(SynchronousTestCase):
         self.assertFalse(SmtpReply(421, ()).positive)
         self.assertFalse(SmtpReply(354, ()).positive)
 
-    def test_codeMismatchInMultiLine(self) -> None:
+    def test_code_mismatch_in_multi_line(self) -> None:
         parser = SmtpReplyParser()
         error = self.assertRaises(InvalidReply, parser.feed, b"250-a\r\n251 b\r\n")
         self.assertEqual(error.reason, "reply code changed inside a multi-line reply")
@@ -467,11 +467,11 @@ class SmtpReplyParserTests(SynchronousTestCase):
                 error = self.assertRaises(InvalidReply, SmtpReplyParser().feed, line)
                 self.assertEqual(error.reason, "not an SMTP reply")
 
-    def test_controlCharactersInTextNeutralised(self) -> None:
+    def test_control_characters_in_text_neutralised(self) -> None:
         (reply,) = SmtpReplyParser().feed(b"220 a\x1bb\r\n")
         self.assertEqual(reply.lines, ("a?b",))
 
-    def test_oversizeLine(self) -> None:
+    def test_oversize_line(self) -> None:
         parser = SmtpReplyParser()
         error = self.assertRaises(InvalidReply, parser.feed, b"220 " + b"x" * MAX_SMTP_LINE_BYTES)
         self.assertEqual(error.reason, "line too long")
@@ -482,7 +482,7 @@ class SmtpReplyParserTests(SynchronousTestCase):
         )
         self.assertEqual(error.reason, "line too long")
 
-    def test_oversizeReply(self) -> None:
+    def test_oversize_reply(self) -> None:
         """
         Endless continuation lines are refused once the reply passes 64 KiB,
         fed in 64 KiB chunks up to 10 MiB.
@@ -498,7 +498,7 @@ class SmtpReplyParserTests(SynchronousTestCase):
         self.assertEqual(caught.exception.reason, "reply too large")
         self.assertLessEqual(fed, MAX_SMTP_REPLY_BYTES + 64 * 1024)
 
-    def test_resetBetweenReplies(self) -> None:
+    def test_reset_between_replies(self) -> None:
         """
         The size budget is per reply, not per connection.
         """
@@ -509,7 +509,7 @@ class SmtpReplyParserTests(SynchronousTestCase):
             self.assertEqual(len(parser.feed(reply)), 1)
 
     @given(st.data())
-    def test_arbitraryChunking(self, data: st.DataObject) -> None:
+    def test_arbitrary_chunking(self, data: st.DataObject) -> None:
         """
         Any chunking of a conversation gives the same replies.
         """
@@ -549,7 +549,7 @@ class SmtpReplyParserTests(SynchronousTestCase):
         st.lists(st.integers(min_value=1, max_value=400), max_size=20),
         st.booleans(),
     )
-    def test_roundTrip(
+    def test_round_trip(
         self, replies: list[tuple[int, list[str]]], cuts: list[int], crlf: bool
     ) -> None:
         """

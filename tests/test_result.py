@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_result -*-
 """
-Tests for L{ismon.result}: judging HTTP statuses and SMTP replies (SPEC §3),
+Tests for L{ismon.result}: judging HTTP statuses and SMTP replies (docs/failure-rules.md),
 status sets, and the probe result value.
 """
 
@@ -30,15 +30,15 @@ def _status(code: int) -> StatusLine:
 
 class JudgeHttpStatusTests(SynchronousTestCase):
     """
-    SPEC §3.4: the status only counts when the URI is not C{/}; 400-599 fails.
+    docs/failure-rules.md, HTTP rule 4: the status only counts when the URI is not C{/}; 400-599 fails.
     """
 
-    def test_rootUriNeverJudged(self) -> None:
+    def test_root_uri_never_judged(self) -> None:
         for code in (100, 200, 301, 399, 400, 401, 404, 500, 503, 599, 999):
             with self.subTest(code=code):
                 self.assertEqual(judge_http_status(_status(code), "/"), (None, None))
 
-    def test_otherUri(self) -> None:
+    def test_other_uri(self) -> None:
         table = {
             100: True,
             200: True,
@@ -61,7 +61,7 @@ class JudgeHttpStatusTests(SynchronousTestCase):
                 expected = (None, None) if acceptable else (MessageId.INVALID_STATUS, code)
                 self.assertEqual(judge_http_status(_status(code), "/secret"), expected)
 
-    def test_authenticationRequired(self) -> None:
+    def test_authentication_required(self) -> None:
         """
         A URI that needs authentication fails with 83 and the code (the
         manual's example).
@@ -70,7 +70,7 @@ class JudgeHttpStatusTests(SynchronousTestCase):
             judge_http_status(_status(401), "/secret"), (MessageId.INVALID_STATUS, 401)
         )
 
-    def test_uriThatLooksLikeRoot(self) -> None:
+    def test_uri_that_looks_like_root(self) -> None:
         """
         Only exactly C{/} is exempt.
         """
@@ -80,7 +80,7 @@ class JudgeHttpStatusTests(SynchronousTestCase):
                     judge_http_status(_status(404), uri), (MessageId.INVALID_STATUS, 404)
                 )
 
-    def test_expectOverridesRule(self) -> None:
+    def test_expect_overrides_rule(self) -> None:
         expect = StatusSet.parse("200-299")
         self.assertEqual(judge_http_status(_status(204), "/", expect), (None, None))
         self.assertEqual(
@@ -90,7 +90,7 @@ class JudgeHttpStatusTests(SynchronousTestCase):
             judge_http_status(_status(500), "/x", expect), (MessageId.INVALID_STATUS, 500)
         )
 
-    def test_expectAcceptsErrors(self) -> None:
+    def test_expect_accepts_errors(self) -> None:
         """
         A set naming 401 accepts it even for a non-root URI.
         """
@@ -99,7 +99,7 @@ class JudgeHttpStatusTests(SynchronousTestCase):
 
 
 class StatusSetTests(SynchronousTestCase):
-    def test_parseValid(self) -> None:
+    def test_parse_valid(self) -> None:
         table = {
             "200": ((200, 200),),
             "200-399,404": ((200, 399), (404, 404)),
@@ -111,7 +111,7 @@ class StatusSetTests(SynchronousTestCase):
             with self.subTest(text=text):
                 self.assertEqual(StatusSet.parse(text).ranges, ranges)
 
-    def test_parseInvalid(self) -> None:
+    def test_parse_invalid(self) -> None:
         for text in (
             "",
             ",",
@@ -155,7 +155,7 @@ class StatusSetTests(SynchronousTestCase):
         self.assertEqual(str(StatusSet.parse("200-399, 404")), "200-399,404")
 
     @given(st.lists(st.tuples(st.integers(100, 599), st.integers(0, 100)), min_size=1, max_size=5))
-    def test_roundTrip(self, parts: list[tuple[int, int]]) -> None:
+    def test_round_trip(self, parts: list[tuple[int, int]]) -> None:
         ranges = tuple((low, min(599, low + width)) for low, width in parts)
         statuses = StatusSet(ranges)
         self.assertEqual(StatusSet.parse(str(statuses)), statuses)
@@ -166,7 +166,7 @@ class JudgeSmtpReplyTests(SynchronousTestCase):
         self.assertEqual(judge_smtp_reply(SmtpReply(220, ("hi",)), 220), (None, None))
         self.assertEqual(judge_smtp_reply(SmtpReply(250, ("ok",)), 250), (None, None))
 
-    def test_otherCodes(self) -> None:
+    def test_other_codes(self) -> None:
         """
         Any other code is 83 with that code, even another positive one
         (sendmail's RefuseLA answers 421).
@@ -180,7 +180,7 @@ class JudgeSmtpReplyTests(SynchronousTestCase):
 
 
 class ProbeResultTests(SynchronousTestCase):
-    def test_timedOut(self) -> None:
+    def test_timed_out(self) -> None:
         result = timed_out(Phase.WAIT, 10.0)
         self.assertFalse(result.ok)
         self.assertEqual(result.message, MessageId.SELECT_ERROR)
@@ -197,14 +197,14 @@ class ProbeResultTests(SynchronousTestCase):
             (False, MessageId.INVALID_STATUS, 401, Phase.PARSE, "HTTP/1.1 401"),
         )
 
-    def test_describeSuccess(self) -> None:
+    def test_describe_success(self) -> None:
         self.assertEqual(
             ProbeResult(ok=True, latency=0.0125, reply="HTTP/1.1 200 OK").describe(),
             "ok in 12.5 ms (HTTP/1.1 200 OK)",
         )
         self.assertEqual(ProbeResult(ok=True, latency=0.001).describe(), "ok in 1.0 ms")
 
-    def test_describeFailure(self) -> None:
+    def test_describe_failure(self) -> None:
         result = ProbeResult.failure(
             MessageId.INVALID_STATUS,
             Phase.PARSE,

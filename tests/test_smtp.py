@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_smtp -*-
 """
 Tests for L{ismon.smtp}: the greeting / NOOP / QUIT conversation, STARTTLS,
-and the SMTP probe's verdicts (SPEC §3, SMTP), on a L{MemoryReactorClock}.
+and the SMTP probe's verdicts (docs/failure-rules.md, SMTP), on a L{MemoryReactorClock}.
 """
 
 from __future__ import annotations
@@ -42,13 +42,13 @@ class SmtpProbeTests(ConnectionFailureTests, ProbeCase):
         self.assertTrue(IProbe.providedBy(probe))
         return collect(probe.probe())
 
-    def test_connectsToPort25(self) -> None:
+    def test_connects_to_port25(self) -> None:
         resolver = resolving(v4("192.0.2.5", 25))
         self.start(resolver, host="mail.example")
         self.assertEqual(resolver.asked, [("mail.example", 25)])
         self.assertEqual(self.reactor.tcpClients[0][:2], ("192.0.2.5", 25))
 
-    def test_noopAfterGreeting(self) -> None:
+    def test_noop_after_greeting(self) -> None:
         """
         Nothing is sent before the complete (multi-line) greeting; then
         NOOP; after 250, QUIT is written and the verdict is in without
@@ -77,7 +77,7 @@ class SmtpProbeTests(ConnectionFailureTests, ProbeCase):
         self.assertEqual(result.latency, 0.5)
         self.assertEqual(result.address, "127.0.0.1:25")
 
-    def test_lateQuitReplyIgnored(self) -> None:
+    def test_late_quit_reply_ignored(self) -> None:
         results = self.start()
         protocol, transport = connect(self.reactor)
         protocol.dataReceived(b"220 hi\r\n")
@@ -88,7 +88,7 @@ class SmtpProbeTests(ConnectionFailureTests, ProbeCase):
         protocol.connectionLost(closed())
         self.assertTrue(self.assertOnlyResult(results).ok)
 
-    def test_bareLineFeeds(self) -> None:
+    def test_bare_line_feeds(self) -> None:
         results = self.start()
         protocol, transport = connect(self.reactor)
         protocol.dataReceived(b"220 hi\n")
@@ -132,7 +132,7 @@ class SmtpProbeTests(ConnectionFailureTests, ProbeCase):
         result = self.assertOnlyResult(results)
         self.assertFailure_(result, MessageId.INVALID_STATUS, 500, Phase.PARSE)
 
-    def test_noopOtherPositive(self) -> None:
+    def test_noop_other_positive(self) -> None:
         """
         A NOOP reply must be exactly 250.
         """
@@ -158,7 +158,7 @@ class SmtpProbeTests(ConnectionFailureTests, ProbeCase):
         self.assertEqual(result.reply, "HTTP/1.1 400 Bad Request")
         self.assertEqual(result.detail, "not an SMTP reply")
 
-    def test_garbageAfterGreeting(self) -> None:
+    def test_garbage_after_greeting(self) -> None:
         results = self.start()
         protocol, _ = connect(self.reactor)
         protocol.dataReceived(b"220 hi\r\n")
@@ -168,7 +168,7 @@ class SmtpProbeTests(ConnectionFailureTests, ProbeCase):
         self.assertFailure_(result, MessageId.INVALID_STATUS, 0, Phase.PARSE)
         self.assertTrue(result.reply.isprintable())
 
-    def test_oversizeGreeting(self) -> None:
+    def test_oversize_greeting(self) -> None:
         results = self.start()
         protocol, transport = connect(self.reactor)
         protocol.dataReceived(b"220 " + b"x" * 10000)
@@ -178,7 +178,7 @@ class SmtpProbeTests(ConnectionFailureTests, ProbeCase):
             self.assertOnlyResult(results), MessageId.INVALID_STATUS, 0, Phase.PARSE
         )
 
-    def test_codeMismatch(self) -> None:
+    def test_code_mismatch(self) -> None:
         results = self.start()
         protocol, _ = connect(self.reactor)
         protocol.dataReceived(b"220-hi\r\n250 ok\r\n")
@@ -189,7 +189,7 @@ class SmtpProbeTests(ConnectionFailureTests, ProbeCase):
 
     # -- connection failures (and more in ConnectionFailureTests) --------------
 
-    def test_closeAfterGreetingKeepsIt(self) -> None:
+    def test_close_after_greeting_keeps_it(self) -> None:
         """
         A close after the greeting is 75 with 0, and the last reply is kept
         for the log.
@@ -202,7 +202,7 @@ class SmtpProbeTests(ConnectionFailureTests, ProbeCase):
         self.assertFailure_(result, MessageId.RECV_ERROR, 0, Phase.WAIT)
         self.assertEqual(result.reply, "220 mail.example")
 
-    def test_closeMidReply(self) -> None:
+    def test_close_mid_reply(self) -> None:
         results = self.start()
         protocol, _ = connect(self.reactor)
         protocol.dataReceived(b"220-mail.example\r\n")
@@ -211,13 +211,13 @@ class SmtpProbeTests(ConnectionFailureTests, ProbeCase):
 
     # -- the deadline (also in ConnectionFailureTests) -------------------------
 
-    def test_deadlineWhileConnecting(self) -> None:
+    def test_deadline_while_connecting(self) -> None:
         results = self.start(timeout=10)
         self.reactor.advance(10)
         self.assertTrue(self.reactor.connectors[0].stoppedConnecting)
         self.assertTimedOut(self.assertOnlyResult(results), Phase.CONNECT)
 
-    def test_deadlineWaitingForNoopReply(self) -> None:
+    def test_deadline_waiting_for_noop_reply(self) -> None:
         """
         The deadline covers the whole conversation, not each line.
         """
@@ -230,7 +230,7 @@ class SmtpProbeTests(ConnectionFailureTests, ProbeCase):
         protocol.connectionLost(aborted())
         self.assertTimedOut(self.assertOnlyResult(results), Phase.WAIT)
 
-    def test_deadlineWhileTrickling(self) -> None:
+    def test_deadline_while_trickling(self) -> None:
         results = self.start(timeout=10)
         protocol, transport = connect(self.reactor)
         greeting = b"220 mail.example ESMTP\r\n"
@@ -274,13 +274,13 @@ class StartTlsTests(ProbeCase):
         self.transport.clear()
         self.protocol.dataReceived(ehlo_reply)
 
-    def test_noPlainTextTlsOnConnect(self) -> None:
+    def test_no_plain_text_tls_on_connect(self) -> None:
         """
         STARTTLS connects in plain text (no implicit TLS wrapper).
         """
         self.assertIsNone(self.transport.tls_started_with)
 
-    def test_starttlsNotOffered(self) -> None:
+    def test_starttls_not_offered(self) -> None:
         self.greet_and_ehlo(b"250-mail.example\r\n250-PIPELINING\r\n250 SIZE 10240000\r\n")
         self.assertEqual(self.transport.value(), b"")
         self.assertTrue(self.transport.aborted)
@@ -288,14 +288,14 @@ class StartTlsTests(ProbeCase):
         result = self.assertOnlyResult(self.results)
         self.assertFailure_(result, MessageId.STARTTLS_UNAVAILABLE, None, Phase.PARSE)
 
-    def test_singleLineEhlo(self) -> None:
+    def test_single_line_ehlo(self) -> None:
         self.greet_and_ehlo(b"250 mail.example\r\n")
         self.protocol.connectionLost(aborted())
         self.assertEqual(
             self.assertOnlyResult(self.results).message, MessageId.STARTTLS_UNAVAILABLE
         )
 
-    def test_starttlsInGreetingDoesNotCount(self) -> None:
+    def test_starttls_in_greeting_does_not_count(self) -> None:
         """
         Only the EHLO reply's extension lines count, and its first line is
         the server's name, not an extension.
@@ -306,20 +306,20 @@ class StartTlsTests(ProbeCase):
             self.assertOnlyResult(self.results).message, MessageId.STARTTLS_UNAVAILABLE
         )
 
-    def test_ehloRefused(self) -> None:
+    def test_ehlo_refused(self) -> None:
         self.greet_and_ehlo(b"502 5.5.2 Error: command not recognized\r\n")
         self.protocol.connectionLost(aborted())
         self.assertFailure_(
             self.assertOnlyResult(self.results), MessageId.INVALID_STATUS, 502, Phase.PARSE
         )
 
-    def test_starttlsSent(self) -> None:
+    def test_starttls_sent(self) -> None:
         self.greet_and_ehlo(b"250-mail.example\r\n250-starttls\r\n250 8BITMIME\r\n")
         self.assertEqual(self.transport.value(), b"STARTTLS\r\n")
         self.assertIsNone(self.transport.tls_started_with)
         self.assertEqual(self.results, [])
 
-    def test_starttlsRefused(self) -> None:
+    def test_starttls_refused(self) -> None:
         self.greet_and_ehlo(b"250-mail.example\r\n250 STARTTLS\r\n")
         self.protocol.dataReceived(b"454 4.7.0 TLS not available due to local problem\r\n")
         self.assertTrue(self.transport.aborted)
@@ -328,7 +328,7 @@ class StartTlsTests(ProbeCase):
         result = self.assertOnlyResult(self.results)
         self.assertFailure_(result, MessageId.INVALID_STATUS, 454, Phase.PARSE)
 
-    def test_fullConversation(self) -> None:
+    def test_full_conversation(self) -> None:
         self.greet_and_ehlo(b"250-mail.example\r\n250 STARTTLS\r\n")
         self.transport.clear()
         self.protocol.dataReceived(b"220 2.0.0 Ready to start TLS\r\n")
@@ -348,7 +348,7 @@ class StartTlsTests(ProbeCase):
         self.assertTrue(result.ok)
         self.assertEqual(result.reply, "250 2.0.0 Ok")
 
-    def test_injectedRepliesDiscarded(self) -> None:
+    def test_injected_replies_discarded(self) -> None:
         """
         Replies that arrive in plain text after the 220 to STARTTLS (a
         man-in-the-middle injection, CVE-2011-0411 style) are not read as
@@ -362,7 +362,7 @@ class StartTlsTests(ProbeCase):
         self.assertEqual(self.transport.value(), b"EHLO monitor.example\r\n")
         self.assertEqual(self.results, [])
 
-    def test_deadlineDuringHandshake(self) -> None:
+    def test_deadline_during_handshake(self) -> None:
         self.greet_and_ehlo(b"250-mail.example\r\n250 STARTTLS\r\n")
         self.protocol.dataReceived(b"220 go ahead\r\n")
         self.reactor.advance(10)
@@ -370,7 +370,7 @@ class StartTlsTests(ProbeCase):
         self.protocol.connectionLost(aborted())
         self.assertTimedOut(self.assertOnlyResult(self.results), Phase.TLS)
 
-    def test_tlsFailureDuringHandshake(self) -> None:
+    def test_tls_failure_during_handshake(self) -> None:
         from OpenSSL import SSL
         from twisted.python.failure import Failure
 
@@ -390,7 +390,7 @@ class LocalNameTests(SynchronousTestCase):
         self.patch(socket, "gethostname", lambda: "node1.cluster.example")
         self.assertEqual(_local_name(), "node1.cluster.example")
 
-    def test_oddHostnameFallsBack(self) -> None:
+    def test_odd_hostname_falls_back(self) -> None:
         import socket
 
         for odd in ("", "bad name", "x\r\nMAIL FROM:<a@b>"):
@@ -398,7 +398,7 @@ class LocalNameTests(SynchronousTestCase):
                 self.patch(socket, "gethostname", lambda odd=odd: odd)
                 self.assertEqual(_local_name(), "localhost")
 
-    def test_heloNameDefault(self) -> None:
+    def test_helo_name_default(self) -> None:
         import socket
 
         self.patch(socket, "gethostname", lambda: "node7")

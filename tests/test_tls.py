@@ -93,7 +93,7 @@ class _PeerTransport:
 
 
 class DescribeTlsFailureTests(SynchronousTestCase):
-    def test_hostnameMismatch(self) -> None:
+    def test_hostname_mismatch(self) -> None:
         """
         service_identity's VerificationError (raised by Twisted's hostname
         check) is a trust failure.
@@ -103,19 +103,19 @@ class DescribeTlsFailureTests(SynchronousTestCase):
             (True, "certificate does not match the server name"),
         )
 
-    def test_verifyFailed(self) -> None:
+    def test_verify_failed(self) -> None:
         error = SSL.Error(
             [("SSL routines", "tls_process_server_certificate", "certificate verify failed")]
         )
         self.assertEqual(describe_tls_failure(Failure(error)), (True, "certificate verify failed"))
 
-    def test_handshakeFailure(self) -> None:
+    def test_handshake_failure(self) -> None:
         error = SSL.Error([("SSL routines", "ssl3_read_bytes", "sslv3 alert handshake failure")])
         self.assertEqual(
             describe_tls_failure(Failure(error)), (False, "sslv3 alert handshake failure")
         )
 
-    def test_severalReasons(self) -> None:
+    def test_several_reasons(self) -> None:
         error = SSL.Error(
             [
                 ("SSL routines", "f", "wrong version number"),
@@ -128,7 +128,7 @@ class DescribeTlsFailureTests(SynchronousTestCase):
             (False, "wrong version number; record layer failure"),
         )
 
-    def test_oddArguments(self) -> None:
+    def test_odd_arguments(self) -> None:
         self.assertEqual(describe_tls_failure(Failure(SSL.Error())), (False, "TLS error"))
         self.assertEqual(
             describe_tls_failure(Failure(SSL.Error("something broke"))),
@@ -151,20 +151,20 @@ class DescribeTlsFailureTests(SynchronousTestCase):
         assert described is not None
         self.assertFalse(described[0])
 
-    def test_notTls(self) -> None:
+    def test_not_tls(self) -> None:
         for value in (ConnectionDone(), ConnectionLost(), OSError(errno.EPIPE, "pipe")):
             with self.subTest(value=value):
                 self.assertIsNone(describe_tls_failure(Failure(value)))
 
 
 class CertificateDaysLeftTests(SynchronousTestCase):
-    def test_daysLeft(self) -> None:
+    def test_days_left(self) -> None:
         certificate = crypto.X509.from_cryptography(
             _certificate(_NOW + datetime.timedelta(days=30, hours=5))
         )
         self.assertEqual(certificate_days_left(_PeerTransport(certificate), now=_NOW), 30)
 
-    def test_lessThanADay(self) -> None:
+    def test_less_than_a_day(self) -> None:
         certificate = crypto.X509.from_cryptography(
             _certificate(_NOW + datetime.timedelta(hours=23))
         )
@@ -176,7 +176,7 @@ class CertificateDaysLeftTests(SynchronousTestCase):
         )
         self.assertEqual(certificate_days_left(_PeerTransport(certificate), now=_NOW), -3)
 
-    def test_defaultNowIsAware(self) -> None:
+    def test_default_now_is_aware(self) -> None:
         """
         Without C{now}, the current UTC time is used (no naive/aware mixup).
         """
@@ -184,7 +184,7 @@ class CertificateDaysLeftTests(SynchronousTestCase):
         certificate = crypto.X509.from_cryptography(_certificate(not_after))
         self.assertEqual(certificate_days_left(_PeerTransport(certificate)), 10)
 
-    def test_twistedCertificate(self) -> None:
+    def test_twisted_certificate(self) -> None:
         """
         A L{twisted.internet.ssl.Certificate} (what some transports give)
         works too.
@@ -194,7 +194,7 @@ class CertificateDaysLeftTests(SynchronousTestCase):
         )
         self.assertEqual(certificate_days_left(_PeerTransport(certificate.original), now=_NOW), 7)
 
-    def test_noCertificate(self) -> None:
+    def test_no_certificate(self) -> None:
         self.assertIsNone(certificate_days_left(_PeerTransport(None), now=_NOW))
         self.assertIsNone(certificate_days_left(object(), now=_NOW))
 
@@ -204,11 +204,11 @@ class TrustRootTests(SynchronousTestCase):
         self.directory = _tempdir(self)
         self.certs = make_test_certs(self.directory / "certs")
 
-    def test_loadCa(self) -> None:
+    def test_load_ca(self) -> None:
         trust = load_trust_root(str(self.certs.ca))
         self.assertIsNotNone(trust)
 
-    def test_bundleWithNoise(self) -> None:
+    def test_bundle_with_noise(self) -> None:
         """
         Text around and between the PEM blocks (as in distribution bundles)
         is ignored; every certificate is loaded.
@@ -222,7 +222,7 @@ class TrustRootTests(SynchronousTestCase):
         )
         self.assertIsNotNone(load_trust_root(str(bundle)))
 
-    def test_noCertificate(self) -> None:
+    def test_no_certificate(self) -> None:
         for i, content in enumerate((b"", b"not a certificate\n", self.certs.ca_key.read_bytes())):
             with self.subTest(content=content[:20]):
                 path = self.directory / f"empty{i}.pem"
@@ -230,7 +230,7 @@ class TrustRootTests(SynchronousTestCase):
                 error = self.assertRaises(ValueError, load_trust_root, str(path))
                 self.assertIn(str(path), str(error))
 
-    def test_missingFile(self) -> None:
+    def test_missing_file(self) -> None:
         self.assertRaises(OSError, load_trust_root, str(self.directory / "missing.pem"))
 
 
@@ -254,33 +254,33 @@ class ConnectionCreatorTests(SynchronousTestCase):
         self.assertEqual(connection.get_servername(), b"www.example")
         self.assertEqual(connection.get_context().get_verify_mode(), SSL.VERIFY_NONE)
 
-    def test_insecureIpAddressSendsNoSni(self) -> None:
+    def test_insecure_ip_address_sends_no_sni(self) -> None:
         for name in ("192.0.2.1", "::1", "[::1]"):
             with self.subTest(name=name):
                 creator = connection_creator(TLSSettings(servername=name, insecure=True))
                 connection = _client_connection(creator)
                 self.assertIsNone(connection.get_servername())
 
-    def test_insecureIdn(self) -> None:
+    def test_insecure_idn(self) -> None:
         creator = connection_creator(TLSSettings(servername="b\u00fccher.example", insecure=True))
         connection = _client_connection(creator)
         self.assertEqual(connection.get_servername(), b"xn--bcher-kva.example")
 
-    def test_verifiedByDefault(self) -> None:
+    def test_verified_by_default(self) -> None:
         creator = connection_creator(TLSSettings(servername="www.example"))
         self.assertTrue(IOpenSSLClientConnectionCreator.providedBy(creator))
         connection = _client_connection(creator)
         self.assertTrue(connection.get_context().get_verify_mode() & SSL.VERIFY_PEER)
         self.assertEqual(connection.get_servername(), b"www.example")
 
-    def test_caFile(self) -> None:
+    def test_ca_file(self) -> None:
         certs = make_test_certs(_tempdir(self))
         creator = connection_creator(TLSSettings(servername="localhost", ca_file=str(certs.ca)))
         self.assertTrue(IOpenSSLClientConnectionCreator.providedBy(creator))
         connection = _client_connection(creator)
         self.assertTrue(connection.get_context().get_verify_mode() & SSL.VERIFY_PEER)
 
-    def test_caFileWithoutCertificate(self) -> None:
+    def test_ca_file_without_certificate(self) -> None:
         path = _tempdir(self) / "empty.pem"
         path.write_text("nothing here\n")
         self.assertRaises(
@@ -289,7 +289,7 @@ class ConnectionCreatorTests(SynchronousTestCase):
             TLSSettings(servername="localhost", ca_file=str(path)),
         )
 
-    def test_builtOncePerSettings(self) -> None:
+    def test_built_once_per_settings(self) -> None:
         settings = TLSSettings(servername="www.example", insecure=True)
         self.assertIs(connection_creator(settings), connection_creator(settings))
         self.assertIs(
@@ -410,7 +410,7 @@ class TlsProbeTests(SynchronousTestCase):
         self.assertEqual(result.reply, "HTTP/1.1 200 OK")
         self.assertIn(result.cert_days_left, (88, 89))
 
-    def test_expiringSoon(self) -> None:
+    def test_expiring_soon(self) -> None:
         result = self.https(self.certs.expiring_soon)
         self.assertTrue(result.ok, result)
         self.assertEqual(result.cert_days_left, SOON_DAYS)
@@ -424,13 +424,13 @@ class TlsProbeTests(SynchronousTestCase):
         result = self.https(self.certs.expired)
         self.assertEqual((result.message, result.phase), (MessageId.TLS_VERIFY_ERROR, Phase.TLS))
 
-    def test_wrongHost(self) -> None:
+    def test_wrong_host(self) -> None:
         result = self.https(self.certs.wrong_host)
         self.assertFalse(result.ok)
         self.assertEqual((result.message, result.phase), (MessageId.TLS_VERIFY_ERROR, Phase.TLS))
         self.assertEqual(result.detail, "certificate does not match the server name")
 
-    def test_servernameChosen(self) -> None:
+    def test_servername_chosen(self) -> None:
         """
         The verification name is the configured server name, not the
         address connected to.
@@ -438,14 +438,14 @@ class TlsProbeTests(SynchronousTestCase):
         result = self.https(self.certs.wrong_host, servername="wrong.example")
         self.assertTrue(result.ok, result)
 
-    def test_insecureAcceptsAnything(self) -> None:
+    def test_insecure_accepts_anything(self) -> None:
         for pair in (self.certs.self_signed, self.certs.wrong_host, self.certs.expired):
             with self.subTest(pair=pair.cert.name):
                 self.reactor = MemoryReactorClock()
                 result = self.https(pair, insecure=True)
                 self.assertTrue(result.ok, result)
 
-    def test_notTlsAtAll(self) -> None:
+    def test_not_tls_at_all(self) -> None:
         """
         A plain HTTP server on the HTTPS port is a handshake error (90).
         """
@@ -473,7 +473,7 @@ class TlsProbeTests(SynchronousTestCase):
         (result,) = results
         self.assertEqual((result.message, result.phase), (MessageId.TLS_HANDSHAKE_ERROR, Phase.TLS))
 
-    def test_handshakeStalls(self) -> None:
+    def test_handshake_stalls(self) -> None:
         """
         A server that accepts and never speaks TLS: the deadline, at the TLS
         phase.
@@ -507,7 +507,7 @@ class TlsProbeTests(SynchronousTestCase):
         )
         self.assertEqual(self.reactor.getDelayedCalls(), [])
 
-    def test_smtpImplicitTls(self) -> None:
+    def test_smtp_implicit_tls(self) -> None:
         request = SmtpRequest(
             host="127.0.0.1",
             port=465,

@@ -30,7 +30,6 @@ import subprocess
 import sys
 import sysconfig
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,7 +43,6 @@ from tests.watchproc import (
     Processes,
     message,
     message_ids,
-    processes_of_test,
 )
 
 pytestmark = pytest.mark.integration
@@ -134,11 +132,6 @@ def _make_venv(work: Path, wheel: Path) -> Venv:
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
     work = tmp_path_factory.mktemp("wheel")
     return _make_venv(work, _build_wheel(work))
-
-
-@pytest.fixture(name="processes")
-def _processes(tmp_path: Path) -> Iterator[Processes]:
-    yield from processes_of_test(tmp_path)
 
 
 def test_the_venv_runs_the_wheel_not_the_working_tree(venv: Venv, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,15 +35,9 @@ from tests.watchproc import (
     command,
     message,
     message_ids,
-    processes_of_test,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(name="processes")
-def _processes(tmp_path: Path) -> Iterator[Processes]:
-    yield from processes_of_test(tmp_path)
 
 
 FAST = ["-i", "1", "-c", "2", "-r", "1"]

@@ -12,23 +12,17 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.servers import Nginx, Rsyslog, ServerProcess
-from tests.watchproc import LOOPBACK, Processes, command, message_ids, processes_of_test
+from tests.watchproc import LOOPBACK, Processes, command, message_ids
 
 pytestmark = pytest.mark.integration
 
 # Lines of Twisted itself that a watch's log used to carry.
 TWISTED_LINES = ("ControlFactory starting on", "(UNIX Port", "Main loop terminated.")
-
-
-@pytest.fixture(name="processes")
-def _processes(tmp_path: Path) -> Iterator[Processes]:
-    yield from processes_of_test(tmp_path)
 
 
 def _catalogue_line(cmd: str, watch_id: str) -> re.Pattern[str]:

@@ -25,6 +25,8 @@ from ismon.notify import SystemdNotifier
 from ismon.options import Action, WatchConfig
 from ismon.schedule import Timing
 from ismon.service import ExitStatus, WatchService, _LoopWatchdog, loop_watchdog_limit
+from tests.procs import end_process
+from tests.watchproc import command
 
 STALLED_TEXT = "has detected that its own event loop stalled for"
 
@@ -207,9 +209,8 @@ def test_a_watch_frozen_whole_for_longer_than_the_stall_threshold_lives_on() -> 
     # must win the confirmation window.  Frozen 20 s: past the 15 s
     # threshold of the 30 s limit, short of the limit itself.
     top = Path(tempfile.mkdtemp(prefix="ismon-wd-"))
-    clp_httpmon = Path(sys.executable).parent / "clp_httpmon"
     argv = [
-        str(clp_httpmon) if clp_httpmon.exists() else "clp_httpmon",
+        *command("clp_httpmon"),
         "wdfreeze",
         "-s",
         "127.0.0.1",
@@ -246,12 +247,5 @@ def test_a_watch_frozen_whole_for_longer_than_the_stall_threshold_lives_on() -> 
         assert proc.poll() is None, text
         assert STALLED_TEXT not in text, text
     finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGCONT)
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
+        end_process(proc, 10)
         shutil.rmtree(top, ignore_errors=True)

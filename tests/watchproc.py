@@ -1,7 +1,7 @@
 """
 Running the product as real processes in tests: watches in the background
 (output to a file, polled), control commands in the foreground, and the
-catalogue texts of SPEC §5 written out here (not taken from
+catalogue texts of the README (Messages) written out here (not taken from
 L{ismon.catalogue}, so that a wrong catalogue cannot agree with itself).
 
 Every process started through L{Processes} is ended by PID when the test
@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +27,8 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from tests.procs import ScriptNotInstalled, console_script, end_process, signal_pid
 
 __all__ = [
     "LOOPBACK",
@@ -47,8 +48,9 @@ LOOPBACK = "127.0.0.1"
 #: the thing happens, so only a failing test waits this long.
 PATIENCE = 30.0
 
-# SPEC §5, verbatim; 95 and 96 are ismon's own (README message catalogue).
-_TEXTS = {
+# The README's Messages table, verbatim: the 2004 texts, and 95 and 96 of
+# ismon's own.
+_CATALOGUE_TEXTS = {
     1: "The {cmd} has started watching {proto}.",
     2: "The {cmd} is going to watch {proto} daemon.",
     3: "The {cmd} will stop watching {proto} daemon.",
@@ -75,7 +77,7 @@ def message(number: int, cmd: str, watch_id: str | None, nn: int | str = "") -> 
     The text of catalogue message C{number} with its C{[ID:...]} tag (or,
     for messages that carry free text, C{watch_id=None}, just the start).
     """
-    text = _TEXTS[number].format(cmd=cmd, proto=_PROTO[cmd], nn=nn)
+    text = _CATALOGUE_TEXTS[number].format(cmd=cmd, proto=_PROTO[cmd], nn=nn)
     if watch_id is None or text.endswith("("):
         return text
     return f"{text} [ID:{watch_id}]"
@@ -94,7 +96,6 @@ def message_ids(output: str, cmd: str, watch_id: str, among: Sequence[int]) -> l
 
 # -- commands ---------------------------------------------------------------
 
-_BIN = Path(sys.executable).parent
 _SCRIPT_FALLBACK = {
     "clp_httpmon": "from ismon.cli import clp_httpmon; clp_httpmon()",
     "clp_smtpmon": "from ismon.cli import clp_smtpmon; clp_smtpmon()",
@@ -105,15 +106,13 @@ _SCRIPT_FALLBACK = {
 def command(name: str) -> list[str]:
     """
     The argv prefix that runs the console script C{name} of this Python
-    (the real script beside C{sys.executable}, not a pyenv shim).
+    (L{tests.procs.console_script}), or its entry point through this Python
+    when the script is not installed.
     """
-    beside = _BIN / name
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return [str(beside)]
-    found = shutil.which(name)
-    if found:
-        return [found]
-    return [sys.executable, "-c", _SCRIPT_FALLBACK[name]]
+    try:
+        return [str(console_script(name))]
+    except ScriptNotInstalled:
+        return [sys.executable, "-c", _SCRIPT_FALLBACK[name]]
 
 
 def _environment(extra: dict[str, str] | None) -> dict[str, str]:
@@ -184,20 +183,11 @@ class WatchProcess:
         return float(match.group(1))
 
     def signal(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, sig)
+        signal_pid(self.pid, sig)
 
     def end(self) -> None:
-        """Make sure the process is gone (SIGCONT, SIGTERM, then SIGKILL)."""
-        if self.process.poll() is not None:
-            return
-        self.signal(signal.SIGCONT)
-        self.signal(signal.SIGTERM)
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.signal(signal.SIGKILL)
-            self.process.wait(5)
+        """Make sure the process is gone (L{tests.procs.end_process})."""
+        end_process(self.process)
 
 
 @contextlib.contextmanager
@@ -278,11 +268,8 @@ class Processes:
 
 def processes_of_test(directory: Path) -> Iterator[Processes]:
     """
-    For a fixture: the processes of one test, all ended at teardown::
-
-        @pytest.fixture(name="processes")
-        def _processes(tmp_path: Path) -> Iterator[Processes]:
-            yield from processes_of_test(tmp_path)
+    The processes of one test, all ended at teardown: the body of the
+    C{processes} fixture in C{tests/conftest.py}.
     """
     started = Processes(directory)
     try:
