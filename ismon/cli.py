@@ -18,14 +18,15 @@ from twisted.python import usage
 
 from ismon import __version__
 from ismon.catalogue import MessageId, render
+from ismon.config import WatchConfig
+from ismon.control_commands import VERBS, ControlRequest
 from ismon.manual import full_help
 from ismon.options import (
-    Action,
     HttpOptions,
     ParameterError,
     SmtpOptions,
-    WatchConfig,
     WatchOptions,
+    control_request,
     plain_usage_error,
     quote,
 )
@@ -43,17 +44,21 @@ def clp_smtpmon(argv: list[str] | None = None) -> NoReturn:
 
 
 def _refuse(options: WatchOptions, error: usage.UsageError) -> int:
+    return _refuse_as(options.command, options.watch_id, error)
+
+
+def _refuse_as(command: str, watch_id: str | None, error: usage.UsageError) -> int:
     """One line on stderr: the catalogue message, then what was wrong."""
     message = error.message if isinstance(error, ParameterError) else MessageId.INVALID_PARAMETER
     detail = error.detail if isinstance(error, ParameterError) else str(error)
     # getopt's own errors quote the raw option ("--bo\ngus"): keep ONE line.
     detail = "".join(c if c.isprintable() else repr(c)[1:-1] for c in detail)
-    watch_id = options.watch_id if options.watch_id is not None else ""
-    if len(watch_id) > 40 or not watch_id.isascii() or not watch_id.isalnum():
-        watch_id = "?"
-    text = render(message, command=options.command, watch_id=watch_id)
+    shown = watch_id if watch_id is not None else ""
+    if len(shown) > 40 or not shown.isascii() or not shown.isalnum():
+        shown = "?"
+    text = render(message, command=command, watch_id=shown)
     sys.stderr.write(f"{text} {detail} (see --help)\n")
-    _syslog_best_effort(options.command, text)
+    _syslog_best_effort(command, text)
     return ExitStatus.INVALID_PARAMETER
 
 
@@ -65,24 +70,25 @@ def _syslog_best_effort(command: str, text: str) -> None:
     observer.close()
 
 
-def parse(options_class: type[WatchOptions], argv: list[str]) -> WatchConfig | int:
+def parse(options_class: type[WatchOptions], argv: list[str]) -> WatchConfig | ControlRequest | int:
+    """A watch to run, a control command, or the exit status of a refusal."""
     options = options_class()
     try:
         options.parseOptions(argv)
     except usage.UsageError as e:
         return _refuse(options, e)
-    assert options.config is not None
-    return options.config
+    parsed = options.config or options.control
+    assert parsed is not None
+    return parsed
 
 
 def run_command(options_class: type[WatchOptions], argv: list[str]) -> int:
     parsed = parse(options_class, argv)
     if isinstance(parsed, int):
         return parsed
-    config = parsed
-    if config.action is Action.START:
-        return run_watch(config)
-    return control_command(config.action, config, as_json=False)
+    if isinstance(parsed, WatchConfig):
+        return run_watch(parsed)
+    return control_command(parsed)
 
 
 # -- running a watch in the foreground --------------------------------------
@@ -134,20 +140,12 @@ def run_watch(config: WatchConfig) -> int:
 # -- talking to a running watch ----------------------------------------------
 
 
-def control_command(action: Action | None, config: WatchConfig, *, as_json: bool) -> int:
-    """--stop / --pause / --continue / --disp / --del, or status (None), for one ID."""
+def control_command(request: ControlRequest) -> int:
+    """--stop / --pause / --continue / --disp / --del, or status, for one ID."""
     from ismon import control_commands
 
     # The one implementation of what the control commands print and return;
     # ismon.entry runs the command lines it recognises there directly.
-    request = control_commands.ControlRequest(
-        command=config.command,
-        watch_id=config.watch_id,
-        action=None if action is None else action.value,
-        stop_wait=config.stop_wait,
-        state_dir=config.state_dir,
-        as_json=as_json,
-    )
     return control_commands.run(request)
 
 
@@ -203,15 +201,7 @@ def _main(argv: list[str]) -> int:
         return run_command(HttpOptions, rest)
     if verb == "smtp":
         return run_command(SmtpOptions, rest)
-    actions = {
-        "stop": Action.STOP,
-        "pause": Action.PAUSE,
-        "continue": Action.CONTINUE,
-        "disp": Action.DISP,
-        "del": Action.DEL,
-        "status": None,
-    }
-    if verb not in actions:
+    if verb not in (*VERBS, "status"):
         sys.stderr.write(f"ismon: unknown command {quote(verb)} (see ismon --help)\n")
         return ExitStatus.INVALID_PARAMETER
     options = _ControlOptions()
@@ -228,17 +218,20 @@ def _main(argv: list[str]) -> int:
         return ExitStatus.INVALID_PARAMETER
     if verb == "status" and options.watch_id is None:
         return _status_all(options)
-    action = actions[verb]
-    args = [options.watch_id] if options.watch_id is not None else []
-    if action is not None:
-        args.append(f"--{verb}")
-    args += ["-r", options["timeout"]]
-    if options["state-dir"]:
-        args += ["--state-dir", options["state-dir"]]
-    parsed = parse(HttpOptions, args)
-    if isinstance(parsed, int):
-        return parsed
-    return control_command(action, parsed, as_json=options["json"])
+    # Refused in the words of clp_httpmon's control options, as ever.
+    command = HttpOptions.command
+    try:
+        request = control_request(
+            command,
+            options.watch_id,
+            None if verb == "status" else verb,
+            stop_wait=options["timeout"],
+            state_dir=options["state-dir"] or None,
+            as_json=bool(options["json"]),
+        )
+    except ParameterError as e:
+        return _refuse_as(command, options.watch_id, e)
+    return control_command(request)
 
 
 def _system_error(

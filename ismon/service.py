@@ -25,16 +25,14 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ismon.catalogue import MessageId, render, takes_detail
+from ismon.config import WatchConfig
 from ismon.control import IWatchControl, listen_control
 from ismon.exit_status import ExitStatus
-from ismon.http import HttpProbe, HttpRequest
 from ismon.notify import SystemdNotifier
-from ismon.options import WatchConfig
 from ismon.probe import IProbe, ReactorType
 from ismon.report import JsonLinesObserver, Reporter, SyslogObserver
 from ismon.result import ProbeResult
 from ismon.schedule import Schedule, WatchState
-from ismon.smtp import SmtpProbe
 from ismon.state import AlreadyRunning, StateDir, WatchLock, default_state_dir
 
 __all__ = ["ExitStatus", "WatchService", "make_probe", "make_twistd_service", "use_monotonic_clock"]
@@ -78,9 +76,13 @@ def _release_freed_memory() -> None:
 
 
 def make_probe(reactor: ReactorType, config: WatchConfig) -> IProbe:
-    if isinstance(config.request, HttpRequest):
-        return HttpProbe(reactor, config.request)
-    return SmtpProbe(reactor, config.request)
+    if config.protocol == "http":
+        from ismon.http import HttpProbe
+
+        return HttpProbe(reactor, config.request)  # type: ignore[arg-type]
+    from ismon.smtp import SmtpProbe
+
+    return SmtpProbe(reactor, config.request)  # type: ignore[arg-type]
 
 
 def loop_watchdog_limit(detection_bound: float) -> float:
@@ -239,14 +241,7 @@ class WatchService(Service):
         listening.addCallbacks(self._listening, self._listen_failed)
 
     def _target(self) -> str:
-        request = self.config.request
-        scheme = self.config.protocol
-        if getattr(request, "tls", None) is not None:
-            scheme += "+starttls" if getattr(request, "starttls", False) else "s"
-        text = f"{scheme}://{request.host}:{request.port}"
-        if isinstance(request, HttpRequest):
-            text += f"{request.uri} HTTP/{request.version}"
-        return text
+        return self.config.target
 
     def _listening(self, port: IListeningPort) -> None:
         self._port = port

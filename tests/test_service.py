@@ -20,14 +20,14 @@ from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
 from ismon.catalogue import MessageId
-from ismon.http import HttpRequest
+from ismon.config import WatchConfig
 from ismon.notify import SystemdNotifier
-from ismon.options import Action, WatchConfig
 from ismon.probe import IProbe
+from ismon.requests import HttpRequest
 from ismon.result import Phase, ProbeResult
-from ismon.schedule import Timing
 from ismon.service import ExitStatus, WatchService
 from ismon.state import StateDir, WatchLock
+from ismon.timing import Timing
 
 OK = ProbeResult(ok=True, latency=0.001, reply="HTTP/1.1 200 OK")
 TIMEOUT = ProbeResult.failure(MessageId.SELECT_ERROR, Phase.WAIT, number=errno.ETIMEDOUT)
@@ -70,7 +70,6 @@ class WatchServiceTests(TestCase):
             watch_id="web1",
             protocol="http",
             command="clp_httpmon",
-            action=Action.START,
             request=HttpRequest(host="127.0.0.1", port=80, timeout=1),
             timing=Timing(interval=10, retries=retries, timeout=1, retry_interval=2),
             state_dir=self.folder,

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 from twisted.internet.testing import MemoryReactorClock
 
-from ismon.http import HttpRequest
+from ismon.config import WatchConfig
 from ismon.notify import SystemdNotifier
-from ismon.options import Action, WatchConfig
-from ismon.schedule import Timing
+from ismon.requests import HttpRequest
 from ismon.service import ExitStatus, WatchService, _LoopWatchdog, loop_watchdog_limit
+from ismon.timing import Timing
 
 STALLED_TEXT = "has detected that its own event loop stalled for"
 
@@ -57,7 +57,6 @@ def test_service_beats_at_the_derived_period_not_every_second(
         watch_id="wd0",
         protocol="http",
         command="clp_httpmon",
-        action=Action.START,
         request=HttpRequest(host="127.0.0.1", port=9, timeout=10),
         timing=timing,
         syslog_socket=None,
