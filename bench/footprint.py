@@ -252,8 +252,9 @@ def child_harness(port: int, first: int, second: int, state_dir: str) -> int:
     )
 
     from ismon.config import WatchConfig
+    from ismon.process import use_monotonic_clock
     from ismon.requests import HttpRequest
-    from ismon.service import WatchService, use_monotonic_clock
+    from ismon.service import WatchService
     from ismon.timing import Timing
 
     use_monotonic_clock(reactor)

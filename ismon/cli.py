@@ -20,27 +20,33 @@ from ismon import __version__
 from ismon.catalogue import MessageId, render
 from ismon.config import WatchConfig
 from ismon.control_commands import VERBS, ControlRequest
+from ismon.exit_status import ExitStatus
 from ismon.manual import full_help
 from ismon.options import (
-    HttpOptions,
     ParameterError,
-    SmtpOptions,
     WatchOptions,
     control_request,
     plain_usage_error,
     quote,
 )
-from ismon.service import ExitStatus
+from ismon.protocols import PROTOCOLS, by_command
 
-__all__ = ["clp_httpmon", "clp_smtpmon", "main", "run_command"]
+__all__ = ["clp", "clp_httpmon", "clp_smtpmon", "main", "run_command"]
+
+
+def clp(command: str, argv: list[str] | None = None) -> NoReturn:
+    """Run a 2004 command (C{clp_httpmon} ...) of L{ismon.protocols}."""
+    protocol = by_command(command)
+    assert protocol is not None, command
+    sys.exit(run_command(protocol.options_class(), sys.argv[1:] if argv is None else argv))
 
 
 def clp_httpmon(argv: list[str] | None = None) -> NoReturn:
-    sys.exit(run_command(HttpOptions, sys.argv[1:] if argv is None else argv))
+    clp("clp_httpmon", argv)
 
 
 def clp_smtpmon(argv: list[str] | None = None) -> NoReturn:
-    sys.exit(run_command(SmtpOptions, sys.argv[1:] if argv is None else argv))
+    clp("clp_smtpmon", argv)
 
 
 def _refuse(options: WatchOptions, error: usage.UsageError) -> int:
@@ -99,8 +105,9 @@ def run_watch(config: WatchConfig) -> int:
     from twisted.internet import reactor
     from twisted.logger import FilteringLogObserver, globalLogBeginner, textFileLogObserver
 
+    from ismon.process import exit_now, use_monotonic_clock
     from ismon.report import CatalogueFilter
-    from ismon.service import WatchService, use_monotonic_clock
+    from ismon.service import WatchService
 
     use_monotonic_clock(reactor)
     # The log is the message catalogue; --debug adds Twisted's own events.
@@ -125,16 +132,7 @@ def run_watch(config: WatchConfig) -> int:
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)  # type: ignore[attr-defined]
     reactor.run()  # type: ignore[attr-defined]
     code = service.exit_code if service.exit_code is not None else ExitStatus.STOPPED
-    # Everything is closed and released by now.  Tearing down the
-    # interpreter (hundreds of modules) would add ~40 ms between the verdict
-    # and the exit the cluster waits for; skip it.
-    for stream in (sys.stdout, sys.stderr, logfile):
-        try:
-            if stream is not None:
-                stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
+    exit_now(code, logfile)
 
 
 # -- talking to a running watch ----------------------------------------------
@@ -197,10 +195,8 @@ def _main(argv: list[str]) -> int:
         print(f"ismon {__version__}")
         return 0
     verb, rest = argv[0], argv[1:]
-    if verb == "http":
-        return run_command(HttpOptions, rest)
-    if verb == "smtp":
-        return run_command(SmtpOptions, rest)
+    if verb in PROTOCOLS:
+        return run_command(PROTOCOLS[verb].options_class(), rest)
     if verb not in (*VERBS, "status"):
         sys.stderr.write(f"ismon: unknown command {quote(verb)} (see ismon --help)\n")
         return ExitStatus.INVALID_PARAMETER
@@ -219,7 +215,7 @@ def _main(argv: list[str]) -> int:
     if verb == "status" and options.watch_id is None:
         return _status_all(options)
     # Refused in the words of clp_httpmon's control options, as ever.
-    command = HttpOptions.command
+    command = PROTOCOLS["http"].command
     try:
         request = control_request(
             command,

@@ -21,6 +21,7 @@ from twisted.python import usage
 from ismon.catalogue import MessageId
 from ismon.config import WatchConfig
 from ismon.control_commands import ControlRequest
+from ismon.protocols import PROTOCOLS
 from ismon.requests import HttpRequest, ProbeRequest, SmtpRequest, TLSSettings
 from ismon.result import StatusSet
 from ismon.state import InvalidWatchId, validate_watch_id
@@ -372,10 +373,11 @@ class WatchOptions(usage.Options):
 class HttpOptions(WatchOptions):
     """C{clp_httpmon} / C{ismon http} / C{twistd ismon-http}."""
 
-    protocol = "http"
-    command = "clp_httpmon"
-    default_port = 80
-    tls_port = 443
+    # Its name, command and ports: ismon.protocols, the one table of them.
+    protocol = PROTOCOLS["http"].name
+    command = PROTOCOLS["http"].command
+    default_port = PROTOCOLS["http"].default_port
+    tls_port = PROTOCOLS["http"].tls_port
     longdesc = "Watch an HTTP daemon with HEAD requests."
 
     optParameters: ClassVar[list[list[Any]]] = [
@@ -420,10 +422,11 @@ class HttpOptions(WatchOptions):
 class SmtpOptions(WatchOptions):
     """C{clp_smtpmon} / C{ismon smtp} / C{twistd ismon-smtp}."""
 
-    protocol = "smtp"
-    command = "clp_smtpmon"
-    default_port = 25
-    tls_port = 465
+    # Its name, command and ports: ismon.protocols, the one table of them.
+    protocol = PROTOCOLS["smtp"].name
+    command = PROTOCOLS["smtp"].command
+    default_port = PROTOCOLS["smtp"].default_port
+    tls_port = PROTOCOLS["smtp"].tls_port
     longdesc = "Watch an SMTP daemon with NOOP."
 
     optFlags: ClassVar[list[list[str | None]]] = [

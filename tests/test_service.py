@@ -15,17 +15,19 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import globalLogPublisher
+from twisted.logger import LogPublisher, globalLogPublisher
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
 from ismon.catalogue import MessageId
 from ismon.config import WatchConfig
+from ismon.exit_status import ExitStatus
+from ismon.health import SystemdHealth
 from ismon.notify import SystemdNotifier
 from ismon.probe import IProbe
 from ismon.requests import HttpRequest
 from ismon.result import Phase, ProbeResult
-from ismon.service import ExitStatus, WatchService
+from ismon.service import WatchService
 from ismon.state import StateDir, WatchLock
 from ismon.timing import Timing
 
@@ -64,6 +66,7 @@ class WatchServiceTests(TestCase):
         retries: int = 2,
         notifier: SystemdNotifier | None = None,
         syslog: str | None = None,
+        publisher: LogPublisher = globalLogPublisher,
         **extra: Any,
     ) -> WatchService:
         config = WatchConfig(
@@ -81,8 +84,9 @@ class WatchServiceTests(TestCase):
             self.reactor,
             probe=probe,
             on_exit=self.exits.append,
-            notifier=notifier or SystemdNotifier({}),
-            loop_watchdog=False,
+            # No loop watchdog: it measures real time, and this clock is fake.
+            health=[SystemdHealth(self.reactor, notifier or SystemdNotifier({}))],
+            log_publisher=publisher,
         )
         self.addCleanup(lambda: service._end(0, stop_reactor=False))
         return service
@@ -101,6 +105,75 @@ class WatchServiceTests(TestCase):
         self.assertEqual(levels, ["warn", "warn", "error"])
         state = StateDir.open(self.folder, create=False)
         self.assertFalse(state.pid_path("web1").exists())
+
+    def test_messages_go_to_the_publisher_given(self) -> None:
+        """
+        A watch given a log publisher publishes there, and its syslog
+        observer listens there, not on the global one.
+        """
+        publisher = LogPublisher()
+        seen: list[dict[str, Any]] = []
+        publisher.addObserver(seen.append)
+        service = self.make(
+            Scripted(OK), publisher=publisher, syslog=str(self.folder / "no-such-socket")
+        )
+        service.startService()
+        self.reactor.advance(0)
+        service.stop()
+        self.reactor.advance(0)
+        self.assertEqual(self.messages(), [])
+        ids = [e["ismon_message_id"] for e in seen if "ismon_message_id" in e]
+        self.assertEqual(ids, [2, 98, 99, 1, 3, 6])
+
+    def test_status_document_fields(self) -> None:
+        """The status snapshot gives the JSON fields of README "Running a watch"."""
+        service = self.make(Scripted(OK))
+        service.startService()
+        self.reactor.advance(0)
+        status = service.status()
+        self.assertEqual(
+            list(status),
+            [
+                "watch_id",
+                "protocol",
+                "command",
+                "pid",
+                "target",
+                "state",
+                "paused_since",
+                "consecutive_failures",
+                "probes",
+                "failures",
+                "skipped_ticks",
+                "last_probe",
+                "interval",
+                "timeout",
+                "retries",
+                "retry_interval",
+                "detection_bound",
+                "started",
+                "uptime",
+            ],
+        )
+        last = status["last_probe"]
+        assert isinstance(last, dict)
+        self.assertEqual(
+            list(last),
+            [
+                "time",
+                "ok",
+                "message_id",
+                "number",
+                "phase",
+                "latency",
+                "reply",
+                "detail",
+                "address",
+                "cert_days_left",
+                "summary",
+            ],
+        )
+        self.assertEqual(status["target"], "http://127.0.0.1:80/ HTTP/1.1")
 
     def test_recovery_is_reported(self) -> None:
         service = self.make(Scripted(OK, TIMEOUT, OK))
