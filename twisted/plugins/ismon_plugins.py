@@ -71,19 +71,26 @@ class _WatchMaker:
 
     @property
     def options(self) -> Any:
-        return self._protocol.options_class()
+        from ismon.options import ParameterError
+
+        base: Any = self._protocol.options_class()
+
+        class TwistdOptions(base):  # type: ignore[misc, valid-type]
+            def postOptions(self) -> None:
+                super().postOptions()
+                if self.control is not None:
+                    # Nothing for twistd to run: the control options talk
+                    # to a watch that runs already.
+                    raise ParameterError(
+                        f"--{self.control.action} is for {self.command} ID or ismon, not twistd"
+                    )
+
+        return TwistdOptions
 
     def makeService(self, options: Any) -> Any:
-        from twisted.python.usage import UsageError
-
         from ismon.process import make_twistd_service
 
         config = options.config
-        if config is None:
-            # --stop, --pause ... talk to a running watch: nothing for twistd to run.
-            raise UsageError(
-                f"{options.control.action}: use {self._protocol.command} ID --<action>"
-            )
         server_options = getattr(options, "parent", None)
         return _CatalogueLog(make_twistd_service(config), server_options, config.debug)
 
