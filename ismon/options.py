@@ -346,10 +346,10 @@ class WatchOptions(usage.Options):
         servername = _text("--servername", self["servername"] or server)
         ca_file = self["ca-file"]
         if ca_file is not None:
-            from ismon.tls import load_trust_root
+            from ismon.ca_file import read_ca_file
 
             try:
-                load_trust_root(ca_file)
+                read_ca_file(ca_file)
             except OSError as e:
                 reason = e.strerror or str(e)
                 raise ParameterError(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime
 import functools
 import math
-import re
 from typing import Any
 
 import attrs
@@ -23,6 +22,7 @@ from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ismon.ca_file import read_ca_file
 from ismon.probe import ITLSClient
 from ismon.requests import TLSSettings
 
@@ -34,8 +34,6 @@ __all__ = [
     "load_trust_root",
 ]
 
-_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
-
 
 def load_trust_root(ca_file: str) -> Any:
     """
@@ -44,11 +42,7 @@ def load_trust_root(ca_file: str) -> Any:
     @raise ValueError: the file holds no certificate.
     @raise OSError: the file cannot be read.
     """
-    with open(ca_file, "rb") as f:
-        pem = f.read()
-    certificates = [ssl.Certificate.loadPEM(block) for block in _PEM_CERT.findall(pem)]
-    if not certificates:
-        raise ValueError(f"no PEM certificate in {ca_file}")
+    certificates = [ssl.Certificate(x509) for x509 in read_ca_file(ca_file)]
     return ssl.trustRootFromCertificates(certificates)  # type: ignore[no-untyped-call]
 
 

@@ -32,6 +32,7 @@ PUBLIC = {
     ],
     "ismon.requests": ["HttpRequest", "ProbeRequest", "SmtpRequest", "TLSSettings"],
     "ismon.timing": ["Timing"],
+    "ismon.ca_file": ["read_ca_file"],
     "ismon.config": ["WatchConfig"],
     "ismon.http": ["HttpProbe", "build_request"],
     "ismon.smtp": ["SmtpProbe"],
@@ -127,12 +128,14 @@ PUBLIC = {
 # pure rooms of the design.
 PURE = [
     "ismon.ampbox",
+    "ismon.ca_file",
     "ismon.catalogue",
     "ismon.config",
     "ismon.control_client",
     "ismon.control_commands",
     "ismon.exit_status",
     "ismon.manual",
+    "ismon.options",
     "ismon.protocols",
     "ismon.replies",
     "ismon.requests",
