@@ -73,6 +73,21 @@ LAYERS: list[tuple[str, list[str]]] = [
 LAYER_OF = {module: index for index, (_, modules) in enumerate(LAYERS) for module in modules}
 
 
+def _protocol_modules() -> set[str]:
+    """A protocol's own module (docs/architecture.md, "Adding a protocol") is a probe."""
+    from ismon.protocols import PROTOCOLS
+
+    return {
+        reference.partition(":")[0]
+        for protocol in PROTOCOLS.values()
+        for reference in (protocol.options, protocol.probe)
+    }
+
+
+for _module in _protocol_modules():
+    LAYER_OF.setdefault(_module, 1)
+
+
 def _sources() -> dict[str, Path]:
     found = {"ismon": ROOT / "ismon" / "__init__.py"}
     for path in sorted((ROOT / "ismon").glob("*.py")):
