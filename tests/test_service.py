@@ -199,6 +199,35 @@ class WatchServiceTests(TestCase):
         self.assertEqual(service.exit_code, ExitStatus.STOPPED)
         self.assertEqual(self.messages()[-2:], [3, 6])
 
+    def test_the_first_verdict_stands(self) -> None:
+        """
+        Once a watch winds down, a later stop (control socket, SIGTERM)
+        neither changes its exit status nor logs a second ending, and a
+        shutdown waits for the same winding down.
+        """
+        service = self.make(Scripted(TIMEOUT), retries=1)
+        service.startService()
+        self.reactor.pump([0] + [0.5] * 20)
+        self.assertEqual(self.exits, [ExitStatus.SERVER_FAILED])
+        before = self.messages()
+        service.stop()
+        self.reactor.advance(0)
+        closing = service.stopService()
+        assert closing is not None
+        self.assertTrue(closing.called)
+        self.assertEqual(service.exit_code, ExitStatus.SERVER_FAILED)
+        self.assertEqual(self.exits, [ExitStatus.SERVER_FAILED])
+        self.assertEqual(self.messages(), before)
+
+    def test_stop_before_start(self) -> None:
+        """A shutdown before the watch started ends it without message 6."""
+        service = self.make(Scripted(OK))
+        service.stopService()
+        self.assertEqual(service.exit_code, ExitStatus.STOPPED)
+        self.assertEqual(self.messages(), [3])
+        state = StateDir.open(self.folder)
+        self.assertFalse(state.pid_path("web1").exists())
+
     def test_id_in_use(self) -> None:
         held = WatchLock.acquire(StateDir.open(self.folder), "web1")
         self.addCleanup(held.release)
