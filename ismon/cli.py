@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_cli_params,tests.test_watch,tests.test_control_commands -*-
 """
 The Twisted side of the commands: C{clp_httpmon}, C{clp_smtpmon} (the 2004
-command lines) and C{ismon} (C{ismon http|smtp ID ...}, and the control
+command lines) and C{ismon} (C{ismon http|smtp ID ...}: one per protocol of
+L{ismon.protocols}; and the control
 verbs C{stop|pause|continue|status|disp|del} when L{ismon.entry} could not
 hand them to L{ismon.control_commands} first: help, and every refusal).
 

@@ -176,7 +176,7 @@ def control_request(
 
 
 class WatchOptions(usage.Options):
-    """Options shared by both protocols."""
+    """Options shared by every protocol (ismon.protocols); each adds its own."""
 
     protocol: ClassVar[str] = ""
     command: ClassVar[str] = ""
