@@ -249,10 +249,11 @@ def child_harness(port: int, first: int, second: int, state_dir: str) -> int:
         textFileLogObserver,
     )
 
-    from ismon.http import HttpRequest
-    from ismon.options import Action, WatchConfig
-    from ismon.schedule import Timing
-    from ismon.service import WatchService, use_monotonic_clock
+    from ismon.config import WatchConfig
+    from ismon.process import use_monotonic_clock
+    from ismon.requests import HttpRequest
+    from ismon.service import WatchService
+    from ismon.timing import Timing
 
     use_monotonic_clock(reactor)
     devnull = open(os.devnull, "w")
@@ -271,7 +272,6 @@ def child_harness(port: int, first: int, second: int, state_dir: str) -> int:
         watch_id="harness",
         protocol="http",
         command="clp_httpmon",
-        action=Action.START,
         request=HttpRequest(host="127.0.0.1", port=port, timeout=5),
         timing=Timing(interval=0.001, retries=3, timeout=5),
         state_dir=Path(state_dir),

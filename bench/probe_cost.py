@@ -317,8 +317,9 @@ def run_ismon(
     """All reactor work of the run: warm-up, two measured batches, optional profile."""
     from twisted.internet import reactor
 
-    from ismon.http import HttpProbe, HttpRequest
-    from ismon.smtp import SmtpProbe, SmtpRequest
+    from ismon.http import HttpProbe
+    from ismon.requests import HttpRequest, SmtpRequest
+    from ismon.smtp import SmtpProbe
 
     _state["reactor"] = reactor
     http = HttpProbe(reactor, HttpRequest(host="127.0.0.1", port=http_port, timeout=PROBE_TIMEOUT))

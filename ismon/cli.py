@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_cli_params,tests.test_watch,tests.test_control_commands -*-
 """
 The Twisted side of the commands: C{clp_httpmon}, C{clp_smtpmon} (the 2004
-command lines) and C{ismon} (C{ismon http|smtp ID ...}, and the control
+command lines) and C{ismon} (C{ismon http|smtp ID ...}: one per protocol of
+L{ismon.protocols}; and the control
 verbs C{stop|pause|continue|status|disp|del} when L{ismon.entry} could not
 hand them to L{ismon.control_commands} first: help, and every refusal).
 
@@ -18,43 +19,56 @@ from twisted.python import usage
 
 from ismon import __version__
 from ismon.catalogue import MessageId, render
+from ismon.config import WatchConfig
+from ismon.control_commands import VERBS, ControlRequest
+from ismon.exit_status import ExitStatus
 from ismon.manual import full_help
 from ismon.options import (
-    Action,
-    HttpOptions,
     ParameterError,
-    SmtpOptions,
-    WatchConfig,
     WatchOptions,
+    control_request,
     plain_usage_error,
     quote,
 )
-from ismon.service import ExitStatus
+from ismon.protocols import PROTOCOLS, by_command
 
-__all__ = ["clp_httpmon", "clp_smtpmon", "main", "run_command"]
+__all__ = ["clp", "clp_httpmon", "clp_smtpmon", "main", "run_command"]
+
+
+def clp(command: str, argv: list[str] | None = None) -> NoReturn:
+    """Run a 2004 command (C{clp_httpmon} ...) of L{ismon.protocols}."""
+    protocol = by_command(command)
+    assert protocol is not None, command
+    sys.exit(run_command(protocol.options_class(), sys.argv[1:] if argv is None else argv))
 
 
 def clp_httpmon(argv: list[str] | None = None) -> NoReturn:
-    sys.exit(run_command(HttpOptions, sys.argv[1:] if argv is None else argv))
+    clp("clp_httpmon", argv)
 
 
 def clp_smtpmon(argv: list[str] | None = None) -> NoReturn:
-    sys.exit(run_command(SmtpOptions, sys.argv[1:] if argv is None else argv))
+    clp("clp_smtpmon", argv)
 
 
 def _refuse(options: WatchOptions, error: usage.UsageError, *, to_syslog: bool = True) -> int:
+    return _refuse_as(options.command, options.watch_id, error, to_syslog=to_syslog)
+
+
+def _refuse_as(
+    command: str, watch_id: str | None, error: usage.UsageError, *, to_syslog: bool = True
+) -> int:
     """One line on stderr: the catalogue message, then what was wrong."""
     message = error.message if isinstance(error, ParameterError) else MessageId.INVALID_PARAMETER
     detail = error.detail if isinstance(error, ParameterError) else str(error)
     # getopt's own errors quote the raw option ("--bo\ngus"): keep ONE line.
     detail = "".join(c if c.isprintable() else repr(c)[1:-1] for c in detail)
-    watch_id = options.watch_id if options.watch_id is not None else ""
-    if len(watch_id) > 40 or not watch_id.isascii() or not watch_id.isalnum():
-        watch_id = "?"
-    text = render(message, command=options.command, watch_id=watch_id)
+    shown = watch_id if watch_id is not None else ""
+    if len(shown) > 40 or not shown.isascii() or not shown.isalnum():
+        shown = "?"
+    text = render(message, command=command, watch_id=shown)
     sys.stderr.write(f"{text} {detail} (see --help)\n")
     if to_syslog:
-        _syslog_best_effort(options.command, text)
+        _syslog_best_effort(command, text)
     return ExitStatus.INVALID_PARAMETER
 
 
@@ -66,7 +80,11 @@ def _syslog_best_effort(command: str, text: str) -> None:
     observer.close()
 
 
-def parse(options_class: type[WatchOptions], argv: list[str]) -> WatchConfig | int:
+def parse(options_class: type[WatchOptions], argv: list[str]) -> WatchConfig | ControlRequest | int:
+    """
+    A watch to run, a control command, or an exit status: of a refusal, or
+    0 for a C{--check} that passed.
+    """
     options = options_class()
     try:
         options.parseOptions(argv)
@@ -74,20 +92,20 @@ def parse(options_class: type[WatchOptions], argv: list[str]) -> WatchConfig | i
         # --check touches nothing but the files it must read (--ca-file):
         # its verdict goes to stderr only (README "Running a watch").
         return _refuse(options, e, to_syslog="--check" not in argv)
-    assert options.config is not None
-    return options.config
+    if options.check:
+        return ExitStatus.STOPPED
+    parsed = options.config or options.control
+    assert parsed is not None
+    return parsed
 
 
 def run_command(options_class: type[WatchOptions], argv: list[str]) -> int:
     parsed = parse(options_class, argv)
     if isinstance(parsed, int):
         return parsed
-    config = parsed
-    if config.action is Action.CHECK:
-        return ExitStatus.STOPPED
-    if config.action is Action.START:
-        return run_watch(config)
-    return control_command(config.action, config, as_json=False)
+    if isinstance(parsed, WatchConfig):
+        return run_watch(parsed)
+    return control_command(parsed)
 
 
 # -- running a watch in the foreground --------------------------------------
@@ -98,8 +116,9 @@ def run_watch(config: WatchConfig) -> int:
     from twisted.internet import reactor
     from twisted.logger import FilteringLogObserver, globalLogBeginner, textFileLogObserver
 
+    from ismon.process import exit_now, use_monotonic_clock
     from ismon.report import CatalogueFilter
-    from ismon.service import WatchService, use_monotonic_clock
+    from ismon.service import WatchService
 
     use_monotonic_clock(reactor)
     # The log is the message catalogue; --debug adds Twisted's own events.
@@ -130,36 +149,18 @@ def run_watch(config: WatchConfig) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     reactor.run()  # type: ignore[attr-defined]
     code = service.exit_code if service.exit_code is not None else ExitStatus.STOPPED
-    # Everything is closed and released by now.  Tearing down the
-    # interpreter (hundreds of modules) would add ~40 ms between the verdict
-    # and the exit the cluster waits for; skip it.
-    for stream in (sys.stdout, sys.stderr, logfile):
-        try:
-            if stream is not None:
-                stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
+    exit_now(code, logfile)
 
 
 # -- talking to a running watch ----------------------------------------------
 
 
-def control_command(action: Action | None, config: WatchConfig, *, as_json: bool) -> int:
-    """--stop / --pause / --continue / --disp / --del, or status (None), for one ID."""
+def control_command(request: ControlRequest) -> int:
+    """--stop / --pause / --continue / --disp / --del, or status, for one ID."""
     from ismon import control_commands
 
     # The one implementation of what the control commands print and return;
     # ismon.entry runs the command lines it recognises there directly.
-    request = control_commands.ControlRequest(
-        command=config.command,
-        watch_id=config.watch_id,
-        action=None if action is None else action.value,
-        stop_wait=config.stop_wait,
-        kill_after=config.kill_after,
-        state_dir=config.state_dir,
-        as_json=as_json,
-    )
     return control_commands.run(request)
 
 
@@ -212,19 +213,9 @@ def _main(argv: list[str]) -> int:
         print(f"ismon {__version__}")
         return 0
     verb, rest = argv[0], argv[1:]
-    if verb == "http":
-        return run_command(HttpOptions, rest)
-    if verb == "smtp":
-        return run_command(SmtpOptions, rest)
-    actions = {
-        "stop": Action.STOP,
-        "pause": Action.PAUSE,
-        "continue": Action.CONTINUE,
-        "disp": Action.DISP,
-        "del": Action.DEL,
-        "status": None,
-    }
-    if verb not in actions:
+    if verb in PROTOCOLS:
+        return run_command(PROTOCOLS[verb].options_class(), rest)
+    if verb not in (*VERBS, "status"):
         sys.stderr.write(f"ismon: unknown command {quote(verb)} (see ismon --help)\n")
         return ExitStatus.INVALID_PARAMETER
     options = _ControlOptions()
@@ -244,19 +235,21 @@ def _main(argv: list[str]) -> int:
         return ExitStatus.INVALID_PARAMETER
     if verb == "status" and options.watch_id is None:
         return _status_all(options)
-    action = actions[verb]
-    args = [options.watch_id] if options.watch_id is not None else []
-    if action is not None:
-        args.append(f"--{verb}")
-    args += ["-r", options["timeout"]]
-    if options["kill-after"] is not None:
-        args += ["--kill-after", options["kill-after"]]
-    if options["state-dir"]:
-        args += ["--state-dir", options["state-dir"]]
-    parsed = parse(HttpOptions, args)
-    if isinstance(parsed, int):
-        return parsed
-    return control_command(action, parsed, as_json=options["json"])
+    # Refused in the words of clp_httpmon's control options, as ever.
+    command = PROTOCOLS["http"].command
+    try:
+        request = control_request(
+            command,
+            options.watch_id,
+            None if verb == "status" else verb,
+            stop_wait=options["timeout"],
+            state_dir=options["state-dir"] or None,
+            kill_after=options["kill-after"],
+            as_json=bool(options["json"]),
+        )
+    except ParameterError as e:
+        return _refuse_as(command, options.watch_id, e)
+    return control_command(request)
 
 
 def _system_error(

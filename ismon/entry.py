@@ -24,7 +24,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn
 
-__all__ = ["clp_httpmon", "clp_smtpmon", "main"]
+__all__ = ["clp", "clp_httpmon", "clp_smtpmon", "main"]
 
 # Long options that need TLS; getopt also accepts any unambiguous prefix.
 _TLS_OPTIONS = ("tls", "starttls", "insecure", "ca-file", "servername", "cert-warn-days")
@@ -58,20 +58,21 @@ def _control_command(program: str, argv: list[str]) -> None:
         control_commands.run_and_exit(request)
 
 
-def clp_httpmon() -> NoReturn:
-    _control_command("clp_httpmon", sys.argv[1:])
+def clp(command: str) -> NoReturn:
+    """A 2004 command of L{ismon.protocols} (C{clp_httpmon} ...)."""
+    _control_command(command, sys.argv[1:])
     _skip_tls_stack(sys.argv[1:])
     from ismon import cli
 
-    cli.clp_httpmon()
+    cli.clp(command)
+
+
+def clp_httpmon() -> NoReturn:
+    clp("clp_httpmon")
 
 
 def clp_smtpmon() -> NoReturn:
-    _control_command("clp_smtpmon", sys.argv[1:])
-    _skip_tls_stack(sys.argv[1:])
-    from ismon import cli
-
-    cli.clp_smtpmon()
+    clp("clp_smtpmon")
 
 
 def main() -> NoReturn:

@@ -8,31 +8,18 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from zope.interface import implementer
 
 from ismon import __version__
 from ismon.catalogue import MessageId
-from ismon.probe import IProbe, ProbeProtocol, ReactorType, Resolver, TLSSettings, run_probe
+from ismon.probe import IProbe, ITLSClient, ProbeProtocol, ReactorType, Resolver, run_probe
 from ismon.replies import HttpHeadParser, InvalidResponse, printable
-from ismon.result import Phase, ProbeResult, StatusSet, judge_http_status
+from ismon.requests import HttpRequest
+from ismon.result import Phase, ProbeResult, judge_http_status
 
-__all__ = ["HttpProbe", "HttpRequest", "build_request"]
-
-
-@attrs.frozen
-class HttpRequest:
-    """What an HTTP watch asks."""
-
-    host: str = "localhost"
-    port: int = 80
-    timeout: float = 10
-    version: str = "1.1"
-    uri: str = "/"
-    expect_status: StatusSet | None = None
-    tls: TLSSettings | None = None
+__all__ = ["HttpProbe", "build_request"]
 
 
 def _host_header(host: str, port: int, default_port: int) -> str:
@@ -75,7 +62,7 @@ class _HeadProtocol(ProbeProtocol):
         self.phase = Phase.WAIT
 
     def dataReceived(self, data: bytes) -> None:
-        if self.attempt.decided:
+        if self.decided:
             return
         self.phase = Phase.RECEIVE
         try:
@@ -121,7 +108,7 @@ class _HeadProtocol(ProbeProtocol):
                     status, self._request.uri, self._request.expect_status
                 )
                 if message is None:
-                    return ProbeResult(ok=True, latency=self.attempt.elapsed(), reply=status.raw)
+                    return ProbeResult(ok=True, latency=self.elapsed(), reply=status.raw)
                 return ProbeResult.failure(message, Phase.PARSE, number=number, reply=status.raw)
         return super().ended(reason)
 
@@ -139,11 +126,12 @@ class HttpProbe:
         self.request = request
         self._resolver = resolver or system_resolver(reactor)
         self._payload = build_request(request)
-        self._tls_creator: Any = None
+        self._tls: ITLSClient | None = None
         if request.tls is not None:
-            from ismon.tls import connection_creator
+            # Only TLS watches load the TLS stack (ismon.entry).
+            from ismon.tls import client_tls
 
-            self._tls_creator = connection_creator(request.tls)
+            self._tls = client_tls(request.tls)
 
     def probe(self) -> Deferred[ProbeResult]:
         return run_probe(
@@ -153,6 +141,6 @@ class HttpProbe:
             port=self.request.port,
             timeout=self.request.timeout,
             protocol_factory=lambda: _HeadProtocol(self.request, self._payload),
-            tls_creator=self._tls_creator,
-            implicit_tls=self._tls_creator is not None,
+            tls=self._tls,
+            implicit_tls=self._tls is not None,
         )

@@ -290,9 +290,10 @@ MANUALS: dict[str, Manual] = {m.name: m for m in (HTTP, SMTP, ISMON)}
 
 
 def _options_class(name: str) -> type[usage.Options] | None:
-    from ismon.options import HttpOptions, SmtpOptions
+    from ismon.protocols import by_command
 
-    return {"clp_httpmon": HttpOptions, "clp_smtpmon": SmtpOptions}.get(name)
+    protocol = by_command(name)
+    return None if protocol is None else protocol.options_class()
 
 
 # -- the option table, read from the parser ---------------------------------------

@@ -16,24 +16,24 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, ClassVar
 
-import attrs
 from twisted.python import usage
 
 from ismon.catalogue import MessageId
-from ismon.http import HttpRequest
-from ismon.probe import TLSSettings
+from ismon.config import WatchConfig
+from ismon.control_commands import ControlRequest
+from ismon.protocols import PROTOCOLS
+from ismon.requests import HttpRequest, ProbeRequest, SmtpRequest, TLSSettings
 from ismon.result import StatusSet
-from ismon.schedule import Timing
-from ismon.smtp import SmtpRequest
 from ismon.state import InvalidWatchId, validate_watch_id
+from ismon.timing import Timing
 
 __all__ = [
     "Action",
     "HttpOptions",
     "ParameterError",
     "SmtpOptions",
-    "WatchConfig",
     "WatchOptions",
+    "control_request",
     "plain_usage_error",
     "quote",
 ]
@@ -57,26 +57,6 @@ class ParameterError(usage.UsageError):
         super().__init__(detail)
         self.detail = detail
         self.message = message
-
-
-@attrs.frozen
-class WatchConfig:
-    """Everything a watch needs, validated."""
-
-    watch_id: str
-    protocol: str  # "http" | "smtp"
-    command: str  # "clp_httpmon" | "clp_smtpmon"
-    action: Action
-    request: HttpRequest | SmtpRequest
-    timing: Timing
-    stop_wait: float = 10
-    kill_after: int | None = None
-    cert_warn_days: int = 14
-    state_dir: Path | None = None
-    syslog_socket: str | None = "/dev/log"
-    logfile: str | None = None
-    json_log: str | None = None
-    debug: bool = False
 
 
 def quote(text: str, limit: int = 60) -> str:
@@ -152,8 +132,57 @@ def _columns() -> int:
         return 80
 
 
+def _valid_watch_id(given: str | None, command: str) -> str:
+    if given is None:
+        raise ParameterError(f"the watch ID comes first: {command} ID [options]", MessageId.NO_ID)
+    try:
+        return validate_watch_id(given)
+    except InvalidWatchId:
+        raise ParameterError(_watch_id_problem(given)) from None
+
+
+def _state_dir(value: str | None) -> Path | None:
+    if value is None:
+        return None
+    if not value or "\0" in value:
+        raise ParameterError("--state-dir must be a path, not " + quote(value, limit=300))
+    return Path(value)
+
+
+def control_request(
+    command: str,
+    watch_id: str | None,
+    action: str | None,
+    *,
+    stop_wait: str,
+    state_dir: str | None,
+    kill_after: str | None = None,
+    as_json: bool = False,
+) -> ControlRequest:
+    """
+    A control command for one watch, validated as the watch command lines
+    are (same refusals): C{action} one of C{ismon.control_commands.VERBS},
+    or None for status.
+
+    @raise ParameterError: with the reason.
+    """
+    valid_id = _valid_watch_id(watch_id, command)
+    wait = _integer("-r (timeout)" if action is None else "-r (stop wait)", stop_wait, 1, 10000)
+    if kill_after is not None and action != "stop":
+        raise ParameterError("--kill-after goes with --stop")
+    return ControlRequest(
+        command=command,
+        watch_id=valid_id,
+        action=action,
+        stop_wait=wait,
+        kill_after=None if kill_after is None else _integer("--kill-after", kill_after, 1, 10000),
+        state_dir=_state_dir(state_dir),
+        as_json=as_json,
+    )
+
+
 class WatchOptions(usage.Options):
-    """Options shared by both protocols."""
+    """Options shared by every protocol (ismon.protocols); each adds its own."""
 
     protocol: ClassVar[str] = ""
     command: ClassVar[str] = ""
@@ -213,7 +242,12 @@ class WatchOptions(usage.Options):
         super().__init__()
         self.watch_id: str | None = None
         self._leading_id: str | None = None
+        # After parsing, exactly one of these: a watch to run, or a control
+        # command for a running one.
         self.config: WatchConfig | None = None
+        self.control: ControlRequest | None = None
+        # --check: the config is valid; nothing is to be started.
+        self.check = False
 
     def opt_version(self) -> None:
         """Print the ismon version and exit."""
@@ -262,44 +296,26 @@ class WatchOptions(usage.Options):
             raise ParameterError(f"unexpected {noun} {extra}: give one watch ID")
 
     def postOptions(self) -> None:
-        if self.watch_id is None:
-            raise ParameterError(
-                f"the watch ID comes first: {self.command} ID [options]", MessageId.NO_ID
-            )
-        try:
-            watch_id = validate_watch_id(self.watch_id)
-        except InvalidWatchId:
-            raise ParameterError(_watch_id_problem(self.watch_id)) from None
+        watch_id = _valid_watch_id(self.watch_id, self.command)
         actions = [a for a in Action if a is not Action.START and self[a.value]]
         if len(actions) > 1:
             given = " and ".join(f"--{a.value}" for a in actions)
             raise ParameterError(f"{given} cannot be combined: give one action")
         action = actions[0] if actions else Action.START
-        starting = action in (Action.START, Action.CHECK)
-        timeout = _integer(
-            "-r (timeout)" if starting else "-r (stop wait)",
-            self["timeout"],
-            1,
-            10000,
-        )
-        kill_after = None
-        if self["kill-after"] is not None:
-            if action is not Action.STOP:
-                raise ParameterError("--kill-after goes with --stop")
-            kill_after = _integer("--kill-after", self["kill-after"], 1, 10000)
-        if not starting:
-            self.config = WatchConfig(
-                watch_id=watch_id,
-                protocol=self.protocol,
-                command=self.command,
-                action=action,
-                request=self._request("localhost", self.default_port, 10, None),
-                timing=Timing(),
-                stop_wait=timeout,
-                kill_after=kill_after,
-                state_dir=self._state_dir(),
+        if action not in (Action.START, Action.CHECK):
+            self.control = control_request(
+                self.command,
+                watch_id,
+                action.value,
+                stop_wait=self["timeout"],
+                state_dir=self["state-dir"],
+                kill_after=self["kill-after"],
             )
             return
+        if self["kill-after"] is not None:
+            raise ParameterError("--kill-after goes with --stop")
+        self.check = action is Action.CHECK
+        timeout = _integer("-r (timeout)", self["timeout"], 1, 10000)
         server = _text("-s (server)", self["server"])
         tls = self._tls(server)
         port = (
@@ -330,25 +346,15 @@ class WatchOptions(usage.Options):
             watch_id=watch_id,
             protocol=self.protocol,
             command=self.command,
-            action=action,
             request=self._request(server, port, timeout, tls),
             timing=timing,
-            stop_wait=timeout,
             cert_warn_days=_integer("--cert-warn-days", self["cert-warn-days"], 0, 3650),
-            state_dir=self._state_dir(),
+            state_dir=_state_dir(self["state-dir"]),
             syslog_socket=syslog,
             logfile=self["logfile"],
             json_log=self["json-log"],
             debug=bool(self["debug"]),
         )
-
-    def _state_dir(self) -> Path | None:
-        value = self["state-dir"]
-        if value is None:
-            return None
-        if not value or "\0" in value:
-            raise ParameterError("--state-dir must be a path, not " + quote(value, limit=300))
-        return Path(value)
 
     def _uses_tls(self) -> bool:
         return bool(self["tls"])
@@ -364,10 +370,10 @@ class WatchOptions(usage.Options):
         servername = _text("--servername", self["servername"] or server)
         ca_file = self["ca-file"]
         if ca_file is not None:
-            from ismon.tls import load_trust_root
+            from ismon.ca_file import read_ca_file
 
             try:
-                load_trust_root(ca_file)
+                read_ca_file(ca_file)
             except OSError as e:
                 reason = e.strerror or str(e)
                 raise ParameterError(
@@ -384,17 +390,18 @@ class WatchOptions(usage.Options):
 
     def _request(
         self, server: str, port: int, timeout: int, tls: TLSSettings | None
-    ) -> HttpRequest | SmtpRequest:
+    ) -> ProbeRequest:
         raise NotImplementedError
 
 
 class HttpOptions(WatchOptions):
     """C{clp_httpmon} / C{ismon http} / C{twistd ismon-http}."""
 
-    protocol = "http"
-    command = "clp_httpmon"
-    default_port = 80
-    tls_port = 443
+    # Its name, command and ports: ismon.protocols, the one table of them.
+    protocol = PROTOCOLS["http"].name
+    command = PROTOCOLS["http"].command
+    default_port = PROTOCOLS["http"].default_port
+    tls_port = PROTOCOLS["http"].tls_port
     longdesc = "Watch an HTTP daemon with HEAD requests."
 
     optParameters: ClassVar[list[list[Any]]] = [
@@ -439,10 +446,11 @@ class HttpOptions(WatchOptions):
 class SmtpOptions(WatchOptions):
     """C{clp_smtpmon} / C{ismon smtp} / C{twistd ismon-smtp}."""
 
-    protocol = "smtp"
-    command = "clp_smtpmon"
-    default_port = 25
-    tls_port = 465
+    # Its name, command and ports: ismon.protocols, the one table of them.
+    protocol = PROTOCOLS["smtp"].name
+    command = PROTOCOLS["smtp"].command
+    default_port = PROTOCOLS["smtp"].default_port
+    tls_port = PROTOCOLS["smtp"].tls_port
     longdesc = "Watch an SMTP daemon with NOOP."
 
     optFlags: ClassVar[list[list[str | None]]] = [

@@ -3,6 +3,25 @@
 The probe seam (L{IProbe}) and the machinery every probe shares: one hard
 deadline over name resolution, connect, TLS and the whole conversation, and
 the mapping of socket errors to catalogue messages.
+
+A protocol's probe is a conversation on top of this (docs/architecture.md,
+"Adding a protocol"): subclass L{ProbeProtocol} and hand a factory of it to
+L{run_probe}.  L{ProbeProtocol} is the whole seam:
+
+  - what the conversation gets: L{ProbeProtocol.begin} once the connection
+    (and implicit TLS) is up, C{dataReceived}, L{ProbeProtocol.ended} when
+    the connection ends with no verdict yet, and
+    L{ProbeProtocol.startTLSCompleted} after its own STARTTLS;
+  - what it may do: set L{ProbeProtocol.phase} as it goes (a timeout is
+    reported in the phase it struck), read L{ProbeProtocol.decided} and
+    L{ProbeProtocol.elapsed}, call L{ProbeProtocol.start_tls} for STARTTLS;
+  - what it must do: give one verdict, L{ProbeProtocol.succeed} or
+    L{ProbeProtocol.fail} (only the first counts), or let the connection
+    end.  The deadline, the addresses, closing and the result are not its
+    business.
+
+TLS comes in as an L{ITLSClient} (made by L{ismon.tls.client_tls}), so that
+this module never loads the TLS stack.
 """
 
 from __future__ import annotations
@@ -30,9 +49,10 @@ from ismon.result import Phase, ProbeResult, timed_out
 __all__ = [
     "Address",
     "IProbe",
+    "ITLSClient",
     "ProbeProtocol",
     "Resolver",
-    "TLSSettings",
+    "lost_failure",
     "run_probe",
     "system_resolver",
 ]
@@ -172,13 +192,23 @@ def _literal(host: str, port: int) -> Address | None:
     return Address(family, str(ip), port)
 
 
-@attrs.frozen
-class TLSSettings:
-    """How to speak TLS to the server (absent: plain TCP)."""
+class ITLSClient(Interface):
+    """
+    TLS as a probe speaks it: L{ismon.tls.client_tls} makes one from the
+    watch's L{ismon.requests.TLSSettings}.
+    """
 
-    servername: str
-    ca_file: str | None = None
-    insecure: bool = False
+    def connection_creator() -> Any:
+        """The C{IOpenSSLClientConnectionCreator} for the server's connections."""
+
+    def days_left(transport: object) -> int | None:
+        """Whole days until the peer certificate expires; None without one."""
+
+    def describe_failure(reason: Failure) -> tuple[bool, str] | None:
+        """
+        C{(True, text)} for an untrusted certificate, C{(False, text)} for
+        another TLS error, None when C{reason} is no TLS error.
+        """
 
 
 def _connect_failure(reason: Failure) -> ProbeResult:
@@ -206,16 +236,10 @@ def _connect_failure(reason: Failure) -> ProbeResult:
     )
 
 
-def _tls_failure(reason: Failure) -> ProbeResult | None:
+def _tls_failure(reason: Failure, tls: ITLSClient | None) -> ProbeResult | None:
     """Map a TLS failure to message 90/91, or None if it is not one."""
-    # Imported here: plain-TCP watches never load the TLS stack (and may run
-    # with it blocked, see ismon.entry); then no failure is a TLS one.
-    try:
-        from ismon.tls import describe_tls_failure
-    except ImportError:
-        return None
-
-    described = describe_tls_failure(reason)
+    # Without TLS (a plain-TCP watch) no failure is a TLS one.
+    described = None if tls is None else tls.describe_failure(reason)
     if described is None:
         return None
     verify, text = described
@@ -223,17 +247,18 @@ def _tls_failure(reason: Failure) -> ProbeResult | None:
     return ProbeResult.failure(message, Phase.TLS, detail=text)
 
 
-def lost_failure(reason: Failure, phase: Phase) -> ProbeResult:
+def lost_failure(reason: Failure, phase: Phase, tls: ITLSClient | None = None) -> ProbeResult:
     """
-    The connection ended before an answer was complete: a TLS error, a reset
-    (75 ECONNRESET), or a clean close (75 with 0: recv() returned 0).
+    The connection ended before an answer was complete: a TLS error (when
+    the probe speaks TLS), a reset (75 ECONNRESET), or a clean close (75
+    with 0: recv() returned 0).
     """
     if phase is Phase.TLS or not isinstance(
         reason.value, neterror.ConnectionDone | neterror.ConnectionLost
     ):
-        tls = _tls_failure(reason)
-        if tls is not None:
-            return tls
+        tls_result = _tls_failure(reason, tls)
+        if tls_result is not None:
+            return tls_result
     if isinstance(reason.value, neterror.ConnectionDone):
         return ProbeResult.failure(
             MessageId.RECV_ERROR, phase, number=0, detail="connection closed by the server"
@@ -246,61 +271,86 @@ def lost_failure(reason: Failure, phase: Phase) -> ProbeResult:
 
 class ProbeProtocol(Protocol):
     """
-    Base of the probe conversations.  Subclasses implement L{begin} (TLS,
-    if any, is up), C{dataReceived} and L{ended}, and report with L{succeed}
-    or L{fail}.  Only the first verdict counts.
+    A probe's conversation: the public seam between the shared deadline
+    machinery and a protocol (see the module docstring).  Subclasses
+    implement L{begin}, C{dataReceived} and, when a partial answer can
+    still be judged, L{ended}; they report with L{succeed} or L{fail}.
+    Only the first verdict counts.
     """
 
-    attempt: _Attempt
+    # Set by the machinery before the connection is made; a conversation
+    # uses the methods below, never this.
+    _attempt: _Attempt
 
     def connectionMade(self) -> None:
-        self.attempt.connected(self)
-        if self.attempt.implicit_tls:
-            self.attempt.phase = Phase.TLS
+        self._attempt.connected(self)
+        if self._attempt.implicit_tls:
+            self._attempt.phase = Phase.TLS
         else:
             self.begin()
 
     def handshakeCompleted(self) -> None:
-        self.attempt.tls_done(self)
-        if self.attempt.implicit_tls:
+        self._attempt.tls_done(self)
+        if self._attempt.implicit_tls:
             self.begin()
         else:
             self.startTLSCompleted()
 
     def begin(self) -> None:
+        """The connection (and implicit TLS, if any) is up: start talking."""
         raise NotImplementedError
 
     def startTLSCompleted(self) -> None:
-        """A STARTTLS negotiated by the conversation itself has finished."""
+        """A STARTTLS begun with L{start_tls} has finished."""
 
     def ended(self, reason: Failure) -> ProbeResult:
         """The verdict when the connection ends before one was given."""
-        return lost_failure(reason, self.attempt.phase)
+        return lost_failure(reason, self._attempt.phase, self._attempt.tls)
 
     def connectionLost(self, reason: Failure = neterror.ConnectionDone) -> None:  # type: ignore[assignment]
-        if not self.attempt.decided:
-            self.attempt.decide(self.ended(reason))
-        self.attempt.disconnected()
+        if not self._attempt.decided:
+            self._attempt.decide(self.ended(reason))
+        self._attempt.disconnected()
 
     @property
     def phase(self) -> Phase:
-        return self.attempt.phase
+        """Where the conversation is: a timeout is reported in this phase."""
+        return self._attempt.phase
 
     @phase.setter
     def phase(self, value: Phase) -> None:
-        self.attempt.phase = value
+        self._attempt.phase = value
+
+    @property
+    def decided(self) -> bool:
+        """A verdict is in (or the deadline struck): ignore what still arrives."""
+        return self._attempt.decided
+
+    def elapsed(self) -> float:
+        """Seconds since the probe began (name resolution included)."""
+        return self._attempt.elapsed()
+
+    def start_tls(self) -> None:
+        """
+        Upgrade the connection to TLS now (STARTTLS); L{startTLSCompleted}
+        follows the handshake.  Only for a probe given TLS settings.
+        """
+        self.phase = Phase.TLS
+        tls = self._attempt.tls
+        assert tls is not None, "start_tls without TLS settings"
+        self.transport.startTLS(tls.connection_creator())  # type: ignore[union-attr]
 
     def succeed(self, reply: str = "") -> None:
-        self.attempt.decide(ProbeResult(ok=True, latency=self.attempt.elapsed(), reply=reply))
+        self._attempt.decide(ProbeResult(ok=True, latency=self.elapsed(), reply=reply))
         self.transport.loseConnection()  # type: ignore[union-attr]
-        self.attempt.linger()
+        self._attempt.linger()
 
     def fail(
         self, message: MessageId, *, number: int | None = None, reply: str = "", detail: str = ""
     ) -> None:
-        self.attempt.decide(
+        self._attempt.decide(
             ProbeResult.failure(
-                message, self.attempt.phase, number=number, reply=reply, detail=detail
+                message, self._attempt.phase, number=number, reply=reply, detail=detail
             )
         )
         # No reason to read more from a server that already answered wrongly.
@@ -324,7 +374,7 @@ class _Attempt:
         port: int,
         timeout: float,
         protocol_factory: Callable[[], ProbeProtocol],
-        tls_creator: Any,
+        tls: ITLSClient | None,
         implicit_tls: bool,
     ) -> None:
         self._reactor = reactor
@@ -333,8 +383,7 @@ class _Attempt:
         self._port = port
         self._timeout = timeout
         self._protocol_factory = protocol_factory
-        # An IOpenSSLClientConnectionCreator, built once by the probe.
-        self.tls_creator = tls_creator
+        self.tls = tls
         self.implicit_tls = implicit_tls
         self.phase = Phase.RESOLVE
         self.decided = False
@@ -433,12 +482,13 @@ class _Attempt:
         if self.implicit_tls:
             from twisted.internet.endpoints import wrapClientTLS
 
-            endpoint = wrapClientTLS(self.tls_creator, endpoint)
+            assert self.tls is not None
+            endpoint = wrapClientTLS(self.tls.connection_creator(), endpoint)
         return endpoint
 
     def _make_protocol(self) -> ProbeProtocol:
         protocol = self._protocol_factory()
-        protocol.attempt = self
+        protocol._attempt = self
         return protocol
 
     def connected(self, protocol: ProbeProtocol) -> None:
@@ -447,9 +497,8 @@ class _Attempt:
         self.phase = Phase.SEND
 
     def tls_done(self, protocol: ProbeProtocol) -> None:
-        from ismon.tls import certificate_days_left
-
-        self._cert_days_left = certificate_days_left(protocol.transport)
+        if self.tls is not None:
+            self._cert_days_left = self.tls.days_left(protocol.transport)
 
     def decide(self, result: ProbeResult) -> None:
         if self.decided:
@@ -520,18 +569,17 @@ def run_probe(
     port: int,
     timeout: float,
     protocol_factory: Callable[[], ProbeProtocol],
-    tls_creator: Any = None,
+    tls: ITLSClient | None = None,
     implicit_tls: bool = False,
 ) -> Deferred[ProbeResult]:
     """
     Run one probe conversation against C{host}:C{port} under a single
-    deadline of C{timeout} seconds.  C{tls_creator} (from L{ismon.tls}) is
-    used for implicit TLS, or by a conversation that starts TLS itself.  The
-    Deferred never errbacks.
+    deadline of C{timeout} seconds.  C{tls} (from L{ismon.tls.client_tls})
+    is spoken from the first byte with C{implicit_tls}, or when the
+    conversation calls L{ProbeProtocol.start_tls}.  The Deferred never
+    errbacks.
     """
-    attempt = _Attempt(
-        reactor, resolver, host, port, timeout, protocol_factory, tls_creator, implicit_tls
-    )
+    attempt = _Attempt(reactor, resolver, host, port, timeout, protocol_factory, tls, implicit_tls)
     try:
         return attempt.run()
     except Exception as e:  # a programming error must not kill the schedule

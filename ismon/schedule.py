@@ -25,7 +25,6 @@ import math
 from collections.abc import Callable
 from enum import Enum
 
-import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -33,35 +32,11 @@ from twisted.logger import Logger
 from ismon.catalogue import MessageId
 from ismon.probe import IProbe
 from ismon.result import Phase, ProbeResult
+from ismon.timing import Timing
 
-__all__ = ["Schedule", "Timing", "WatchState"]
+__all__ = ["Schedule", "WatchState"]
 
 _log = Logger()
-
-
-@attrs.frozen
-class Timing:
-    interval: float = 60
-    retries: int = 3
-    timeout: float = 10
-    retry_interval: float | None = None  # None: same as interval
-    grace: float = 0
-
-    @property
-    def retry_gap(self) -> float:
-        return self.interval if self.retry_interval is None else self.retry_interval
-
-    @property
-    def detection_bound(self) -> float:
-        """Worst case from a stall to the verdict, in seconds."""
-        return self.interval + self.retries * max(self.retry_gap, self.timeout) + self.timeout
-
-    def describe(self) -> str:
-        return (
-            f"interval {self.interval:g}s, timeout {self.timeout:g}s, retries {self.retries}, "
-            f"retry interval {self.retry_gap:g}s, grace {self.grace:g}s; "
-            f"a stall is detected within {self.detection_bound:g}s"
-        )
 
 
 class WatchState(Enum):

@@ -22,24 +22,12 @@ from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from ismon.catalogue import MessageId
-from ismon.probe import IProbe, ProbeProtocol, ReactorType, Resolver, TLSSettings, run_probe
+from ismon.probe import IProbe, ITLSClient, ProbeProtocol, ReactorType, Resolver, run_probe
 from ismon.replies import InvalidReply, SmtpReply, SmtpReplyParser, printable
+from ismon.requests import SmtpRequest
 from ismon.result import Phase, ProbeResult, judge_smtp_reply
 
-__all__ = ["SmtpProbe", "SmtpRequest"]
-
-
-@attrs.frozen
-class SmtpRequest:
-    """What an SMTP watch asks."""
-
-    host: str = "localhost"
-    port: int = 25
-    timeout: float = 10
-    # "tls": implicit TLS (port 465 style); "starttls": upgrade after EHLO.
-    tls: TLSSettings | None = None
-    starttls: bool = False
-    helo_name: str = ""
+__all__ = ["SmtpProbe"]
 
 
 class _Step(Enum):
@@ -75,7 +63,7 @@ class _NoopProtocol(ProbeProtocol):
         self.phase = Phase.WAIT
 
     def dataReceived(self, data: bytes) -> None:
-        if self.attempt.decided or self._step in (_Step.DONE, _Step.HANDSHAKE):
+        if self.decided or self._step in (_Step.DONE, _Step.HANDSHAKE):
             return
         self.phase = Phase.RECEIVE
         try:
@@ -105,7 +93,7 @@ class _NoopProtocol(ProbeProtocol):
                 )
                 return
             self._reply(reply)
-            if self.attempt.decided or self._step in (_Step.DONE, _Step.HANDSHAKE):
+            if self.decided or self._step in (_Step.DONE, _Step.HANDSHAKE):
                 return
         if not self._parser.pending:
             self.phase = Phase.WAIT
@@ -141,8 +129,7 @@ class _NoopProtocol(ProbeProtocol):
             # it (CVE-2011-0411 style injection): start from a fresh parser.
             self._parser = SmtpReplyParser()
             self._step = _Step.HANDSHAKE
-            self.phase = Phase.TLS
-            self.transport.startTLS(self.attempt.tls_creator)  # type: ignore[union-attr]
+            self.start_tls()
         elif self._step is _Step.EHLO_AGAIN:
             self._send(b"NOOP", _Step.NOOP)
         elif self._step is _Step.NOOP:
@@ -175,11 +162,12 @@ class SmtpProbe:
         self.request = request
         self._resolver = resolver or system_resolver(reactor)
         self._helo = request.helo_name or _local_name()
-        self._tls_creator: Any = None
+        self._tls: ITLSClient | None = None
         if request.tls is not None:
-            from ismon.tls import connection_creator
+            # Only TLS watches load the TLS stack (ismon.entry).
+            from ismon.tls import client_tls
 
-            self._tls_creator = connection_creator(request.tls)
+            self._tls = client_tls(request.tls)
 
     def probe(self) -> Deferred[ProbeResult]:
         return run_probe(
@@ -189,8 +177,8 @@ class SmtpProbe:
             port=self.request.port,
             timeout=self.request.timeout,
             protocol_factory=lambda: _NoopProtocol(self.request, self._helo),
-            tls_creator=self._tls_creator,
-            implicit_tls=self._tls_creator is not None and not self.request.starttls,
+            tls=self._tls,
+            implicit_tls=self._tls is not None and not self.request.starttls,
         )
 
 

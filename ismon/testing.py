@@ -39,14 +39,15 @@ import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import ILogObserver, Logger
+from twisted.logger import ILogObserver
 from zope.interface import implementer
 
 from ismon.catalogue import MessageId
 from ismon.control import IWatchControl
 from ismon.probe import IProbe
 from ismon.result import Phase, ProbeResult, timed_out
-from ismon.schedule import Timing, WatchState
+from ismon.schedule import WatchState
+from ismon.timing import Timing
 
 if TYPE_CHECKING:
     from ismon.service import WatchService
@@ -346,9 +347,9 @@ class FakeWatch:
     ) -> None:
         # Imported here: the service pulls in the whole watch machinery,
         # which users of the probe and control fakes need not load.
-        from ismon.notify import SystemdNotifier
-        from ismon.options import Action, WatchConfig
-        from ismon.report import Reporter
+        from twisted.logger import LogPublisher
+
+        from ismon.config import WatchConfig
         from ismon.service import WatchService
 
         timing = timing or Timing(interval=10, retries=2, timeout=1, retry_interval=2)
@@ -365,7 +366,6 @@ class FakeWatch:
             watch_id=watch_id,
             protocol=protocol,
             command=command,
-            action=Action.START,
             request=_request(protocol, timing.timeout),
             timing=timing,
             state_dir=self._folder / "state",
@@ -376,14 +376,10 @@ class FakeWatch:
             self.clock,
             probe=self.probe,
             on_exit=self.exits.append,
-            notifier=SystemdNotifier({}),
-            loop_watchdog=False,
-        )
-        # The messages go to this watch's own list, not the process's log.
-        self.service.reporter = Reporter(
-            command,
-            watch_id,
-            Logger(namespace=command, observer=cast(ILogObserver, self.events.append)),
+            # No loop watchdog (it measures real time) and no systemd.
+            health=[],
+            # The messages go to this watch's own list, not the process's log.
+            log_publisher=LogPublisher(cast(ILogObserver, self.events.append)),
         )
 
     @property
@@ -455,9 +451,9 @@ class FakeWatch:
 
 def _request(protocol: str, timeout: float) -> Any:
     if protocol == "smtp":
-        from ismon.smtp import SmtpRequest
+        from ismon.requests import SmtpRequest
 
         return SmtpRequest(host="127.0.0.1", port=25, timeout=timeout)
-    from ismon.http import HttpRequest
+    from ismon.requests import HttpRequest
 
     return HttpRequest(host="127.0.0.1", port=80, timeout=timeout)

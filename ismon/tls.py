@@ -12,9 +12,9 @@ from __future__ import annotations
 import datetime
 import functools
 import math
-import re
 from typing import Any
 
+import attrs
 from OpenSSL import SSL
 from service_identity import VerificationError
 from twisted.internet import ssl
@@ -22,16 +22,17 @@ from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ismon.probe import TLSSettings
+from ismon.ca_file import read_ca_file
+from ismon.probe import ITLSClient
+from ismon.requests import TLSSettings
 
 __all__ = [
     "certificate_days_left",
+    "client_tls",
     "connection_creator",
     "describe_tls_failure",
     "load_trust_root",
 ]
-
-_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
 
 
 def load_trust_root(ca_file: str) -> Any:
@@ -41,11 +42,7 @@ def load_trust_root(ca_file: str) -> Any:
     @raise ValueError: the file holds no certificate.
     @raise OSError: the file cannot be read.
     """
-    with open(ca_file, "rb") as f:
-        pem = f.read()
-    certificates = [ssl.Certificate.loadPEM(block) for block in _PEM_CERT.findall(pem)]
-    if not certificates:
-        raise ValueError(f"no PEM certificate in {ca_file}")
+    certificates = [ssl.Certificate(x509) for x509 in read_ca_file(ca_file)]
     return ssl.trustRootFromCertificates(certificates)  # type: ignore[no-untyped-call]
 
 
@@ -128,3 +125,30 @@ def describe_tls_failure(reason: Failure) -> tuple[bool, str] | None:
         text = "; ".join(r for r in reasons if r) or str(value)[:160] or "TLS error"
         return "certificate verify failed" in text, text
     return None
+
+
+@implementer(ITLSClient)
+@attrs.frozen
+class _ClientTLS:
+    """L{ITLSClient} over this module's functions, for one L{TLSSettings}."""
+
+    settings: TLSSettings
+
+    def connection_creator(self) -> IOpenSSLClientConnectionCreator:
+        return connection_creator(self.settings)
+
+    def days_left(self, transport: object) -> int | None:
+        return certificate_days_left(transport)
+
+    def describe_failure(self, reason: Failure) -> tuple[bool, str] | None:
+        return describe_tls_failure(reason)
+
+
+def client_tls(settings: TLSSettings) -> ITLSClient:
+    """
+    The TLS a probe speaks for C{settings} (L{ismon.probe.run_probe}).  The
+    connection creator is built here, once: a CA file that cannot be read
+    fails now, when the watch starts, not at the first probe.
+    """
+    connection_creator(settings)
+    return _ClientTLS(settings)

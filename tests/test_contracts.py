@@ -36,11 +36,12 @@ from zope.interface.verify import verifyObject
 
 from ismon.catalogue import MessageId
 from ismon.control import IWatchControl
-from ismon.http import HttpProbe, HttpRequest
+from ismon.http import HttpProbe
 from ismon.probe import IProbe
+from ismon.requests import HttpRequest, SmtpRequest
 from ismon.result import Phase, ProbeResult
-from ismon.schedule import Timing, WatchState
-from ismon.smtp import SmtpProbe, SmtpRequest
+from ismon.schedule import WatchState
+from ismon.smtp import SmtpProbe
 from ismon.testing import (
     STALL,
     Answer,
@@ -51,6 +52,7 @@ from ismon.testing import (
     answered,
     refused,
 )
+from ismon.timing import Timing
 from tests.servers import ServerProcess, ServerUnavailable, start_aiosmtpd, start_nginx
 
 reactor: Any = _reactor

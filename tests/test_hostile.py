@@ -26,10 +26,10 @@ from twisted.internet import defer
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
 from ismon.catalogue import MAX_LINE_BYTES, MessageId, fold, render
-from ismon.http import HttpProbe, HttpRequest
-from ismon.probe import TLSSettings
+from ismon.http import HttpProbe
+from ismon.requests import HttpRequest, SmtpRequest, TLSSettings
 from ismon.result import Phase, ProbeResult
-from ismon.smtp import SmtpProbe, SmtpRequest
+from ismon.smtp import SmtpProbe
 from tests.hostile import BEHAVIOURS, SPECIAL, HostileServer
 
 TIMEOUT = 1.5

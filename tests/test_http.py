@@ -14,8 +14,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from ismon import __version__
 from ismon.catalogue import MessageId
-from ismon.http import HttpProbe, HttpRequest, build_request
-from ismon.probe import IProbe, TLSSettings
+from ismon.http import HttpProbe, build_request
+from ismon.probe import IProbe
+from ismon.requests import HttpRequest, TLSSettings
 from ismon.result import Phase, StatusSet
 from tests.test_probe import (
     ConnectionFailureTests,

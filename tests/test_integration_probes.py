@@ -24,10 +24,10 @@ from twisted.internet import reactor as _reactor
 from twisted.internet.defer import inlineCallbacks
 
 from ismon.catalogue import MessageId
-from ismon.http import HttpProbe, HttpRequest
-from ismon.probe import TLSSettings
+from ismon.http import HttpProbe
+from ismon.requests import HttpRequest, SmtpRequest, TLSSettings
 from ismon.result import Phase, ProbeResult, StatusSet
-from ismon.smtp import SmtpProbe, SmtpRequest
+from ismon.smtp import SmtpProbe
 from tests.certs import SOON_DAYS
 from tests.conftest import FreshServers
 from tests.servers import Aiosmtpd, Nginx, OpenSmtpd, Rsyslog, free_port, ipv6_loopback

@@ -13,9 +13,10 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from ismon.catalogue import MessageId
-from ismon.http import HttpRequest
-from ismon.options import Action, HttpOptions, ParameterError, SmtpOptions, WatchConfig, quote
-from ismon.smtp import SmtpRequest
+from ismon.config import WatchConfig
+from ismon.control_commands import ControlRequest
+from ismon.options import HttpOptions, ParameterError, SmtpOptions, quote
+from ismon.requests import HttpRequest, SmtpRequest
 
 
 def parse_http(*args: str) -> WatchConfig:
@@ -23,6 +24,13 @@ def parse_http(*args: str) -> WatchConfig:
     options.parseOptions(list(args))
     assert options.config is not None
     return options.config
+
+
+def parse_control(*args: str) -> ControlRequest:
+    options = HttpOptions()
+    options.parseOptions(list(args))
+    assert options.config is None and options.control is not None
+    return options.control
 
 
 def parse_smtp(*args: str) -> WatchConfig:
@@ -36,7 +44,6 @@ class HttpCommandLineTests(SynchronousTestCase):
     def test_defaults(self) -> None:
         config = parse_http("web1")
         self.assertEqual(config.watch_id, "web1")
-        self.assertEqual(config.action, Action.START)
         self.assertEqual(config.request, HttpRequest(host="localhost", port=80, timeout=10))
         self.assertEqual(
             (config.timing.interval, config.timing.retries, config.timing.timeout), (60, 3, 10)
@@ -133,8 +140,10 @@ class HttpCommandLineTests(SynchronousTestCase):
             parse_http("w", "x")
 
     def test_stop_uses_r_as_wait(self) -> None:
-        config = parse_http("w", "--stop", "-r", "30")
-        self.assertEqual((config.action, config.stop_wait), (Action.STOP, 30))
+        self.assertEqual(
+            parse_control("w", "--stop", "-r", "30"),
+            ControlRequest("clp_httpmon", "w", "stop", stop_wait=30),
+        )
 
     def test_one_action_only(self) -> None:
         with self.assertRaises(ParameterError):
@@ -142,12 +151,12 @@ class HttpCommandLineTests(SynchronousTestCase):
 
     def test_actions(self) -> None:
         for flag, action in (
-            ("--pause", Action.PAUSE),
-            ("--continue", Action.CONTINUE),
-            ("--disp", Action.DISP),
-            ("--del", Action.DEL),
+            ("--pause", "pause"),
+            ("--continue", "continue"),
+            ("--disp", "disp"),
+            ("--del", "del"),
         ):
-            self.assertEqual(parse_http("w", flag).action, action)
+            self.assertEqual(parse_control("w", flag).action, action)
 
     def test_expect_status(self) -> None:
         request = parse_http("w", "--expect-status", "200-299,401").request

@@ -261,7 +261,7 @@ class PingProtocol(ProbeProtocol):
         self.phase = Phase.WAIT
 
     def dataReceived(self, data: bytes) -> None:
-        if self.attempt.decided:
+        if self.decided:
             return
         self.phase = Phase.RECEIVE
         if data == b"pong\n":
@@ -647,6 +647,11 @@ class LostFailureTests(SynchronousTestCase):
         from OpenSSL import SSL
         from service_identity import VerificationError
 
+        from ismon.requests import TLSSettings
+        from ismon.tls import client_tls
+
+        tls = client_tls(TLSSettings("server.example", insecure=True))
+
         handshake = Failure(SSL.Error([("SSL routines", "", "sslv3 alert handshake failure")]))
         verify = Failure(SSL.Error([("SSL routines", "", "certificate verify failed")]))
         name = Failure(VerificationError(errors=[]))
@@ -657,7 +662,7 @@ class LostFailureTests(SynchronousTestCase):
             (handshake, Phase.WAIT, MessageId.TLS_HANDSHAKE_ERROR),
         ]:
             with self.subTest(reason=reason, phase=phase):
-                result = lost_failure(reason, phase)
+                result = lost_failure(reason, phase, tls)
                 self.assertEqual((result.message, result.phase), (message, Phase.TLS))
 
     def test_close_during_tls(self) -> None:

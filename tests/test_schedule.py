@@ -14,8 +14,9 @@ from zope.interface import implementer
 from ismon.catalogue import MessageId
 from ismon.probe import IProbe
 from ismon.result import Phase, ProbeResult
-from ismon.schedule import Schedule, Timing, WatchState
+from ismon.schedule import Schedule, WatchState
 from ismon.testing import STALL, Answer, FakeProbe
+from ismon.timing import Timing
 
 OK = ProbeResult(ok=True, latency=0.01)
 FAIL = ProbeResult.failure(MessageId.SELECT_ERROR, Phase.WAIT, number=errno.ETIMEDOUT)

@@ -15,19 +15,21 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import globalLogPublisher
+from twisted.logger import LogPublisher, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from ismon.catalogue import MessageId
-from ismon.http import HttpRequest
+from ismon.config import WatchConfig
+from ismon.exit_status import ExitStatus
+from ismon.health import SystemdHealth
 from ismon.notify import SystemdNotifier
-from ismon.options import Action, WatchConfig
 from ismon.probe import IProbe
+from ismon.requests import HttpRequest
 from ismon.result import Phase, ProbeResult
-from ismon.schedule import Timing
-from ismon.service import ExitStatus, WatchService
+from ismon.service import WatchService
 from ismon.state import StateDir, WatchLock
 from ismon.testing import FakeProbe
+from ismon.timing import Timing
 
 OK = ProbeResult(ok=True, latency=0.001, reply="HTTP/1.1 200 OK")
 TIMEOUT = ProbeResult.failure(MessageId.SELECT_ERROR, Phase.WAIT, number=errno.ETIMEDOUT)
@@ -57,13 +59,13 @@ class WatchServiceTests(TestCase):
         retries: int = 2,
         notifier: SystemdNotifier | None = None,
         syslog: str | None = None,
+        publisher: LogPublisher = globalLogPublisher,
         **extra: Any,
     ) -> WatchService:
         config = WatchConfig(
             watch_id="web1",
             protocol="http",
             command="clp_httpmon",
-            action=Action.START,
             request=HttpRequest(host="127.0.0.1", port=80, timeout=1),
             timing=Timing(interval=10, retries=retries, timeout=1, retry_interval=2),
             state_dir=self.folder,
@@ -75,8 +77,9 @@ class WatchServiceTests(TestCase):
             self.reactor,
             probe=probe,
             on_exit=self.exits.append,
-            notifier=notifier or SystemdNotifier({}),
-            loop_watchdog=False,
+            # No loop watchdog: it measures real time, and this clock is fake.
+            health=[SystemdHealth(self.reactor, notifier or SystemdNotifier({}))],
+            log_publisher=publisher,
         )
         self.addCleanup(lambda: service._end(0, stop_reactor=False))
         return service
@@ -95,6 +98,75 @@ class WatchServiceTests(TestCase):
         self.assertEqual(levels, ["warn", "warn", "error"])
         state = StateDir.open(self.folder, create=False)
         self.assertFalse(state.pid_path("web1").exists())
+
+    def test_messages_go_to_the_publisher_given(self) -> None:
+        """
+        A watch given a log publisher publishes there, and its syslog
+        observer listens there, not on the global one.
+        """
+        publisher = LogPublisher()
+        seen: list[dict[str, Any]] = []
+        publisher.addObserver(seen.append)
+        service = self.make(
+            self.scripted(OK), publisher=publisher, syslog=str(self.folder / "no-such-socket")
+        )
+        service.startService()
+        self.reactor.advance(0)
+        service.stop()
+        self.reactor.advance(0)
+        self.assertEqual(self.messages(), [])
+        ids = [e["ismon_message_id"] for e in seen if "ismon_message_id" in e]
+        self.assertEqual(ids, [2, 98, 99, 1, 3, 6])
+
+    def test_status_document_fields(self) -> None:
+        """The status snapshot gives the JSON fields of README "Running a watch"."""
+        service = self.make(self.scripted(OK))
+        service.startService()
+        self.reactor.advance(0)
+        status = service.status()
+        self.assertEqual(
+            list(status),
+            [
+                "watch_id",
+                "protocol",
+                "command",
+                "pid",
+                "target",
+                "state",
+                "paused_since",
+                "consecutive_failures",
+                "probes",
+                "failures",
+                "skipped_ticks",
+                "last_probe",
+                "interval",
+                "timeout",
+                "retries",
+                "retry_interval",
+                "detection_bound",
+                "started",
+                "uptime",
+            ],
+        )
+        last = status["last_probe"]
+        assert isinstance(last, dict)
+        self.assertEqual(
+            list(last),
+            [
+                "time",
+                "ok",
+                "message_id",
+                "number",
+                "phase",
+                "latency",
+                "reply",
+                "detail",
+                "address",
+                "cert_days_left",
+                "summary",
+            ],
+        )
+        self.assertEqual(status["target"], "http://127.0.0.1:80/ HTTP/1.1")
 
     def test_recovery_is_reported(self) -> None:
         service = self.make(self.scripted(OK, TIMEOUT, OK))
@@ -119,6 +191,35 @@ class WatchServiceTests(TestCase):
         service.stopService()
         self.assertEqual(service.exit_code, ExitStatus.STOPPED)
         self.assertEqual(self.messages()[-2:], [3, 6])
+
+    def test_the_first_verdict_stands(self) -> None:
+        """
+        Once a watch winds down, a later stop (control socket, SIGTERM)
+        neither changes its exit status nor logs a second ending, and a
+        shutdown waits for the same winding down.
+        """
+        service = self.make(self.scripted(TIMEOUT), retries=1)
+        service.startService()
+        self.reactor.pump([0] + [0.5] * 20)
+        self.assertEqual(self.exits, [ExitStatus.SERVER_FAILED])
+        before = self.messages()
+        service.stop()
+        self.reactor.advance(0)
+        closing = service.stopService()
+        assert closing is not None
+        self.assertTrue(closing.called)
+        self.assertEqual(service.exit_code, ExitStatus.SERVER_FAILED)
+        self.assertEqual(self.exits, [ExitStatus.SERVER_FAILED])
+        self.assertEqual(self.messages(), before)
+
+    def test_stop_before_start(self) -> None:
+        """A shutdown before the watch started ends it without message 6."""
+        service = self.make(self.scripted(OK))
+        service.stopService()
+        self.assertEqual(service.exit_code, ExitStatus.STOPPED)
+        self.assertEqual(self.messages(), [3])
+        state = StateDir.open(self.folder)
+        self.assertFalse(state.pid_path("web1").exists())
 
     def test_id_in_use(self) -> None:
         held = WatchLock.acquire(StateDir.open(self.folder), "web1")

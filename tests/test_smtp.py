@@ -12,9 +12,10 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from ismon.catalogue import MessageId
-from ismon.probe import IProbe, TLSSettings
+from ismon.probe import IProbe
+from ismon.requests import SmtpRequest, TLSSettings
 from ismon.result import Phase
-from ismon.smtp import SmtpProbe, SmtpRequest, _local_name
+from ismon.smtp import SmtpProbe, _local_name
 from tests.test_probe import (
     ConnectionFailureTests,
     ProbeCase,

@@ -41,10 +41,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from ismon.catalogue import MessageId
-from ismon.http import HttpProbe, HttpRequest
-from ismon.probe import TLSSettings
+from ismon.http import HttpProbe
+from ismon.requests import HttpRequest, SmtpRequest, TLSSettings
 from ismon.result import Phase, ProbeResult
-from ismon.smtp import SmtpProbe, SmtpRequest
+from ismon.smtp import SmtpProbe
 from ismon.tls import (
     certificate_days_left,
     connection_creator,

@@ -20,11 +20,10 @@ from pathlib import Path
 import pytest
 from twisted.internet.testing import MemoryReactorClock
 
-from ismon.http import HttpRequest
+from ismon.exit_status import ExitStatus
+from ismon.health import LoopHealth, LoopWatchdog, SystemdHealth, loop_watchdog_limit
 from ismon.notify import SystemdNotifier
-from ismon.options import Action, WatchConfig
-from ismon.schedule import Timing
-from ismon.service import ExitStatus, WatchService, _LoopWatchdog, loop_watchdog_limit
+from ismon.timing import Timing
 from tests.procs import end_process
 from tests.watchproc import command
 
@@ -38,7 +37,7 @@ def test_limit_is_the_documented_one() -> None:
 
 @pytest.mark.parametrize("limit", [30.0, 82.0, 500.0])
 def test_periods_derive_from_the_limit(limit: float) -> None:
-    watchdog = _LoopWatchdog(limit, lambda seconds: None)
+    watchdog = LoopWatchdog(limit, lambda seconds: None)
     assert watchdog.period == limit / 4
     assert watchdog.threshold == limit / 2
     # The latest a stall just after a beat is caught: past the threshold by
@@ -55,47 +54,40 @@ def test_service_beats_at_the_derived_period_not_every_second(
     systemd: bool, tmp_path: Path
 ) -> None:
     timing = Timing(interval=60, retries=3, timeout=10)  # bound 250 s: limit 500 s
-    config = WatchConfig(
-        watch_id="wd0",
-        protocol="http",
-        command="clp_httpmon",
-        action=Action.START,
-        request=HttpRequest(host="127.0.0.1", port=9, timeout=10),
-        timing=timing,
-        syslog_socket=None,
-    )
     reactor = MemoryReactorClock()
     env: dict[str, str] = {}
     manager = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     if systemd:
         manager.bind(str(tmp_path / "notify"))
         env = {"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "20000000"}
-    service = WatchService(config, reactor, notifier=SystemdNotifier(env))
-    # Only the watchdog part: a whole start-up would arm the last-resort
-    # exit timer of _end in this test process.
-    service._start_watchdog()
+    # The health parts a watch has by default; a whole start-up would arm
+    # the last-resort exit timer of the winding down in this test process.
+    loop = LoopHealth(reactor, lambda seconds: None)
+    systemd_health = SystemdHealth(reactor, SystemdNotifier(env))
+    loop.watching(timing)
+    systemd_health.watching(timing)
     try:
-        assert service._watchdog is not None and service._heartbeat is not None
-        assert service._watchdog.limit == 500.0
-        assert service._heartbeat.interval == 125.0
+        assert loop.watchdog is not None and loop.heartbeat is not None
+        assert loop.watchdog.limit == 500.0
+        assert loop.heartbeat.interval == 125.0
         # The first beat is at once; the next is a quarter of the limit
         # away.  The systemd ping, when asked for, keeps its own period
         # (half of WATCHDOG_USEC) and pings at once.
         due = sorted(call.getTime() - reactor.seconds() for call in reactor.getDelayedCalls())
         if systemd:
-            assert service._systemd_watchdog is not None
-            assert service._systemd_watchdog.interval == 10.0
+            assert systemd_health.pings is not None
+            assert systemd_health.pings.interval == 10.0
             assert due == [10.0, 125.0]
             manager.settimeout(2)
             assert manager.recv(4096) == b"WATCHDOG=1"
         else:
-            assert service._systemd_watchdog is None
+            assert systemd_health.pings is None
             assert due == [125.0]
     finally:
-        service._watchdog.stop()
-        service._heartbeat.stop()
-        if service._systemd_watchdog is not None:
-            service._systemd_watchdog.stop()
+        loop.watchdog.stop()
+        loop.heartbeat.stop()
+        if systemd_health.pings is not None:
+            systemd_health.pings.stop()
         manager.close()
 
 
@@ -111,7 +103,7 @@ def test_a_beating_loop_is_left_alone_and_a_stuck_one_is_ended_within_the_limit(
         exits.append((time.monotonic(), code))
         ended.set()
 
-    watchdog = _LoopWatchdog(limit, words.append, exit_process=exit_process)
+    watchdog = LoopWatchdog(limit, words.append, exit_process=exit_process)
     watchdog.start()
     try:
         # Beating (more often than needed, so that a loaded machine cannot

@@ -1,8 +1,8 @@
 """
-twistd plugins: C{twistd -n --pidfile PATH ismon-http ID [options]} and
-C{ismon-smtp}.  They run the same L{ismon.service.WatchService} as the
-clp_* commands; see the README for what plain twistd can report as the exit
-status.
+twistd plugins: C{twistd -n --pidfile PATH ismon-http ID [options]},
+C{ismon-smtp}, one per protocol of L{ismon.protocols}.  They run the same
+L{ismon.service.WatchService} as the clp_* commands; see the README for
+what plain twistd can report as the exit status.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from typing import Any
 from twisted.application.service import IServiceMaker, MultiService
 from twisted.plugin import IPlugin
 from zope.interface import implementer
+
+from ismon.protocols import PROTOCOLS, WatchProtocol
 
 
 class _CatalogueLog(MultiService):
@@ -62,22 +64,34 @@ class _CatalogueLog(MultiService):
 
 @implementer(IServiceMaker, IPlugin)
 class _WatchMaker:
-    def __init__(self, tapname: str, options: str, description: str) -> None:
-        self.tapname = tapname
-        self.description = description
-        self._options = options
+    def __init__(self, protocol: WatchProtocol) -> None:
+        self.tapname = protocol.tapname
+        self.description = protocol.description
+        self._protocol = protocol
 
     @property
     def options(self) -> Any:
-        from ismon import options
+        from ismon.options import ParameterError
 
-        return getattr(options, self._options)
+        base: Any = self._protocol.options_class()
+
+        class TwistdOptions(base):  # type: ignore[misc, valid-type]
+            def postOptions(self) -> None:
+                super().postOptions()
+                if self.control is not None:
+                    # Nothing for twistd to run: the control options talk
+                    # to a watch that runs already.
+                    raise ParameterError(
+                        f"--{self.control.action} is for {self.command} ID or ismon, not twistd"
+                    )
+
+        return TwistdOptions
 
     def makeService(self, options: Any) -> Any:
-        from ismon.service import make_twistd_service
+        from ismon.process import make_twistd_service
 
         config = options.config
-        if config.action.value == "check":
+        if options.check:
             # twistd would go on to start the watch; --check is the commands'
             # (clp_httpmon, clp_smtpmon, ismon http|smtp): refuse it plainly.
             from ismon.catalogue import MessageId, render
@@ -90,9 +104,7 @@ class _WatchMaker:
         return _CatalogueLog(make_twistd_service(config), server_options, config.debug)
 
 
-ismon_http = _WatchMaker(
-    "ismon-http", "HttpOptions", "Watch an HTTP daemon with HEAD (clp_httpmon compatible)."
-)
-ismon_smtp = _WatchMaker(
-    "ismon-smtp", "SmtpOptions", "Watch an SMTP daemon with NOOP (clp_smtpmon compatible)."
-)
+# twistd finds the plugins among this module's names (ismon_http,
+# ismon_smtp, ...): one per protocol.
+for _protocol in PROTOCOLS.values():
+    globals()[f"ismon_{_protocol.name}"] = _WatchMaker(_protocol)
