@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from twisted.python import usage
@@ -39,7 +40,28 @@ def clp(command: str, argv: list[str] | None = None) -> NoReturn:
     """Run a 2004 command (C{clp_httpmon} ...) of L{ismon.protocols}."""
     protocol = by_command(command)
     assert protocol is not None, command
-    sys.exit(run_command(protocol.options_class(), sys.argv[1:] if argv is None else argv))
+    _exit_quietly_on_broken_pipe(
+        lambda: run_command(protocol.options_class(), sys.argv[1:] if argv is None else argv)
+    )
+
+
+def _exit_quietly_on_broken_pipe(run: Callable[[], int]) -> NoReturn:
+    """
+    Exit with C{run()}'s status; when the reader of our output left early
+    (C{clp_httpmon --help | head}), exit 0 without a traceback: that is
+    not our error.
+    """
+    code: object
+    try:
+        try:
+            code = run()
+        except SystemExit as e:  # --help and --version print, then exit
+            code = e.code
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = ExitStatus.STOPPED
+    sys.exit(code)
 
 
 def clp_httpmon(argv: list[str] | None = None) -> NoReturn:
@@ -195,14 +217,7 @@ class _ControlOptions(usage.Options):
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    try:
-        code = _main(sys.argv[1:] if argv is None else argv)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # `ismon status | head`: the reader left; that is not our error.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        code = ExitStatus.STOPPED
-    sys.exit(code)
+    _exit_quietly_on_broken_pipe(lambda: _main(sys.argv[1:] if argv is None else argv))
 
 
 def _main(argv: list[str]) -> int:

@@ -338,6 +338,33 @@ def test_ismon_verb_refusals_read_like_the_others(
     assert result.stderr == line + "\n"
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["clp_httpmon", "--help"],
+        ["clp_smtpmon", "--version"],
+        ["ismon", "--help"],
+        ["ismon", "http", "--help"],
+    ],
+)
+def test_output_to_a_reader_that_left_is_no_error(argv: list[str]) -> None:
+    """C{clp_httpmon --help | head}: a closed pipe is the reader's choice."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write now fails with EPIPE
+    try:
+        done = subprocess.run(
+            [*command(argv[0]), *argv[1:]],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (0, "")
+
+
 # -- the edges that must be accepted --------------------------------------------
 
 LONGEST_ID = "A" * 255
