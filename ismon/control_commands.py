@@ -93,7 +93,13 @@ class ControlRequest:
 
 # -- the command lines the fast way understands ------------------------------
 
-_CLP_COMMANDS = ("clp_httpmon", "clp_smtpmon")
+
+def _is_clp_command(program: str) -> bool:
+    # ismon.entry.clp() passes only the commands of ismon.protocols; that
+    # registry is not imported here (it costs attrs, ~20 ms, on every call).
+    return program.startswith("clp_") and program.endswith("mon")
+
+
 _NO_VALUE = ""
 
 
@@ -178,7 +184,7 @@ def recognise(program: str, argv: list[str]) -> ControlRequest | None:
     """
     if program == "ismon":
         return _recognise_ismon(argv)
-    if program in _CLP_COMMANDS:
+    if _is_clp_command(program):
         return _recognise_clp(program, argv)
     return None
 
