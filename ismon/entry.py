@@ -10,14 +10,21 @@ imports Twisted:
   - a watch without TLS never loads the TLS stack:
     C{twisted.internet.tcp} imports pyOpenSSL whenever it is importable
     (~13 MB of RSS and ~0.1 s of start-up for nothing), and Twisted's own
-    fallback for a missing pyOpenSSL is used instead.
+    fallback for a missing pyOpenSSL is used instead.  Nor the stdlib's
+    C{ssl} (C{asyncio}, which C{Deferred} imports, takes it only if it is
+    there) or C{http.cookiejar} (C{twisted.python.compat} imports it for
+    an alias only C{twisted.web} uses; with C{urllib.request}, C{http.client}
+    and C{email} behind it: ~20 ms and 1.6 MB): that one is loaded when
+    something first uses it (docs/performance.md, "Memory").
 
 Everything else goes to L{ismon.cli}.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
+import types
 
 # typing costs ~2.5 ms of start-up, which the control commands do not pay.
 TYPE_CHECKING = False
@@ -28,7 +35,18 @@ __all__ = ["clp", "clp_httpmon", "clp_smtpmon", "main"]
 
 # Long options that need TLS; getopt also accepts any unambiguous prefix.
 _TLS_OPTIONS = ("tls", "starttls", "insecure", "ca-file", "servername", "cert-warn-days")
-_TLS_MODULES = ("OpenSSL", "service_identity")
+_TLS_MODULES = ("OpenSSL", "service_identity", "ssl")
+_CONTROL_VERBS = ("stop", "pause", "continue", "status", "disp", "del")
+
+
+class _LoadedOnUse(types.ModuleType):
+    """Stands in for a module until an attribute of it is first read."""
+
+    def __getattr__(self, name: str) -> object:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        real = importlib.import_module(self.__name__)
+        return getattr(real, name)
 
 
 def _may_use_tls(argv: list[str]) -> bool:
@@ -47,10 +65,30 @@ def _skip_tls_stack(argv: list[str]) -> None:
         return
     for name in _TLS_MODULES:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+    sys.modules.setdefault("http.cookiejar", _LoadedOnUse("http.cookiejar"))
+
+
+def _may_be_control(program: str, argv: list[str]) -> bool:
+    """
+    Whether C{argv} may be a control command: only then is
+    L{ismon.control_commands} worth importing (~5 ms before a watch starts).
+    """
+    if program == "ismon":
+        return bool(argv) and argv[0] in _CONTROL_VERBS
+    for arg in argv:
+        if arg == "--":
+            break
+        if arg.startswith("--"):
+            name = arg[2:].split("=", 1)[0]
+            if name and any(verb.startswith(name) for verb in _CONTROL_VERBS):
+                return True
+    return False
 
 
 def _control_command(program: str, argv: list[str]) -> None:
     """Run C{argv} and exit if it is a control command the fast way knows."""
+    if not _may_be_control(program, argv):
+        return
     from ismon import control_commands
 
     request = control_commands.recognise(program, argv)
