@@ -36,6 +36,10 @@ class MessageId(IntEnum):
     RESOLVE_ERROR = 81
     INVALID_RESPONSE = 82
     INVALID_STATUS = 83
+    # Added by ismon: HTTP checks (README "Running a watch").
+    HEADER_MISSING = 84
+    BODY_MISSING = 85
+    AUTH_REFUSED = 86
     # Added by ismon.
     TLS_HANDSHAKE_ERROR = 90
     TLS_VERIFY_ERROR = 91
@@ -72,6 +76,9 @@ _TEXTS: dict[MessageId, str] = {
     # The 2004 text names clp_httpmon even though only HTTP can produce it.
     MessageId.INVALID_RESPONSE: "The clp_httpmon has detected an error in HTTP(invalid response).",
     MessageId.INVALID_STATUS: "The {cmd} has detected an error in {proto}(invalid status code[{nn}]).",
+    MessageId.HEADER_MISSING: "The {cmd} has detected an error in HTTP(expected header missing: {detail}).",
+    MessageId.BODY_MISSING: "The {cmd} has detected an error in HTTP(expected body missing: {detail}).",
+    MessageId.AUTH_REFUSED: "The {cmd} has detected an error in HTTP(authentication refused[{nn}]).",
     MessageId.TLS_HANDSHAKE_ERROR: "The {cmd} has detected an error in TLS(handshake error: {detail}).",
     MessageId.TLS_VERIFY_ERROR: (
         "The {cmd} has detected an error in TLS(certificate not trusted: {detail})."

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from enum import Enum
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,7 +23,16 @@ from ismon.catalogue import MessageId
 from ismon.config import WatchConfig
 from ismon.control_commands import ControlRequest
 from ismon.protocols import PROTOCOLS
-from ismon.requests import HttpRequest, ProbeRequest, SmtpRequest, TLSSettings
+from ismon.requests import (
+    DEFAULT_MAX_BODY,
+    BasicCredentials,
+    Expectation,
+    HeaderExpectation,
+    HttpRequest,
+    ProbeRequest,
+    SmtpRequest,
+    TLSSettings,
+)
 from ismon.result import StatusSet
 from ismon.state import InvalidWatchId, validate_watch_id
 from ismon.timing import Timing
@@ -414,7 +424,40 @@ class HttpOptions(WatchOptions):
             None,
             "Acceptable status codes, e.g. 200-399,401 (also judged for '/').",
         ],
+        [
+            "method",
+            None,
+            "HEAD",
+            "Request method: HEAD or GET (no fallback from one to the other).",
+        ],
+        [
+            "max-body",
+            None,
+            str(DEFAULT_MAX_BODY),
+            "With GET: bytes of the body read at most, then the connection is closed (1-16777216).",
+        ],
+        [
+            "expect-body",
+            None,
+            None,
+            "With GET: a regular expression the body (its first --max-body bytes) must match.",
+        ],
+        ["host-header", None, None, "Host header sent, host[:port] (default: -s and -n)."],
+        [
+            "auth-file",
+            None,
+            None,
+            "File holding user:password for Basic authentication (mode 0600 or 0400).",
+        ],
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["expect-header"] = []
+
+    def opt_expect_header(self, value: str) -> None:
+        """A header field the answer must have, 'Name: REGEX' (repeatable)."""
+        self["expect-header"].append(value)
 
     def _request(
         self, server: str, port: int, timeout: int, tls: TLSSettings | None
@@ -432,6 +475,21 @@ class HttpOptions(WatchOptions):
                     "--expect-status must be status codes or ranges within 100-599 "
                     f"such as 200-399,401, not {quote(self['expect-status'])}"
                 ) from None
+        method = self["method"]
+        if method not in ("HEAD", "GET"):
+            raise ParameterError(f"--method must be HEAD or GET, not {quote(method)}")
+        headers = tuple(_header_expectation(text) for text in self["expect-header"])
+        body = None
+        if self["expect-body"] is not None:
+            if method != "GET":
+                raise ParameterError("--expect-body needs --method GET")
+            body = _expectation("--expect-body", self["expect-body"])
+        host_header = self["host-header"]
+        if host_header is not None and _HOST_HEADER.fullmatch(host_header) is None:
+            raise ParameterError(
+                f"--host-header must be a host name or address with an optional :port, "
+                f"not {quote(host_header)}"
+            )
         return HttpRequest(
             host=server,
             port=port,
@@ -440,7 +498,71 @@ class HttpOptions(WatchOptions):
             uri=uri,
             expect_status=expect,
             tls=tls,
+            method=method,
+            max_body=_integer("--max-body", self["max-body"], 1, 16 * 1024 * 1024),
+            expect_headers=headers,
+            expect_body=body,
+            host_header=host_header,
+            credentials=(None if self["auth-file"] is None else _read_auth_file(self["auth-file"])),
         )
+
+
+# A Host header value (RFC 9110 §7.2): reg-name, IPv4 or [IPv6], optional port.
+_HOST_HEADER = re.compile(
+    r"(?:[A-Za-z0-9._~!$&'()*+,;=%-]{1,255}|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?"
+)
+
+
+def _expectation(name: str, text: str) -> Expectation:
+    try:
+        return Expectation.compile(text)
+    except re.error as e:
+        raise ParameterError(f"{name} {quote(text)} is not a regular expression: {e}") from None
+
+
+def _header_expectation(text: str) -> HeaderExpectation:
+    try:
+        return HeaderExpectation.parse(text)
+    except re.error as e:
+        raise ParameterError(
+            f"--expect-header {quote(text)} is not a regular expression: {e}"
+        ) from None
+    except ValueError:
+        raise ParameterError(f"--expect-header must be 'Name: REGEX', not {quote(text)}") from None
+
+
+def _read_auth_file(path: str) -> BasicCredentials:
+    """
+    Read --auth-file once, at start-up.  It must belong to this user (or
+    root) and be readable by no one else (README "Running a watch"); no
+    refusal ever quotes its content.
+    """
+    shown = quote(path, limit=300)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        raise ParameterError(f"--auth-file {shown} cannot be read: {e.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if info.st_uid not in (os.geteuid(), 0):
+            raise ParameterError(
+                f"--auth-file {shown} belongs to UID {info.st_uid}: it must be this user's or root's"
+            )
+        mode = stat.S_IMODE(info.st_mode)
+        if not stat.S_ISREG(info.st_mode) or mode & 0o177:
+            raise ParameterError(f"--auth-file {shown} has mode {mode:04o}: use 0600 or 0400")
+        raw = os.read(fd, 4097)
+    except OSError as e:
+        raise ParameterError(f"--auth-file {shown} cannot be read: {e.strerror}") from None
+    finally:
+        os.close(fd)
+    lines = raw.decode("utf-8", "replace").splitlines()
+    user, colon, password = (lines[0] if lines else "").partition(":")
+    if len(raw) > 4096 or not colon or not user or not password:
+        raise ParameterError(f"--auth-file {shown} must hold one line user:password")
+    if any(not c.isprintable() for c in user + password):
+        raise ParameterError(f"--auth-file {shown} must hold printable user:password")
+    return BasicCredentials(user, password)
 
 
 class SmtpOptions(WatchOptions):

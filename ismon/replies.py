@@ -10,18 +10,22 @@ gets an L{InvalidResponse} / L{InvalidReply}, never a growing buffer.
 from __future__ import annotations
 
 import re
+from enum import Enum
 
 import attrs
 
 __all__ = [
     "MAX_HEADER_BYTES",
     "MAX_LINE_BYTES",
+    "BodyFraming",
+    "HttpBodyReader",
     "HttpHeadParser",
     "InvalidReply",
     "InvalidResponse",
     "SmtpReply",
     "SmtpReplyParser",
     "StatusLine",
+    "body_framing",
     "parse_status_line",
     "printable",
 ]
@@ -100,6 +104,10 @@ class HttpHeadParser:
         self._received = 0
         self._consumed = 0
         self.done = False
+        # The final answer's header fields, names lower-cased, in order.
+        self.headers: list[tuple[str, str]] = []
+        # Bytes that followed the blank line: the start of a body (GET).
+        self.rest = b""
 
     @property
     def status(self) -> StatusLine | None:
@@ -153,13 +161,24 @@ class HttpHeadParser:
                     # An interim answer (103 Early Hints, 100 Continue): the
                     # final one follows; the 64 KiB cap still covers them all.
                     self._status = None
+                    self.headers = []
                     continue
                 self.done = True
-                self._buffer = b""
+                self.rest, self._buffer = self._buffer, b""
                 return self._status
             if b"\x00" in line:
                 raise InvalidResponse("NUL byte in header", line)
+            name, colon, value = line.partition(b":")
+            if colon and name and name == name.strip():
+                self.headers.append(
+                    (name.decode("latin-1").lower(), value.strip(b" \t\r").decode("latin-1"))
+                )
         return None
+
+    def header_values(self, name: str) -> list[str]:
+        """The values of every field called C{name} (any case)."""
+        wanted = name.lower()
+        return [value for key, value in self.headers if key == wanted]
 
     def end(self) -> StatusLine | None:
         """
@@ -176,6 +195,152 @@ class HttpHeadParser:
             self._status = parse_status_line(self._buffer)
             return self._status
         return None
+
+
+class BodyFraming(Enum):
+    """How the end of a response body is known (RFC 9112 §6.3)."""
+
+    NONE = "none"
+    LENGTH = "length"
+    CHUNKED = "chunked"
+    CLOSE = "close"
+
+
+def body_framing(
+    method: str, status: StatusLine, headers: HttpHeadParser
+) -> tuple[BodyFraming, int]:
+    """
+    The framing of the body that follows C{status} and its headers, and the
+    length for L{BodyFraming.LENGTH}.
+
+    @raise InvalidResponse: a Content-Length that is not one number.
+    """
+    if method == "HEAD" or 100 <= status.code <= 199 or status.code in (204, 304):
+        return BodyFraming.NONE, 0
+    codings = ",".join(headers.header_values("transfer-encoding"))
+    if codings.strip():
+        last = codings.split(",")[-1].strip().lower()
+        # A response whose final coding is not chunked ends at the close (§6.3 rule 4).
+        return (BodyFraming.CHUNKED if last == "chunked" else BodyFraming.CLOSE), 0
+    lengths = {
+        part.strip()
+        for value in headers.header_values("content-length")
+        for part in value.split(",")
+    }
+    if not lengths:
+        return BodyFraming.CLOSE, 0
+    if len(lengths) > 1:
+        raise InvalidResponse("conflicting Content-Length values")
+    (length,) = lengths
+    if not (length.isascii() and length.isdigit()) or len(length) > 18:
+        raise InvalidResponse("invalid Content-Length", length.encode("latin-1", "replace"))
+    return BodyFraming.LENGTH, int(length)
+
+
+# A chunk-size line with its extensions; real servers send a few bytes.
+MAX_CHUNK_LINE_BYTES = 1024
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(?:;.*)?")
+
+
+class HttpBodyReader:
+    """
+    Incremental reader of a response body, keeping at most C{limit} bytes of
+    it: L{feed} returns C{True} once the body is complete or the bound is
+    reached (L{truncated} then), after which the caller closes the
+    connection (README "What counts as a failure", C{--max-body}).
+    """
+
+    def __init__(self, framing: BodyFraming, length: int, limit: int) -> None:
+        self._framing = framing
+        self._remaining = length  # LENGTH: body bytes still due; CHUNKED: of this chunk
+        self._limit = limit
+        self._kept: list[bytes] = []
+        self._kept_size = 0
+        self._buffer = b""
+        # CHUNKED: "size" (a size line is next), "data", "crlf" (after data), "trailer".
+        self._state = "size"
+        self.truncated = False
+        self.done = framing is BodyFraming.NONE or (framing is BodyFraming.LENGTH and length == 0)
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self._kept)
+
+    def _keep(self, data: bytes) -> None:
+        room = self._limit - self._kept_size
+        if len(data) > room:
+            data = data[:room]
+            self.truncated = True
+            self.done = True
+        self._kept.append(data)
+        self._kept_size += len(data)
+
+    def feed(self, data: bytes) -> bool:
+        """
+        Take the next bytes; C{True} once no more need be read.
+
+        @raise InvalidResponse: on a malformed chunked body.
+        """
+        if self.done:
+            return True
+        if self._framing is BodyFraming.CLOSE:
+            self._keep(data)
+        elif self._framing is BodyFraming.LENGTH:
+            part = data[: self._remaining]
+            self._remaining -= len(part)
+            self._keep(part)
+            if self._remaining == 0:
+                self.done = True
+        else:
+            self._chunked(data)
+        return self.done
+
+    def _chunked(self, data: bytes) -> None:
+        self._buffer += data
+        while not self.done:
+            if self._state == "data":
+                if not self._buffer:
+                    return
+                part, self._buffer = (
+                    self._buffer[: self._remaining],
+                    self._buffer[self._remaining :],
+                )
+                self._remaining -= len(part)
+                self._keep(part)
+                if self._remaining == 0:
+                    self._state = "crlf"
+                continue
+            newline = self._buffer.find(b"\n")
+            if newline < 0:
+                if len(self._buffer) > MAX_CHUNK_LINE_BYTES:
+                    raise InvalidResponse("chunk line too long", self._buffer[:80])
+                return
+            line, self._buffer = self._buffer[:newline].rstrip(b"\r"), self._buffer[newline + 1 :]
+            if len(line) > MAX_CHUNK_LINE_BYTES:
+                raise InvalidResponse("chunk line too long", line[:80])
+            if self._state == "crlf":
+                if line:
+                    raise InvalidResponse("chunk data longer than its size", line[:80])
+                self._state = "size"
+            elif self._state == "size":
+                match = _CHUNK_SIZE.fullmatch(line)
+                if match is None:
+                    raise InvalidResponse("malformed chunk size", line[:80])
+                self._remaining = int(match.group(1), 16)
+                self._state = "data" if self._remaining else "trailer"
+            elif not line:  # the blank line after the trailer fields
+                self.done = True
+            elif b"\x00" in line:
+                raise InvalidResponse("NUL byte in trailer", line[:80])
+
+    def end(self) -> bool:
+        """
+        The connection ended: whether the body was complete (a body read
+        until the close always is).
+        """
+        if self._framing is BodyFraming.CLOSE:
+            self.done = True
+        return self.done
 
 
 class InvalidReply(Exception):

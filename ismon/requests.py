@@ -8,13 +8,27 @@ them, and the status document describes them (L{ProbeRequest.target}).
 
 from __future__ import annotations
 
+import base64
+import re
 from typing import Protocol
 
 import attrs
 
 from ismon.result import StatusSet
 
-__all__ = ["HttpRequest", "ProbeRequest", "SmtpRequest", "TLSSettings"]
+__all__ = [
+    "DEFAULT_MAX_BODY",
+    "BasicCredentials",
+    "Expectation",
+    "HeaderExpectation",
+    "HttpRequest",
+    "ProbeRequest",
+    "SmtpRequest",
+    "TLSSettings",
+]
+
+#: Bytes of a GET's body read at most (README "Running a watch", --max-body).
+DEFAULT_MAX_BODY = 64 * 1024
 
 
 @attrs.frozen
@@ -57,6 +71,66 @@ def _target(protocol: str, host: str, port: int, tls: TLSSettings | None, startt
 
 
 @attrs.frozen
+class Expectation:
+    """A regular expression searched for in the answer (--expect-body)."""
+
+    text: str
+    pattern: re.Pattern[str] = attrs.field(eq=False, repr=False)
+
+    @classmethod
+    def compile(cls, text: str) -> Expectation:
+        """@raise re.error: C{text} is not a regular expression."""
+        return cls(text, re.compile(text))
+
+    def found_in(self, value: str) -> bool:
+        return self.pattern.search(value) is not None
+
+
+@attrs.frozen
+class HeaderExpectation:
+    """A header field that must be present with a value matching (--expect-header)."""
+
+    name: str
+    value: Expectation
+
+    @classmethod
+    def parse(cls, text: str) -> HeaderExpectation:
+        """
+        C{Name: REGEX}.
+
+        @raise ValueError: no field name before a colon.
+        @raise re.error: the regular expression does not compile.
+        """
+        name, colon, regex = text.partition(":")
+        name = name.strip()
+        if not colon or not name or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+            raise ValueError("not 'Name: REGEX'")
+        return cls(name, Expectation.compile(regex.strip()))
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.value.text}"
+
+
+@attrs.frozen
+class BasicCredentials:
+    """
+    The user and password of --auth-file.  Neither is ever shown: the repr
+    and str hide them, so no log line, status or traceback can carry them.
+    """
+
+    user: str = attrs.field(repr=False)
+    password: str = attrs.field(repr=False)
+
+    def authorization(self) -> str:
+        """The value of the C{Authorization} header (RFC 7617)."""
+        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode("ascii")
+        return f"Basic {token}"
+
+    def __str__(self) -> str:
+        return "BasicCredentials(hidden)"
+
+
+@attrs.frozen
 class HttpRequest:
     """What an HTTP watch asks."""
 
@@ -67,10 +141,18 @@ class HttpRequest:
     uri: str = "/"
     expect_status: StatusSet | None = None
     tls: TLSSettings | None = None
+    method: str = "HEAD"
+    max_body: int = DEFAULT_MAX_BODY
+    expect_headers: tuple[HeaderExpectation, ...] = ()
+    expect_body: Expectation | None = None
+    host_header: str | None = None
+    credentials: BasicCredentials | None = attrs.field(default=None, repr=False)
 
     def target(self, protocol: str = "http") -> str:
         base = _target(protocol, self.host, self.port, self.tls, False)
-        return f"{base}{self.uri} HTTP/{self.version}"
+        # HEAD, the 2004 method, is not named: its target reads as it always did.
+        method = "" if self.method == "HEAD" else f"{self.method} "
+        return f"{method}{base}{self.uri} HTTP/{self.version}"
 
 
 @attrs.frozen

@@ -7,17 +7,24 @@ server's answer (docs/failure-rules.md).
 from __future__ import annotations
 
 import errno
+from collections.abc import Sequence
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import attrs
 
 from ismon.catalogue import MessageId
-from ismon.replies import SmtpReply, StatusLine
+from ismon.replies import SmtpReply, StatusLine, printable
+
+if TYPE_CHECKING:
+    from ismon.requests import Expectation, HeaderExpectation
 
 __all__ = [
     "Phase",
     "ProbeResult",
     "StatusSet",
+    "judge_http_body",
+    "judge_http_headers",
     "judge_http_status",
     "judge_smtp_reply",
     "timed_out",
@@ -139,15 +146,19 @@ def _is_code(text: str) -> bool:
 
 
 def judge_http_status(
-    status: StatusLine, uri: str, expect: StatusSet | None = None
+    status: StatusLine, uri: str, expect: StatusSet | None = None, *, authenticated: bool = False
 ) -> tuple[MessageId | None, int | None]:
     """
     Judge an HTTP status line.  Without C{expect}, the status only counts when
     the URI is not C{/}: 400-599 is a failure (docs/failure-rules.md, HTTP rule 4), so a page that
     needs authentication fails.  With C{expect}, the code must be in it.
+    When credentials were sent (C{authenticated}), a 401 is message 86 for
+    any URI: the server refused them (docs/failure-rules.md, HTTP rule 5).
 
-    @return: C{(None, None)} when acceptable, else message 83 and the code.
+    @return: C{(None, None)} when acceptable, else message 83 (86) and the code.
     """
+    if authenticated and status.code == 401:
+        return MessageId.AUTH_REFUSED, status.code
     if expect is not None:
         bad = status.code not in expect
     else:
@@ -155,6 +166,47 @@ def judge_http_status(
     if bad:
         return MessageId.INVALID_STATUS, status.code
     return None, None
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def judge_http_headers(
+    headers: Sequence[tuple[str, str]], expected: Sequence[HeaderExpectation]
+) -> str | None:
+    """
+    Each expected field must be present (name in any case) with a value in
+    which its regex is found (docs/failure-rules.md, HTTP rule 6).
+
+    @return: C{None} when all are, else the detail of message 84 naming the
+        first that is not (bounded, so the line stays within 400 bytes).
+    """
+    for expectation in expected:
+        wanted = expectation.name.lower()
+        values = [value for name, value in headers if name == wanted]
+        if not values:
+            return f"no {_shown(expectation.name)} field"
+        if not any(expectation.value.found_in(value) for value in values):
+            return (
+                f"{_shown(expectation.name)} {printable(values[0].encode('latin-1', 'replace'), 60)}"
+                f" does not match {_shown(expectation.value.text)}"
+            )
+    return None
+
+
+def judge_http_body(body: bytes, truncated: bool, expected: Expectation | None) -> str | None:
+    """
+    The body read (at most --max-body bytes) must contain a match of the
+    regex (docs/failure-rules.md, HTTP rule 7); a body over the bound fails
+    only then, and the detail says the match was looked for in its start.
+
+    @return: C{None} when acceptable, else the detail of message 85.
+    """
+    if expected is None or expected.found_in(body.decode("utf-8", "replace")):
+        return None
+    where = f"the first {len(body)} bytes" if truncated else f"the {len(body)}-byte body"
+    return f"{_shown(expected.text)} not found in {where}"
 
 
 def judge_smtp_reply(reply: SmtpReply, expected: int) -> tuple[MessageId | None, int | None]:
