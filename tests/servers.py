@@ -45,6 +45,11 @@ if TYPE_CHECKING:
     from tests.certs import CertPair, TestCerts
 
 __all__ = [
+    "NGINX_AUTH_PASSWORD",
+    "NGINX_AUTH_USER",
+    "NGINX_BIG_RATE",
+    "NGINX_BIG_SIZE",
+    "NGINX_PAGE_MARKER",
     "TLS_KINDS",
     "Aiosmtpd",
     "Nginx",
@@ -296,8 +301,49 @@ _NGINX_LOCATIONS = """
         location = /missing {{ return 404; }}
         location = /error {{ return 500; }}
         location = /redirect {{ return 302 /; }}
+        # The HTTP checks (tests/test_http_checks.py).  Static files, as the
+        # access phase (auth_basic) comes after the rewrite phase (return).
+        location = /auth.txt {{
+            root {dir}/www;
+            auth_basic "ismon";
+            auth_basic_user_file {dir}/htpasswd;
+        }}
+        location = /get-only {{
+            if ($request_method = HEAD) {{ return 405; }}
+            return 200 "get only\n";
+        }}
+        location = /headers {{
+            add_header X-Ismon-Check "probe-ok" always;
+            return 200 "headers\n";
+        }}
+        location = /page.html {{ root {dir}/www; }}
+        location = /big.txt {{ root {dir}/www; limit_rate {big_rate}; }}
         location / {{ return 404; }}
 """
+
+#: The user and password /auth.txt accepts (a distinctive password, so a
+#: test can scan whatever a watch wrote for it).
+NGINX_AUTH_USER = "watcher"
+NGINX_AUTH_PASSWORD = "ismon-Pw-7f3a9c2e"
+#: Text in /page.html, and at the end of /big.txt.
+NGINX_PAGE_MARKER = "ismon-page-marker"
+#: /big.txt: its size and the rate nginx sends it at (bytes per second).
+NGINX_BIG_SIZE = 256 * 1024
+NGINX_BIG_RATE = 16 * 1024
+
+
+def _nginx_files(directory: Path) -> None:
+    """The htpasswd (nginx's {PLAIN} scheme) and the static files of the HTTP checks."""
+    www = directory / "www"
+    www.mkdir(exist_ok=True)
+    (directory / "htpasswd").write_text(f"{NGINX_AUTH_USER}:{{PLAIN}}{NGINX_AUTH_PASSWORD}\n")
+    (www / "auth.txt").write_text("authorized\n")
+    (www / "page.html").write_text(f"<html><body>{NGINX_PAGE_MARKER}</body></html>\n")
+    line = b"x" * 1023 + b"\n"
+    (www / "big.txt").write_bytes(
+        line * (NGINX_BIG_SIZE // 1024 - 1) + NGINX_PAGE_MARKER.encode().ljust(1023) + b"\n"
+    )
+
 
 _NGINX_FRAME = """\
 daemon {daemon};
@@ -395,7 +441,11 @@ class Nginx(ServerProcess):
     A private nginx.
 
     C{port} serves C{/} 200, C{/secret} 401 (with WWW-Authenticate),
-    C{/missing} 404, C{/error} 500, C{/redirect} 302 and 404 for anything
+    C{/missing} 404, C{/error} 500, C{/redirect} 302, and for the HTTP
+    checks C{/auth.txt} (Basic: L{NGINX_AUTH_USER}), C{/get-only} (HEAD 405,
+    GET 200), C{/headers} (C{X-Ismon-Check: probe-ok}), C{/page.html} (holds
+    L{NGINX_PAGE_MARKER}) and C{/big.txt} (L{NGINX_BIG_SIZE} bytes at
+    L{NGINX_BIG_RATE} bytes/s, the marker at its end); 404 for anything
     else.  C{port_404} answers 404 to everything, C{/} included.  With
     certificates, C{https_ports[kind]} for each of L{TLS_KINDS} serves the
     same locations over TLS with that certificate.  Every request is logged
@@ -482,7 +532,7 @@ def start_nginx(
             listen_v6=f"listen [::1]:{tls_port} ssl;" if ipv6 else "",
             cert=pair.chain,
             key=pair.key,
-            locations=_NGINX_LOCATIONS.format(),
+            locations=_NGINX_LOCATIONS.format(dir=directory, big_rate=NGINX_BIG_RATE),
         )
     conf = nginx_conf(
         directory,
@@ -490,10 +540,11 @@ def start_nginx(
             dir=directory,
             listen=listen(port),
             listen_404=listen(port_404),
-            locations=_NGINX_LOCATIONS.format(),
+            locations=_NGINX_LOCATIONS.format(dir=directory, big_rate=NGINX_BIG_RATE),
             tls_servers=tls_servers,
         ),
     )
+    _nginx_files(directory)
     conf_path = directory / "nginx.conf"
     conf_path.write_text(conf)
     process, log = _spawn(
