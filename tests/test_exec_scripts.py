@@ -712,3 +712,26 @@ def test_smtp_monitor_stop_script(cluster: Cluster, smtp_daemon: InitDaemon) -> 
     assert done.returncode == 0, done.stdout + done.stderr
     assert monitor.wait(30) == 0
     assert cluster.run("smtpd/stop.sh", **daemon_env).returncode == 0
+
+
+def test_httpmon_checks_with_spaces_are_one_argument_each(cluster: Cluster, tmp_path: Path) -> None:
+    """
+    ISMON_EXPECT_HEADER (one per line), ISMON_EXPECT_BODY and
+    ISMON_AUTH_FILE reach the watch as one argument each, spaces kept:
+    clp_httpmon --check takes them, and refuses a bad regex by its text.
+    """
+    auth = tmp_path / "auth"
+    auth.write_text("user:pass word\n")
+    auth.chmod(0o600)
+    checks = {
+        "ISMON_WATCH_OPTS": "-s 127.0.0.1 -n 80 --method GET --check",
+        "ISMON_EXPECT_HEADER": "Server: nginx\nContent-Type: text/html; charset=.*\n",
+        "ISMON_EXPECT_BODY": "<title>It works</title>",
+        "ISMON_AUTH_FILE": str(auth),
+    }
+    done = cluster.run("httpmon/start.sh", **checks)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "--expect-header Server: nginx --expect-header Content-Type" in done.stdout
+    done = cluster.run("httpmon/start.sh", **{**checks, "ISMON_EXPECT_HEADER": "X-A: a b [c"})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert '--expect-header "X-A: a b [c" is not a regular expression' in done.stderr

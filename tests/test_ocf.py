@@ -216,6 +216,8 @@ def _cli_options() -> set[str]:
             names.add(str(flag[0]))
         for parameter in options.optParameters:
             names.add(str(parameter[0]))
+        # Repeatable options are opt_* methods (--expect-header).
+        names |= {n[4:].replace("_", "-") for n in vars(options) if n.startswith("opt_")}
     return {n.replace("-", "_") for n in names - not_watch_options}
 
 
@@ -552,6 +554,20 @@ def test_smtp(agents: list[Agent], tmp_path: Path, fresh_servers: FreshServers) 
         ({"protocol": "smtp", "starttls": "yes", "helo": "me"}, OCF_SUCCESS),
         ({"expect_status": "200-399,401", "uri": "/health", "http_version": "1.0"}, OCF_SUCCESS),
         ({"retry_interval": "0", "grace": "5", "cert_warn_days": "30"}, OCF_SUCCESS),
+        ({"method": "POST"}, OCF_ERR_CONFIGURED),
+        ({"method": "GET", "expect_body": "(x"}, OCF_ERR_CONFIGURED),
+        ({"expect_header": "Server: nginx\nX-A: [a"}, OCF_ERR_CONFIGURED),
+        ({"protocol": "smtp", "method": "GET"}, OCF_ERR_CONFIGURED),
+        (
+            {
+                "method": "GET",
+                "max_body": "1000",
+                "expect_header": "Server: nginx\nX-A: ^1$\n",
+                "expect_body": "ok",
+                "host_header": "www.example.com",
+            },
+            OCF_SUCCESS,
+        ),
     ],
 )
 def test_validate_all(tmp_path: Path, params: dict[str, str], expected: int) -> None:

@@ -27,8 +27,19 @@
 : "${ISMON_HTTPMON:=clp_httpmon}"
 # The watch's options: server, port, interval, retries, timeout, HTTP
 # version, URI; also --tls, --ca-file, --expect-status, --retry-interval,
-# --grace, --logfile, ...  (clp_httpmon --help lists them).  Leave the ID out.
+# --grace, --logfile, --method GET, --max-body, --host-header, ...
+# (clp_httpmon --help lists them).  Leave the ID out.
 : "${ISMON_WATCH_OPTS=-s localhost -n 80 -i 60 -c 3 -r 10 -v 1.1 -h /}"
+# The HTTP checks whose values may hold spaces, so they are not in the
+# options above.  Header fields the answer must have, 'Name: REGEX', one
+# per line (--expect-header):
+: "${ISMON_EXPECT_HEADER=}"
+# A regular expression the body must match (--expect-body; needs
+# --method GET in ISMON_WATCH_OPTS):
+: "${ISMON_EXPECT_BODY=}"
+# A file holding user:password for Basic authentication (--auth-file),
+# owned by root, mode 0600 or 0400; the password is never on a command line:
+: "${ISMON_AUTH_FILE=}"
 # Exit status when the disk resources failed (CLP_DISK is not SUCCESS).
 : "${ISMON_DISK_ERROR_EXIT:=1}"
 # The watch's records (lock, pidfile, control socket) go to /run/ismon when
@@ -39,12 +50,26 @@ PATH=$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin
 export PATH
 
 run_watch() {
+    # The checks with spaces, each one argument (the loop runs in this
+    # shell: a redirection, not a pipe).
+    set --
+    while IFS= read -r header; do
+        [ -n "$header" ] && set -- "$@" --expect-header "$header"
+    done <<EOF
+$ISMON_EXPECT_HEADER
+EOF
+    [ -n "$ISMON_EXPECT_BODY" ] && set -- "$@" --expect-body "$ISMON_EXPECT_BODY"
+    [ -n "$ISMON_AUTH_FILE" ] && set -- "$@" --auth-file "$ISMON_AUTH_FILE"
     date +"%Y/%m/%d %T"
-    echo "$ISMON_HTTPMON $ISMON_WATCH_ID $ISMON_WATCH_OPTS"
+    if [ $# -eq 0 ]; then
+        echo "$ISMON_HTTPMON $ISMON_WATCH_ID $ISMON_WATCH_OPTS"
+    else
+        echo "$ISMON_HTTPMON $ISMON_WATCH_ID $ISMON_WATCH_OPTS $*"
+    fi
     echo "EXIT (the watch runs as this process until it stops or the server fails)"
     # Word splitting of the command and the options is intended.
     # shellcheck disable=SC2086
-    exec $ISMON_HTTPMON "$ISMON_WATCH_ID" $ISMON_WATCH_OPTS
+    exec $ISMON_HTTPMON "$ISMON_WATCH_ID" $ISMON_WATCH_OPTS "$@"
 }
 
 if [ "$CLP_EVENT" = "START" ]; then
