@@ -206,7 +206,9 @@ HTTP = _watch_manual(
     "connect, TLS, request and the whole header block share one deadline), when the "
     "connection is refused or reset, when the answer does not begin with HTTP/, and, "
     "only when -h is not /, when the status is 400-599 (--expect-status replaces "
-    "that rule).",
+    "that rule).  With --method GET the body is read too, up to --max-body bytes under "
+    "the same deadline; --expect-header, --expect-body and a 401 with --auth-file fail "
+    "a probe with messages 84, 85 and 86.  There is no fallback from HEAD to GET.",
 )
 SMTP = _watch_manual(
     "clp_smtpmon",
