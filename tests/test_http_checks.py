@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from twisted.internet.protocol import Factory, Protocol
 
 from ismon.catalogue import MessageId, render
 from ismon.http import HttpProbe, build_request
@@ -496,3 +497,136 @@ def test_random_bodies_against_limits() -> None:
         _feed_in_pieces(reader, body, cuts)
         reader.end()
         assert reader.body == body[:limit]
+
+
+# --------------------------------------------------------------------------
+# GET against scripted servers on loopback: how a body arrives and fails
+
+
+class _Scripted(Protocol):
+    """
+    Reads the request's header block, then plays C{steps}: bytes to send
+    (after a delay), C{"close"}, C{"reset"}; after the last step it stays
+    silent.
+    """
+
+    def __init__(self, steps: list[tuple[float, bytes | str]]) -> None:
+        self._steps = list(steps)
+        self._request = b""
+        self._calls: list[Any] = []
+
+    def dataReceived(self, data: bytes) -> None:
+        if b"\r\n\r\n" in self._request:
+            return
+        self._request += data
+        if b"\r\n\r\n" in self._request:
+            self._next()
+
+    def _next(self) -> None:
+        if not self._steps:
+            return
+        delay, step = self._steps.pop(0)
+        self._calls.append(reactor.callLater(delay, self._play, step))
+
+    def _play(self, step: bytes | str) -> None:
+        if step == "close":
+            self.transport.loseConnection()  # type: ignore[union-attr]
+        elif step == "reset":
+            self.transport.abortConnection()  # type: ignore[union-attr]
+        else:
+            assert isinstance(step, bytes)
+            self.transport.write(step)  # type: ignore[union-attr]
+            self._next()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        for call in self._calls:
+            if call.active():
+                call.cancel()
+
+
+def _segments(data: bytes, size: int, delay: float) -> list[tuple[float, bytes | str]]:
+    return [(delay, data[i : i + size]) for i in range(0, len(data), size)]
+
+
+HEAD_200 = b"HTTP/1.1 200 OK\r\nServer: scripted\r\n"
+CHUNKED_PAGE = (
+    HEAD_200 + b"Transfer-Encoding: chunked\r\n\r\n"
+    b"6\r\n<html>\r\n5;x=y\r\nismon\r\n" + b"c\r\n-page-marker\r\n0\r\n\r\n"
+)
+SCRIPTS: dict[str, list[tuple[float, bytes | str]]] = {
+    "chunked in 3-byte segments": [*_segments(CHUNKED_PAGE, 3, 0.005), (0, "close")],
+    "until close": [(0, HEAD_200 + b"\r\n<p>ismon-page-marker</p>"), (0.05, "close")],
+    "length, then silence": [(0, HEAD_200 + b"Content-Length: 17\r\n\r\nismon-page-marker")],
+    "length cut short": [
+        (0, HEAD_200 + b"Content-Length: 999\r\n\r\nismon-page-marker"),
+        (0, "close"),
+    ],
+    "stall mid-body": [(0, HEAD_200 + b"Content-Length: 999\r\n\r\nismon-page-marker")],
+    "reset mid-body": [(0, HEAD_200 + b"Content-Length: 999\r\n\r\nismon"), (0.05, "reset")],
+    "malformed chunk": [(0, HEAD_200 + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n")],
+    "401 on /": [(0, b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")],
+    "endless body": [
+        (0, HEAD_200 + b"\r\n"),
+        *[(0, b"y" * 4096) for _ in range(64)],
+        (0, b"ismon-page-marker"),
+    ],
+}
+OK, TIMED_OUT = (None, None), (MessageId.SELECT_ERROR, 110)
+GET_CASES: list[tuple[str, dict[str, Any], tuple[MessageId | None, int | None]]] = [
+    ("chunked in 3-byte segments", {}, OK),
+    ("until close", {}, OK),
+    ("length, then silence", {}, OK),
+    ("length cut short", {}, (MessageId.RECV_ERROR, 0)),
+    ("stall mid-body", {}, TIMED_OUT),
+    ("reset mid-body", {}, (MessageId.RECV_ERROR, 104)),
+    ("malformed chunk", {}, (MessageId.INVALID_RESPONSE, None)),
+    ("401 on /", {"credentials": BasicCredentials("u", "p")}, (MessageId.AUTH_REFUSED, 401)),
+    ("endless body", {"expect_body": None, "max_body": 65536}, OK),
+    ("endless body", {"max_body": 65536}, (MessageId.BODY_MISSING, None)),
+]
+
+
+@pytest.mark.parametrize(
+    ("script", "fields", "expected"),
+    GET_CASES,
+    ids=[f"{name}-{i}" for i, (name, _, _) in enumerate(GET_CASES)],
+)
+@inline_callbacks
+def test_get_bodies(
+    script: str, fields: dict[str, Any], expected: tuple[MessageId | None, int | None]
+) -> Generator[Any, Any, None]:
+    served: list[_Scripted] = []
+
+    def serve() -> _Scripted:
+        served.append(_Scripted(SCRIPTS[script]))
+        return served[-1]
+
+    port = reactor.listenTCP(0, Factory.forProtocol(serve), interface="127.0.0.1")
+    try:
+        request = HttpRequest(
+            host="127.0.0.1",
+            port=port.getHost().port,
+            timeout=1.5,
+            method="GET",
+            **{"expect_body": Expectation.compile("ismon-page-marker"), **fields},
+        )
+        before = set(reactor.getDelayedCalls())
+        start = time.monotonic()
+        result = yield HttpProbe(reactor, request).probe()
+        elapsed = time.monotonic() - start
+        # The server's own steps may still be pending: only the probe's count.
+        leftover = [
+            c
+            for c in reactor.getDelayedCalls()
+            if c not in before and c.active() and getattr(c.func, "__self__", None) not in served
+        ]
+        assert leftover == [], f"the probe left delayed calls behind: {leftover}"
+        for protocol in served:
+            protocol.connectionLost()
+            if protocol.transport is not None:
+                protocol.transport.abortConnection()
+    finally:
+        yield port.stopListening()
+    assert (result.message, result.number) == expected, result.describe()
+    # A verdict the probe can see comes at once; a stall, within the deadline.
+    assert elapsed < (1.5 + 0.5 if expected == TIMED_OUT else 1.0), elapsed
