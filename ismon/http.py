@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_http -*-
+# -*- test-case-name: tests.test_http,tests.test_http_checks -*-
 """
 The HTTP probe: C{HEAD <uri> HTTP/1.x} (or C{GET}, its body read up to
 --max-body), judged on the status line, the expected header fields and body

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_replies -*-
+# -*- test-case-name: tests.test_replies,tests.test_http_checks -*-
 """
 Sans-I/O parsers for what servers say: the HTTP status line and header block,
 and RFC 5321 SMTP replies (multi-line included).
