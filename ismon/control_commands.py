@@ -31,15 +31,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
-__all__ = [
-    "ControlRequest",
-    "_format_ended",
-    "format_status",
-    "recognise",
-    "run",
-    "run_and_exit",
-    "system_error",
-]
+__all__ = ["ControlRequest", "format_status", "recognise", "run", "run_and_exit", "system_error"]
 
 #: The control verbs; C{None} stands for status.
 VERBS = ("stop", "pause", "continue", "disp", "del")
