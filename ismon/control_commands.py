@@ -357,12 +357,12 @@ def _ended(folder: state.StateDir, watch_id: str) -> dict[str, object]:
     C{last_exit_error} when the record is unreadable; nothing when nothing
     is known.
     """
-    if state.ended_without_record(folder, watch_id):
-        return {"last_exit": None, "ended_without_record": True}
     try:
         record = state.read_last_exit(folder, watch_id)
     except state.RecordUnreadable as e:
         return {"last_exit": None, "last_exit_error": str(e)}
+    if state.ended_without_record(folder, watch_id, record):
+        return {"last_exit": None, "ended_without_record": True}
     return {} if record is None else {"last_exit": record}
 
 

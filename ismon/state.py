@@ -834,11 +834,25 @@ def _read_record(path: Path) -> dict[str, object] | None:
     return record
 
 
-def ended_without_record(state: StateDir, watch_id: str) -> bool:
+def ended_without_record(state: StateDir, watch_id: str, record: dict[str, object] | None) -> bool:
     """
     Whether the last run of C{watch_id} ended without writing its record
-    (killed, or the node lost power): its pidfile is still there.  Ask only
-    once L{running_pid} has found the lock free; a watch that ends writes
-    its record and removes its pidfile before it unlocks.
+    (killed, or the node lost power), given the C{record} there is: its
+    pidfile is still there, and the record is not that run's own.  A watch
+    that ends writes its record and then removes its pidfile before it
+    unlocks; the loop watchdog's exit (and the last-resort one) write the
+    record but leave the pidfile, so a record newer than the pidfile and
+    naming its PID is the run's own.  Ask only once L{running_pid} has
+    found the lock free.
     """
-    return os.path.lexists(state.pid_path(validate_watch_id(watch_id)))
+    pid_path = state.pid_path(validate_watch_id(watch_id))
+    try:
+        started = os.lstat(pid_path).st_mtime_ns
+    except FileNotFoundError:
+        return False
+    if record is None or record.get("pid") != _read_pid(pid_path):
+        return True
+    try:
+        return os.lstat(state.record_path(watch_id)).st_mtime_ns < started
+    except FileNotFoundError:
+        return True

@@ -16,6 +16,7 @@ import re
 import signal
 import socket
 import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,7 +81,27 @@ def test_written_by_rename_so_a_reader_never_sees_a_part(folder: StateDir) -> No
 
 def test_a_missing_record_is_none(folder: StateDir) -> None:
     assert read_last_exit(folder, "web") is None
-    assert not ended_without_record(folder, "web")
+    assert not ended_without_record(folder, "web", None)
+
+
+def test_a_pidfile_left_without_the_runs_own_record_is_an_unrecorded_end(
+    folder: StateDir,
+) -> None:
+    # The previous run's record, then a run that left its pidfile (killed).
+    write_last_exit(folder, "web", {**RECORD, "pid": 100})
+    earlier = read_last_exit(folder, "web")
+    os.utime(folder.record_path("web"), ns=(10**18, 10**18))
+    folder.pid_path("web").write_text("200\n")
+    assert ended_without_record(folder, "web", earlier)
+    assert ended_without_record(folder, "web", None)
+    # That run wrote its record but could not remove its pidfile (the loop
+    # watchdog's exit): its own, newer record.
+    os.utime(folder.pid_path("web"), ns=(10**18, 10**18))
+    write_last_exit(folder, "web", {**RECORD, "pid": 200})
+    assert not ended_without_record(folder, "web", read_last_exit(folder, "web"))
+    # The same PID again (reused), but the record is older than the pidfile.
+    os.utime(folder.record_path("web"), ns=(10**18 - 1, 10**18 - 1))
+    assert ended_without_record(folder, "web", read_last_exit(folder, "web"))
 
 
 @pytest.mark.parametrize(
@@ -292,3 +313,39 @@ def test_a_sigkilled_watch_ends_without_a_record(
     assert deleted.returncode == 0
     assert f"removed {state / 'web.last'}\n" in deleted.stdout
     assert os.listdir(state) == []
+
+
+# A real watch whose event loop blocks for good 2 s after start (its grace
+# keeps it from probing): only the loop watchdog's thread can end it, and
+# that thread writes the record (README "Timing").
+_BLOCKED_WATCH = r"""
+import sys, time
+from twisted.internet import reactor
+
+reactor.callLater(2, time.sleep, 600)
+sys.argv = ["clp_httpmon"] + sys.argv[1:]
+from ismon.entry import clp_httpmon
+clp_httpmon()
+"""
+
+
+@pytest.mark.integration
+def test_the_loop_watchdog_records_its_exit(processes: Processes, tmp_path: Path) -> None:
+    # A short folder: the control socket's path must fit in sun_path.
+    with tempfile.TemporaryDirectory(prefix="lx", dir="/tmp") as short:
+        state = Path(short) / "s"
+        argv = [sys.executable, "-c", _BLOCKED_WATCH, "web", "-s", LOOPBACK, "-n", "9"]
+        argv += ["-i", "1", "-c", "1", "-r", "1", "--grace", "600"]
+        watch = processes.start(
+            [*argv, "--state-dir", str(state), "--syslog-socket", "none"], name="web"
+        )
+        # -i 1 -c 1 -r 1: bound 3 s, so the watchdog's limit is the 30 s floor.
+        assert watch.wait(30 + PATIENCE) == 4, watch.output()
+        record = json.loads((state / "web.last").read_text())
+        assert (record["exit_code"], record["meaning"]) == (4, "the event loop stalled")
+        assert record["last_failure"].startswith(
+            "The clp_httpmon has detected that its own event loop stalled for "
+        )
+        assert record["last_failure"].endswith(" seconds. [ID:web]")
+        shown = status(processes, state, "web")
+        assert shown.stdout.startswith("web: not running; last exit 4 (the event loop stalled: ")
