@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_control_commands -*-
+# -*- test-case-name: tests.test_control_commands,tests.test_last_exit -*-
 """
 The control commands - C{ismon status|stop|pause|continue|disp|del} and
 C{clp_httpmon|clp_smtpmon ID --stop|--pause|--continue|--disp|--del} -

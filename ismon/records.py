@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service,tests.test_control -*-
+# -*- test-case-name: tests.test_service,tests.test_control,tests.test_last_exit -*-
 """
 A running watch's records and its control socket: the lock and pidfile
 in the state folder (L{ismon.state}), and the AMP socket beside them that

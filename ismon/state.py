@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_state -*-
+# -*- test-case-name: tests.test_state,tests.test_last_exit -*-
 """
 The state folder of the watches on this machine: watch ID validation, the
 per-ID lock that dies with its process, the pidfile and the path of the
