@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_control_commands -*-
+# -*- test-case-name: tests.test_control_commands,tests.test_last_exit -*-
 """
 The control commands - C{ismon status|stop|pause|continue|disp|del} and
 C{clp_httpmon|clp_smtpmon ID --stop|--pause|--continue|--disp|--del} -
@@ -336,13 +336,49 @@ def _control(request: ControlRequest, watch_id: str) -> int:
             return ExitStatus.STOPPED
         return _stop(folder, request, watch_id, pid)
     if pid is None:
+        ended = _ended(folder, watch_id) if action is None else {}
         if request.as_json:
             import json
 
-            print(json.dumps({"watch_id": watch_id, "state": "not running"}))
+            print(json.dumps({"watch_id": watch_id, "state": "not running", **ended}))
+        elif ended:
+            print(f"{watch_id}: not running; {_format_ended(ended)}")
+            return ExitStatus.NOT_RUNNING
         sys.stderr.write(f"{command}: watch {watch_id} is not running\n")
         return ExitStatus.NOT_RUNNING
     return _ask(folder, request, watch_id)
+
+
+def _ended(folder: state.StateDir, watch_id: str) -> dict[str, object]:
+    """
+    What is known of how the watch C{watch_id}, not running, ended (README
+    "Records"): the JSON fields C{last_exit} (its record, or null) with
+    C{ended_without_record} when its last run wrote none, or
+    C{last_exit_error} when the record is unreadable; nothing when nothing
+    is known.
+    """
+    try:
+        record = state.read_last_exit(folder, watch_id)
+    except state.RecordUnreadable as e:
+        return {"last_exit": None, "last_exit_error": str(e)}
+    if state.ended_without_record(folder, watch_id, record):
+        return {"last_exit": None, "ended_without_record": True}
+    return {} if record is None else {"last_exit": record}
+
+
+def _format_ended(ended: dict[str, Any]) -> str:
+    """How a watch ended, as C{ismon status} shows it after "not running; "."""
+    if ended.get("ended_without_record"):
+        return "ended without a record (killed?)"
+    record = ended.get("last_exit")
+    if not record:
+        return f"last exit unknown: {ended.get('last_exit_error')}"
+    code = record["exit_code"]
+    why = str(record.get("meaning") or f"exit status {code}")
+    if code != ExitStatus.STOPPED and record.get("last_failure"):
+        why += f": {record['last_failure']}"
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record["time"]))
+    return f"last exit {code} ({why}) at {when}"
 
 
 def _stop(folder: state.StateDir, request: ControlRequest, watch_id: str, pid: int) -> int:
@@ -593,9 +629,25 @@ def _status_all(request: ControlRequest) -> int:
     if request.as_json:
         import json
 
-        results = [{"watch_id": w, "pid": pid, "running": pid is not None} for w, pid in watches]
+        results = [
+            {
+                "watch_id": w,
+                "pid": pid,
+                "running": pid is not None,
+                **(_ended(folder, w) if pid is None else {}),
+            }
+            for w, pid in watches
+        ]
         print(json.dumps(results))
         return ExitStatus.STOPPED
     for watch_id, pid in watches:
-        print(f"{watch_id}: " + (f"running, pid {pid}" if pid else "not running (leftovers)"))
+        if pid:
+            print(f"{watch_id}: running, pid {pid}")
+            continue
+        ended = _ended(folder, watch_id)
+        print(
+            f"{watch_id}: not running; {_format_ended(ended)}"
+            if ended
+            else f"{watch_id}: not running (leftovers)"
+        )
     return ExitStatus.STOPPED

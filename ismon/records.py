@@ -1,8 +1,9 @@
-# -*- test-case-name: tests.test_service,tests.test_control -*-
+# -*- test-case-name: tests.test_service,tests.test_control,tests.test_last_exit -*-
 """
 A running watch's records and its control socket: the lock and pidfile
 in the state folder (L{ismon.state}), and the AMP socket beside them that
-C{ismon status|stop|pause|continue} talk to (L{ismon.control}).
+C{ismon status|stop|pause|continue} talk to (L{ismon.control}); and, as
+the watch ends, the record of its last exit (README "Records").
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 
 from ismon.control import IWatchControl, listen_control
-from ismon.state import StateDir, WatchLock, default_state_dir
+from ismon.state import StateDir, WatchLock, default_state_dir, write_last_exit
 
 __all__ = ["WatchRecords"]
 
@@ -51,6 +52,25 @@ class WatchRecords:
             return port
 
         return listening.addCallback(opened)
+
+    def write_last_exit(self, record: dict[str, object]) -> bool:
+        """
+        Write the record of the watch's last exit (L{ismon.state.write_last_exit}),
+        while the lock is still ours, so a reader that finds the lock free
+        finds the record too.  Never raises: a record that cannot be written
+        must not keep the watch from exiting.  Safe from another thread (the
+        loop watchdog's): it only writes a file.
+
+        @return: whether it was written.
+        """
+        lock = self._lock
+        if lock is None or not lock.held:
+            return False
+        try:
+            write_last_exit(self._state, self._watch_id, record)
+        except Exception:
+            return False
+        return True
 
     def close(self) -> Deferred[None]:
         """

@@ -44,7 +44,7 @@ from ismon.records import WatchRecords
 from ismon.report import Reporter
 from ismon.result import ProbeResult
 from ismon.schedule import Schedule, WatchState
-from ismon.state import AlreadyRunning
+from ismon.state import AlreadyRunning, exit_meaning
 from ismon.status import WatchStatus, result_fields
 
 __all__ = ["WatchService", "make_probe"]
@@ -199,6 +199,9 @@ class WatchService(Service):
         self._recovering = False
         self._cert_warned_at: float | None = None
         self._trimmed = False
+        # The text of the last failure message (a probe's, 42, 97), for
+        # the record of the last exit.
+        self._last_failure: str | None = None
         self._lifecycle = _LIFECYCLE(self)
 
     # -- lifecycle ------------------------------------------------------
@@ -214,7 +217,7 @@ class WatchService(Service):
             self._end(ExitStatus.ID_IN_USE)
             return
         except OSError as e:
-            self.reporter.emit(
+            self._last_failure = self.reporter.emit(
                 MessageId.SYSTEM_ERROR,
                 LogLevel.error,
                 function="state",
@@ -227,7 +230,7 @@ class WatchService(Service):
         try:
             probe = self._probe or make_probe(self._reactor, config)
         except Exception as e:  # e.g. a CA file that vanished since parsing
-            self.reporter.emit(
+            self._last_failure = self.reporter.emit(
                 MessageId.SYSTEM_ERROR, LogLevel.error, function="probe", number=0, detail=str(e)
             )
             self._end(ExitStatus.SYSTEM_ERROR)
@@ -259,7 +262,7 @@ class WatchService(Service):
 
     def _listen_failed(self, reason: Failure) -> None:
         value = reason.value
-        self.reporter.emit(
+        self._last_failure = self.reporter.emit(
             MessageId.SYSTEM_ERROR,
             LogLevel.error,
             function="listen",
@@ -290,6 +293,9 @@ class WatchService(Service):
         if watched:
             self.reporter.emit(MessageId.TERMINATING, fields={"exit_code": self.exit_code})
         records, self._records = self._records, None
+        if records is not None:
+            # After the last message, before the lock goes (README "Records").
+            records.write_last_exit(self.last_exit(self.exit_code))
         closing = records.close() if records is not None else succeed(None)
 
         def finish(_: object) -> None:
@@ -333,7 +339,7 @@ class WatchService(Service):
         assert result.message is not None
         self._recovering = True
         final = failures > timing.retries
-        self.reporter.emit(
+        self._last_failure = self.reporter.emit(
             result.message,
             LogLevel.error if final else LogLevel.warn,
             number=result.number,
@@ -378,6 +384,37 @@ class WatchService(Service):
         except OSError:
             pass
         self._routing.to_syslog(text, 3)
+        # Best effort from this thread: the watchdog exits with 4 right
+        # after, the lock still held, so the record is written first.
+        records = self._records
+        if records is not None:
+            self._last_failure = text
+            try:
+                record = self.last_exit(ExitStatus.SYSTEM_ERROR, "the event loop stalled")
+            except Exception:
+                return
+            records.write_last_exit(record)
+
+    def last_exit(self, code: int, meaning: str | None = None) -> dict[str, object]:
+        """
+        The record of this watch's exit with C{code} (README "Records"):
+        nothing of the request but the target text, so no secret.
+        """
+        snapshot = self.snapshot()
+        return {
+            "watch_id": snapshot.watch_id,
+            "command": snapshot.command,
+            "pid": snapshot.pid,
+            "target": snapshot.target,
+            "exit_code": int(code),
+            "meaning": meaning or exit_meaning(int(code)),
+            "time": time.time(),
+            "last_failure": self._last_failure,
+            "probes": snapshot.probes,
+            "failures": snapshot.failures,
+            "started": snapshot.started,
+            "uptime": snapshot.uptime,
+        }
 
     # -- IWatchControl ----------------------------------------------------
 

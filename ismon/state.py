@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_state -*-
+# -*- test-case-name: tests.test_state,tests.test_last_exit -*-
 """
 The state folder of the watches on this machine: watch ID validation, the
 per-ID lock that dies with its process, the pidfile and the path of the
@@ -9,10 +9,14 @@ Layout of the folder (0700, owned by the user running the watches)::
     <id>.lock   flock()ed by the live watch for its whole life; holds "<id>\\n"
     <id>.pid    the watch's PID and a newline, written atomically after locking
     <id>.sock   the AMP control socket (hashed name when the path is too long)
+    <id>.last   the last exit of the watch (JSON, 0600), written as it ends
 
 The lock, not the files, says whether a watch is alive: the kernel drops a
 C{flock} when its process dies, however it dies, so a watch killed with
-SIGKILL leaves files behind but never blocks a restart.
+SIGKILL leaves files behind but never blocks a restart.  A watch that ends
+writes C{<id>.last} and only then removes its pidfile and unlocks; so a free
+lock with a pidfile left means the run ended without writing its record
+(README: Records, "The last exit").
 
 Pure standard library: no Twisted here, so the command line can answer
 C{--disp} / C{--del} without loading the reactor.
@@ -33,14 +37,19 @@ from types import TracebackType
 __all__ = [
     "AlreadyRunning",
     "InvalidWatchId",
+    "RecordUnreadable",
     "StateDir",
     "StateDirError",
     "WatchLock",
     "default_state_dir",
+    "ended_without_record",
+    "exit_meaning",
     "list_watch_ids",
+    "read_last_exit",
     "remove_leftovers",
     "running_pid",
     "validate_watch_id",
+    "write_last_exit",
 ]
 
 #: Longest watch ID, in bytes (README: Running a watch).  IDs are ASCII so bytes == characters.
@@ -53,7 +62,7 @@ _WATCH_ID = re.compile(r"[A-Za-z0-9]{1,255}", re.ASCII)
 # lock file holds the ID itself so that list_watch_ids can name them.  "-" is
 # never part of an ID, so hashed names cannot collide with plain ones.
 _NAME_MAX = 255
-_LONGEST_SUFFIX = len(".lock")
+_LONGEST_SUFFIX = len(".lock")  # ".last" and ".sock" are as long
 
 #: Above this many bytes a socket path is replaced by its hashed form.
 SOCKET_PATH_SOFT_LIMIT = 100
@@ -246,6 +255,10 @@ class StateDir:
     def pid_path(self, watch_id: str) -> Path:
         """The pidfile of the watch."""
         return self.path / (_file_stem(validate_watch_id(watch_id)) + ".pid")
+
+    def record_path(self, watch_id: str) -> Path:
+        """The record of the watch's last exit (L{write_last_exit})."""
+        return self.path / (_file_stem(validate_watch_id(watch_id)) + ".last")
 
     def socket_path(self, watch_id: str) -> Path:
         """
@@ -602,7 +615,8 @@ def running_pid(state: StateDir, watch_id: str) -> int | None:
 
 def remove_leftovers(state: StateDir, watch_id: str) -> list[Path]:
     """
-    Remove the files a dead watch left behind (C{--del}).
+    Remove the files a dead watch left behind, and the record of its last
+    exit (C{--del}).
 
     Takes the ID's lock first, so a live watch is never touched and no
     watch can start while the files go.
@@ -626,7 +640,8 @@ def remove_leftovers(state: StateDir, watch_id: str) -> list[Path]:
     assert fd is not None
     removed: list[Path] = []
     try:
-        for path in (state.pid_path(watch_id), state.socket_path(watch_id)):
+        leftovers = (state.pid_path(watch_id), state.socket_path(watch_id))
+        for path in (*leftovers, state.record_path(watch_id)):
             if _unlink(path):
                 removed.append(path)
         if _unlink(lock_file) and had_lock_file:
@@ -662,21 +677,182 @@ def _id_in_lock_file(path: Path) -> str | None:
 
 def list_watch_ids(state: StateDir) -> list[str]:
     """
-    The IDs that have a lock file or pidfile in the folder, sorted: live
-    watches and the leftovers of dead ones (ask L{running_pid} which is
-    which).  A long (hashed) ID whose lock file is gone cannot be named and
-    is not listed.
+    The IDs that have a lock file, pidfile or last-exit record in the
+    folder, sorted: live watches, and the records and leftovers of ended
+    ones (ask L{running_pid} which is which).  A long (hashed) ID with
+    neither its lock file nor a readable record cannot be named and is not
+    listed.
     """
     found: set[str] = set()
     for name in _entries(state.path):
-        for suffix in (".lock", ".pid"):
+        for suffix in (".lock", ".pid", ".last"):
             if not name.endswith(suffix):
                 continue
             stem = name[: -len(suffix)]
             if _WATCH_ID.fullmatch(stem):
                 found.add(stem)
-            elif stem.startswith("h-") and suffix == ".lock":
-                watch_id = _id_in_lock_file(state.path / name)
+            elif stem.startswith("h-") and suffix != ".pid":
+                watch_id = _id_in_file(state.path / name, suffix)
                 if watch_id is not None and _file_stem(watch_id) == stem:
                     found.add(watch_id)
     return sorted(found)
+
+
+def _id_in_file(path: Path, suffix: str) -> str | None:
+    if suffix == ".lock":
+        return _id_in_lock_file(path)
+    try:
+        record = _read_record(path)
+    except RecordUnreadable:
+        return None
+    watch_id = record.get("watch_id") if record is not None else None
+    return watch_id if isinstance(watch_id, str) and _WATCH_ID.fullmatch(watch_id) else None
+
+
+# -- the last exit (README "Records", "The last exit") ------------------------
+
+#: A record is a few hundred bytes; anything much larger is not ours.
+MAX_RECORD_SIZE = 64 * 1024
+
+_MEANINGS = {
+    0: "stopped on request",
+    1: "the server failed",
+    2: "invalid parameter",
+    3: "the ID is already in use",
+    4: "system error",
+    5: "the watch did not end",
+}
+
+
+def exit_meaning(code: int) -> str:
+    """What an exit code says (README "Exit codes"), in a few words."""
+    return _MEANINGS.get(code, f"exit status {code}")
+
+
+class RecordUnreadable(Exception):
+    """The record of a watch's last exit is there but cannot be used; says why."""
+
+
+def write_last_exit(state: StateDir, watch_id: str, record: dict[str, object]) -> None:
+    """
+    Write C{record} (a JSON object) as the last exit of C{watch_id},
+    atomically: a temporary file in the folder (0600), fsynced, renamed over
+    C{<id>.last}.  A reader sees the old record or the new one, never a
+    part.  Call it while holding the ID's lock, before releasing it: a
+    watch that never held the lock must not replace the record of the
+    one that does.
+
+    @raise OSError: the record cannot be written.
+    """
+    import json
+
+    path = state.record_path(watch_id)
+    data = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
+    tmp = path.with_name(f".last-{os.getpid()}-{os.urandom(4).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink(tmp)
+        raise
+    try:
+        folder = os.open(state.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(folder)  # the rename itself survives a crash of the node
+    except OSError:
+        pass
+    finally:
+        os.close(folder)
+
+
+def read_last_exit(state: StateDir, watch_id: str) -> dict[str, object] | None:
+    """
+    The record of C{watch_id}'s last exit, or L{None} if there is none.
+
+    @raise RecordUnreadable: the file is there but not a record of ours (a
+        symbolic link, another owner, too large, not a JSON object with an
+        exit code and a time); the message says why, on one line.
+    """
+    return _read_record(state.record_path(watch_id))
+
+
+def _read_record(path: Path) -> dict[str, object] | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        why = "is a symbolic link" if e.errno == errno.ELOOP else f"cannot be read ({e.strerror})"
+        raise RecordUnreadable(f"the record {path} {why}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise RecordUnreadable(f"the record {path} is not a regular file")
+        if st.st_uid != os.geteuid():
+            raise RecordUnreadable(
+                f"the record {path} belongs to uid {st.st_uid}, not to us (uid {os.geteuid()})"
+            )
+        if st.st_size > MAX_RECORD_SIZE:
+            raise RecordUnreadable(
+                f"the record {path} is too large ({st.st_size} bytes, at most {MAX_RECORD_SIZE})"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_RECORD_SIZE:
+            chunk = os.read(fd, MAX_RECORD_SIZE + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as e:
+        raise RecordUnreadable(f"the record {path} cannot be read ({e.strerror})") from None
+    finally:
+        os.close(fd)
+    if size > MAX_RECORD_SIZE:
+        raise RecordUnreadable(f"the record {path} is too large (over {MAX_RECORD_SIZE} bytes)")
+    import json
+
+    try:
+        record = json.loads(b"".join(chunks).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise RecordUnreadable(f"the record {path} is not valid JSON") from None
+    if (
+        not isinstance(record, dict)
+        or type(record.get("exit_code")) is not int
+        or type(record.get("time")) not in (int, float)
+    ):
+        raise RecordUnreadable(f"the record {path} is not a last-exit record")
+    return record
+
+
+def ended_without_record(state: StateDir, watch_id: str, record: dict[str, object] | None) -> bool:
+    """
+    Whether the last run of C{watch_id} ended without writing its record
+    (killed, or the node lost power), given the C{record} there is: its
+    pidfile is still there, and the record is not that run's own.  A watch
+    that ends writes its record and then removes its pidfile before it
+    unlocks; the loop watchdog's exit (and the last-resort one) write the
+    record but leave the pidfile, so a record newer than the pidfile and
+    naming its PID is the run's own.  Ask only once L{running_pid} has
+    found the lock free.
+    """
+    pid_path = state.pid_path(validate_watch_id(watch_id))
+    try:
+        started = os.lstat(pid_path).st_mtime_ns
+    except FileNotFoundError:
+        return False
+    if record is None or record.get("pid") != _read_pid(pid_path):
+        return True
+    try:
+        return os.lstat(state.record_path(watch_id)).st_mtime_ns < started
+    except FileNotFoundError:
+        return True

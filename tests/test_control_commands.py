@@ -239,9 +239,10 @@ def test_every_control_command_without_twisted(
 
     gone = run("ismon", "disp", "web")
     assert (gone.returncode, gone.stderr) == (1, "clp_httpmon: watch web is not running\n")
-    # A watch stopped on request leaves nothing behind for --del.
+    # A watch stopped on request leaves only the record of its last exit
+    # (README "Records") for --del.
     removed = run("clp_httpmon", "web", "--del")
-    assert (removed.returncode, removed.stdout) == (0, "")
+    assert (removed.returncode, removed.stdout) == (0, f"removed {state / 'web.last'}\n")
     assert run("ismon", "status").stdout == ""
 
 
