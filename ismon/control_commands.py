@@ -654,7 +654,10 @@ def _ask(folder: state.StateDir, request: ControlRequest, watch_id: str) -> int:
                 message = MessageId.CONTINUED
             print(render(message, command=str(command), watch_id=watch_id))
             if request.action == "pause" and (request.pause_for or request.pause_reason):
-                detail = pause_detail(request.pause_for, request.pause_reason)
+                # What the watch made of it: --max-pause may have shortened
+                # the pause, and a watch older than --for ignores it.
+                paused = control_client.status(path)
+                detail = pause_detail(paused.get("paused_until"), paused.get("pause_reason"))
                 text = render(
                     MessageId.PAUSED_UNTIL, command=str(command), watch_id=watch_id, detail=detail
                 )
@@ -700,15 +703,16 @@ def _when(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
 
-def pause_detail(seconds: float | None, reason: str | None, limit: str = "") -> str:
+def pause_detail(until: float | None, reason: str | None, limit: str = "") -> str:
     """
-    Message 100's detail: how long the pause lasts and why; C{limit} names
-    what set the expiry when it is not the pause's own C{--for}.
+    Message 100's detail: when the pause ends by itself (C{until}, wall
+    clock) and why; C{limit} names what set the expiry when it is not the
+    pause's own C{--for}.
     """
-    if seconds is None:
+    if until is None:
         parts = ["no expiry"]
     else:
-        parts = [f"for {seconds:g} s" + (f", {limit}" if limit else "")]
+        parts = [f"until {_when(until)}" + (f", set by {limit}" if limit else "")]
     if reason:
         parts.append(f"reason: {reason}")
     return "; ".join(parts)

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_schedule -*-
+# -*- test-case-name: tests.test_schedule,tests.test_pause_expiry -*-
 """
 When to probe: a fixed-rate grid, retries, pause, on an injected clock.
 

@@ -408,7 +408,11 @@ class WatchService(Service):
         if (changed or paused) and (duration is not None or reason):
             self.reporter.emit(
                 MessageId.PAUSED_UNTIL,
-                detail=pause_detail(duration, reason, "--max-pause" if limited else ""),
+                detail=pause_detail(
+                    None if duration is None else time.time() + duration,
+                    reason,
+                    f"--max-pause {limit} s" if limited else "",
+                ),
                 fields={"pause_for": duration, "pause_reason": reason, "max_pause": limited},
             )
         return changed
@@ -424,7 +428,7 @@ class WatchService(Service):
                 fields={"max_pause": self.config.max_pause},
             )
         else:
-            self.reporter.emit(MessageId.PAUSE_ENDED, detail="its expiry was reached")
+            self.reporter.emit(MessageId.PAUSE_ENDED, detail="the pause's expiry was reached")
 
     def resume(self) -> bool:
         changed = self._schedule is not None and self._schedule.resume()
