@@ -49,6 +49,7 @@ from ismon.schedule import Schedule, WatchState
 from ismon.service import WatchService
 from ismon.testing import FakeProbe
 from ismon.timing import Timing
+from tests.faketime import FakeClock
 from tests.servers import Nginx
 from tests.test_control import async_test
 from tests.test_control_client import _Server
@@ -525,7 +526,9 @@ class PauseArgumentsTests(_Server):
 # -- real processes: the refusals and the proof ---------------------------------
 
 
-def _watch(processes: Processes, nginx: Nginx, state: Path, *extra: str) -> Any:
+def _watch(
+    processes: Processes, nginx: Nginx, state: Path, *extra: str, env: dict[str, str] | None = None
+) -> Any:
     watch = processes.start(
         [
             *command("clp_httpmon"),
@@ -543,7 +546,8 @@ def _watch(processes: Processes, nginx: Nginx, state: Path, *extra: str) -> Any:
             "--syslog-socket",
             "none",
             *extra,
-        ]
+        ],
+        env=env,
     )
     watch.wait_for(re.escape(message(1, "clp_httpmon", "web")) + "$", 30)
     return watch
@@ -644,23 +648,54 @@ def test_pause_for_3s_sends_nothing_for_3s_then_probes_by_itself(
     watch.wait_for("by itself \\(the pause's expiry was reached\\)", 30)
     assert watch.output().count(message(8, "clp_httpmon", "web")) == 1
 
-    def heads() -> list[float]:
-        return [
-            float(line.rsplit(" t=", 1)[1])
-            for line in nginx.access_lines()
-            if '"HEAD /?pause-proof HTTP/1.1"' in line
-        ]
-
     deadline = time.monotonic() + 30
-    while not [t for t in heads() if t >= before + 3] and time.monotonic() < deadline:
+    while not [t for t in _heads(nginx) if t >= before + 3] and time.monotonic() < deadline:
         time.sleep(0.1)
     # A probe already under way when the pause came may still be logged
     # just after it; none starts later until the pause has run out.
-    during = [t for t in heads() if after + 0.5 < t < before + 3 - 0.01]
+    during = [t for t in _heads(nginx) if after + 0.5 < t < before + 3 - 0.01]
     assert during == [], (before, after, during)
-    resumed = [t for t in heads() if t >= before + 3 - 0.01]
-    assert resumed, (before, after, heads())
+    resumed = [t for t in _heads(nginx) if t >= before + 3 - 0.01]
+    assert resumed, (before, after, _heads(nginx))
     # ... and at once: within a second or so of the expiry, not a grid later.
     assert resumed[0] < after + 3 + 5, (after, resumed)
     assert watch.running()
     assert _status(processes, state)["state"] in ("watching", "retrying")
+
+
+def _heads(nginx: Nginx) -> list[float]:
+    """When nginx (real wall clock, C{t=$msec}) handled each of our HEADs."""
+    return [
+        float(line.rsplit(" t=", 1)[1])
+        for line in nginx.access_lines()
+        if '"HEAD /?pause-proof HTTP/1.1"' in line
+    ]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("step", ["-3600", "+3600"])
+def test_pause_expiry_ignores_a_wall_clock_step(
+    step: str, clock: FakeClock, nginx: Nginx, processes: Processes, tmp_path: Path
+) -> None:
+    """
+    The expiry runs on the monotonic clock: stepping the watch's wall clock
+    an hour back (a wall-clock timer would wait an hour more) or forward (it
+    would fire at once) leaves a 4 s pause 4 s long, as nginx sees it.
+    """
+    state = tmp_path / "state"
+    watch = _watch(processes, nginx, state, env=clock.env())
+    nginx.wait_for_access(r'"HEAD /\?pause-proof HTTP/1\.1"')
+    before = time.time()
+    paused = _ismon(processes, state, "pause", "web", "--for", "4")
+    after = time.time()
+    assert paused.returncode == 0, paused.stderr
+    clock.set(step)
+    watch.wait_for("by itself \\(the pause's expiry was reached\\)", 30)
+    deadline = time.monotonic() + 30
+    while not [t for t in _heads(nginx) if t >= before + 4] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    clock.set("+0")
+    during = [t for t in _heads(nginx) if after + 0.5 < t < before + 4 - 0.01]
+    resumed = [t for t in _heads(nginx) if t >= before + 4 - 0.01]
+    assert during == [], (before, after, during)
+    assert resumed and resumed[0] < after + 4 + 5, (after, resumed)
