@@ -51,6 +51,8 @@ class MessageId(IntEnum):
     EVENT_LOOP_STALLED = 97
     SYSLOG_UNAVAILABLE = 98
     SCHEDULE = 99
+    PAUSED_UNTIL = 100
+    PAUSE_ENDED = 101
 
 
 # {cmd} clp_httpmon|clp_smtpmon, {proto} HTTP|SMTP, {nn} number, {fn} function
@@ -99,6 +101,8 @@ _TEXTS: dict[MessageId, str] = {
     ),
     MessageId.SYSLOG_UNAVAILABLE: "The {cmd} cannot reach syslog ({detail}); logging locally.",
     MessageId.SCHEDULE: "The {cmd} watches {proto} with {detail}.",
+    MessageId.PAUSED_UNTIL: "The {cmd} has paused monitoring {proto} ({detail}).",
+    MessageId.PAUSE_ENDED: "The {cmd} has ended its pause by itself ({detail}).",
 }
 
 _PROTOCOL_OF_COMMAND = {"clp_httpmon": "HTTP", "clp_smtpmon": "SMTP"}

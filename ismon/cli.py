@@ -198,6 +198,8 @@ class _ControlOptions(usage.Options):
         ["state-dir", None, None, "State folder."],
         ["timeout", "r", "10", "With stop: seconds to wait for the exit."],
         ["kill-after", None, None, "With stop: SIGTERM, then SIGKILL after this many s."],
+        ["for", None, None, "With pause: end the pause by itself after this long."],
+        ["reason", None, None, "With pause: why (shown by status)."],
     ]
 
     def __init__(self) -> None:
@@ -248,6 +250,9 @@ def _main(argv: list[str]) -> int:
     if options["kill-after"] is not None and verb != "stop":
         sys.stderr.write(f"ismon {verb}: --kill-after goes with stop (see --help)\n")
         return ExitStatus.INVALID_PARAMETER
+    if (options["for"] is not None or options["reason"] is not None) and verb != "pause":
+        sys.stderr.write(f"ismon {verb}: --for and --reason go with pause (see --help)\n")
+        return ExitStatus.INVALID_PARAMETER
     if verb == "status" and options.watch_id is None:
         return _status_all(options)
     # Refused in the words of clp_httpmon's control options, as ever.
@@ -261,6 +266,8 @@ def _main(argv: list[str]) -> int:
             state_dir=options["state-dir"] or None,
             kill_after=options["kill-after"],
             as_json=bool(options["json"]),
+            pause_for=options["for"],
+            pause_reason=options["reason"],
         )
     except ParameterError as e:
         return _refuse_as(command, options.watch_id, e)

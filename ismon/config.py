@@ -33,6 +33,9 @@ class WatchConfig:
     logfile: str | None = None
     json_log: str | None = None
     debug: bool = False
+    # Seconds after which any pause ends by itself (README "Maintenance
+    # pauses"); None: a pause without an expiry lasts until continued.
+    max_pause: int | None = None
 
     @property
     def target(self) -> str:

@@ -58,6 +58,7 @@ from ismon.control_client import (
     ControlRefused,
     ControlUnavailable,
 )
+from ismon.control_commands import MAX_PAUSE_SECONDS, reason_problem
 
 __all__ = [
     "Continue",
@@ -91,9 +92,9 @@ _log = Logger(namespace="ismon.control")
 DEFAULT_IDLE_TIMEOUT = 30.0
 #: Control connections served at once; further ones are closed at accept.
 DEFAULT_MAX_CONNECTIONS = 64
-#: Bytes a client may send towards one box.  Our commands carry no
-#: arguments, so real boxes are tens of bytes; this only has to exceed one
-#: read (64 KiB) comfortably.
+#: Bytes a client may send towards one box.  Our commands carry at most a
+#: pause's duration and reason, so real boxes are a few hundred bytes; this
+#: only has to exceed one read (64 KiB) comfortably.
 MAX_REQUEST_BYTES = 128 * 1024
 #: Seconds a Stop answer may take to reach the client before the watch
 #: stops anyway.
@@ -115,10 +116,20 @@ class Stop(amp.Command):
 
 
 class Pause(amp.Command):
-    """Suspend probing.  C{changed} is false if it was already paused."""
+    """
+    Suspend probing.  C{changed} is false if it was already paused.
+
+    Both arguments are optional, so a client that sends neither (the
+    2004-style C{--pause}, or an older ismon) still pauses with no expiry:
+    C{duration} is the seconds until the pause ends by itself, C{reason}
+    why (README "Maintenance pauses").
+    """
 
     commandName = b"pause"
-    arguments = []
+    arguments = [
+        (b"duration", amp.Float(optional=True)),
+        (b"reason", amp.Unicode(optional=True)),
+    ]
     response = [(b"changed", amp.Boolean())]
     errors = _ERRORS
 
@@ -150,10 +161,12 @@ class IWatchControl(Interface):
         delivered, at most once per control factory.
         """
 
-    def pause() -> bool:
+    def pause(duration: float | None = None, reason: str = "") -> bool:
         """
-        Suspend probing.  Return C{True} if this changed anything, C{False}
-        if probing was already suspended.  May raise L{ControlRefused}.
+        Suspend probing, for C{duration} seconds or until resumed, for
+        C{reason}.  Return C{True} if this changed anything, C{False} if
+        probing was already suspended (a new expiry and reason replace the
+        old ones then).  May raise L{ControlRefused}.
         """
 
     def resume() -> bool:
@@ -331,8 +344,15 @@ class ControlProtocol(amp.AMP):
         self._factory.fire_stop()
 
     @Pause.responder
-    def _on_pause(self) -> dict[str, object]:
-        return {"changed": bool(self._factory.control.pause())}
+    def _on_pause(
+        self, duration: float | None = None, reason: str | None = None
+    ) -> dict[str, object]:
+        # Checked again here: a client other than ours may send anything.
+        if duration is not None and not 1 <= duration <= MAX_PAUSE_SECONDS:
+            raise ControlRefused(f"the pause duration must be 1 s to 7 days, not {duration!r}")
+        if reason is not None and (why := reason_problem(reason)) is not None:
+            raise ControlRefused(why)
+        return {"changed": bool(self._factory.control.pause(duration, reason or ""))}
 
     @Continue.responder
     def _on_continue(self) -> dict[str, object]:
@@ -543,9 +563,24 @@ async def stop(reactor: ReactorType, socket_path: Path, timeout: float = 10.0) -
     await call(reactor, socket_path, Stop, timeout)
 
 
-async def pause(reactor: ReactorType, socket_path: Path, timeout: float = 10.0) -> bool:
-    """Suspend probing; C{False} if it was already suspended."""
-    answer = await call(reactor, socket_path, Pause, timeout)
+async def pause(
+    reactor: ReactorType,
+    socket_path: Path,
+    timeout: float = 10.0,
+    *,
+    duration: float | None = None,
+    reason: str | None = None,
+) -> bool:
+    """
+    Suspend probing, for C{duration} seconds if given; C{False} if it was
+    already suspended.  Arguments not given are not sent.
+    """
+    arguments: dict[str, object] = {}
+    if duration is not None:
+        arguments["duration"] = float(duration)
+    if reason is not None:
+        arguments["reason"] = reason
+    answer = await call(reactor, socket_path, Pause, timeout, **arguments)
     return bool(answer["changed"])
 
 

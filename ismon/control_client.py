@@ -180,9 +180,26 @@ def stop(socket_path: Path | str, timeout: float = DEFAULT_TIMEOUT) -> None:
     call(socket_path, b"stop", timeout)
 
 
-def pause(socket_path: Path | str, timeout: float = DEFAULT_TIMEOUT) -> bool:
-    """Suspend probing; C{False} if it was already suspended."""
-    return _boolean(os.fspath(socket_path), call(socket_path, b"pause", timeout), b"changed")
+def pause(
+    socket_path: Path | str,
+    timeout: float = DEFAULT_TIMEOUT,
+    *,
+    duration: float | None = None,
+    reason: str | None = None,
+) -> bool:
+    """
+    Suspend probing, for C{duration} seconds if given; C{False} if it was
+    already suspended.  Arguments not given are not sent, so a watch older
+    than them still pauses.  They are encoded as Twisted's C{amp.Float}
+    and C{amp.Unicode} encode them.
+    """
+    arguments: dict[bytes, bytes] = {}
+    if duration is not None:
+        arguments[b"duration"] = repr(float(duration)).encode("ascii")
+    if reason is not None:
+        arguments[b"reason"] = reason.encode("utf-8")
+    answer = call(socket_path, b"pause", timeout, arguments)
+    return _boolean(os.fspath(socket_path), answer, b"changed")
 
 
 def resume(socket_path: Path | str, timeout: float = DEFAULT_TIMEOUT) -> bool:

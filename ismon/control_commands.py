@@ -31,13 +31,76 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
-__all__ = ["ControlRequest", "format_status", "recognise", "run", "run_and_exit", "system_error"]
+__all__ = [
+    "MAX_PAUSE_SECONDS",
+    "MAX_REASON_BYTES",
+    "ControlRequest",
+    "duration_problem",
+    "format_status",
+    "parse_duration",
+    "pause_detail",
+    "reason_problem",
+    "recognise",
+    "run",
+    "run_and_exit",
+    "system_error",
+]
 
 #: The control verbs; C{None} stands for status.
 VERBS = ("stop", "pause", "continue", "disp", "del")
 
 #: Seconds between looks at the lock while waiting for a stopped watch to exit.
 _STOP_POLL = 0.05
+
+#: The longest pause with an expiry, and the longest --max-pause: 7 days
+#: (README "Maintenance pauses").
+MAX_PAUSE_SECONDS = 7 * 86400
+#: The longest pause reason, in UTF-8 bytes.
+MAX_REASON_BYTES = 200
+
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> int | None:
+    """
+    Whole seconds from a DURATION: digits with an optional unit, C{90},
+    C{90s}, C{15m}, C{2h} (README "Maintenance pauses"); L{None} for
+    anything else, or for 0 or more than L{MAX_PAUSE_SECONDS}.
+    """
+    digits = text.rstrip("smh")
+    unit = text[len(digits) :]
+    if unit not in _DURATION_UNITS or not digits.isascii() or not digits.isdigit():
+        return None
+    if len(digits) > 12:  # far beyond 7 days; spare int() a huge number
+        return None
+    seconds = int(digits) * _DURATION_UNITS[unit]
+    return seconds if 1 <= seconds <= MAX_PAUSE_SECONDS else None
+
+
+def duration_problem(name: str, text: str) -> str:
+    """Why C{text} is no DURATION for option C{name} (message 11's detail)."""
+    return (
+        f"{name} must be a duration of 1 second to 7 days such as 90, 90s, 15m or 2h, "
+        f"not {_quote(text)}"
+    )
+
+
+def reason_problem(text: str) -> str | None:
+    """Why C{text} cannot be a pause reason, or L{None} if it can."""
+    size = len(text.encode("utf-8", "surrogateescape"))
+    if size > MAX_REASON_BYTES:
+        return f"--reason must be at most {MAX_REASON_BYTES} bytes, not {size}"
+    if not text.isprintable():
+        return f"--reason must not contain control characters: {_quote(text)}"
+    return None
+
+
+def _quote(text: str, limit: int = 60) -> str:
+    # As ismon.options.quote, which this module may not import (Twisted).
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    if len(shown) > limit:
+        shown = shown[:limit] + "..."
+    return f'"{shown}"'
 
 
 class ControlRequest:
@@ -54,9 +117,22 @@ class ControlRequest:
     @ivar kill_after: with stop, L{None} to give up after C{stop_wait}
         (message 15); otherwise SIGTERM the watch then, and SIGKILL it this
         many seconds later (README "Stopping by force").
+    @ivar pause_for: with pause, seconds until the pause ends by itself, or
+        L{None} for no expiry (README "Maintenance pauses").
+    @ivar pause_reason: with pause, why (shown by status), or L{None}.
     """
 
-    __slots__ = ("action", "as_json", "command", "kill_after", "state_dir", "stop_wait", "watch_id")
+    __slots__ = (
+        "action",
+        "as_json",
+        "command",
+        "kill_after",
+        "pause_for",
+        "pause_reason",
+        "state_dir",
+        "stop_wait",
+        "watch_id",
+    )
 
     def __init__(
         self,
@@ -67,6 +143,8 @@ class ControlRequest:
         state_dir: Path | None = None,
         as_json: bool = False,
         kill_after: int | None = None,
+        pause_for: int | None = None,
+        pause_reason: str | None = None,
     ) -> None:
         self.command = command
         self.watch_id = watch_id
@@ -75,6 +153,8 @@ class ControlRequest:
         self.state_dir = state_dir
         self.as_json = as_json
         self.kill_after = kill_after
+        self.pause_for = pause_for
+        self.pause_reason = pause_reason
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ControlRequest):
@@ -220,10 +300,13 @@ def _recognise_ismon(argv: list[str]) -> ControlRequest | None:
     # ismon.cli._main: the ID may come first, as in the 2004 syntax.
     if rest and not rest[0].startswith("-"):
         rest = [*rest[1:], rest[0]]
-    scanned = _scan(rest, ("json",), ("timeout", "state-dir", "kill-after"))
+    scanned = _scan(rest, ("json",), ("timeout", "state-dir", "kill-after", "for", "reason"))
     if scanned is None:
         return None
     given, positional = scanned
+    ok, pause_for, pause_reason = _pause_arguments(given, verb)
+    if not ok:
+        return None
     stop_wait = _stop_wait(given.get("timeout", "10"))
     ok, state_dir = _state_dir(given)
     if len(positional) > 1 or stop_wait is None or not ok:
@@ -243,8 +326,27 @@ def _recognise_ismon(argv: list[str]) -> ControlRequest | None:
     # `ismon VERB ID` is parsed as `clp_httpmon ID --VERB`, and its messages
     # have always named clp_httpmon.
     return ControlRequest(
-        "clp_httpmon", watch_id, action, stop_wait, state_dir, as_json, kill_after
+        "clp_httpmon",
+        watch_id,
+        action,
+        stop_wait,
+        state_dir,
+        as_json,
+        kill_after,
+        pause_for,
+        pause_reason,
     )
+
+
+def _pause_arguments(given: dict[str, str], verb: str) -> tuple[bool, int | None, str | None]:
+    """C{--for} and C{--reason}: valid, and given with pause only."""
+    text, reason = given.get("for"), given.get("reason")
+    if text is None and reason is None:
+        return True, None, None
+    if verb != "pause" or (reason is not None and reason_problem(reason) is not None):
+        return False, None, None
+    seconds = None if text is None else parse_duration(text)
+    return (text is None or seconds is not None), seconds, reason
 
 
 # -- running them ------------------------------------------------------------
@@ -581,12 +683,21 @@ def _ask(folder: state.StateDir, request: ControlRequest, watch_id: str) -> int:
             # names the watch's own command, as the watch itself logs it.
             command = control_client.status(path).get("command", request.command)
             if request.action == "pause":
-                control_client.pause(path)
+                control_client.pause(path, duration=request.pause_for, reason=request.pause_reason)
                 message = MessageId.PAUSED
             else:
                 control_client.resume(path)
                 message = MessageId.CONTINUED
             print(render(message, command=str(command), watch_id=watch_id))
+            if request.action == "pause" and (request.pause_for or request.pause_reason):
+                # What the watch made of it: --max-pause may have shortened
+                # the pause, and a watch older than --for ignores it.
+                paused = control_client.status(path)
+                detail = pause_detail(paused.get("paused_until"), paused.get("pause_reason"))
+                text = render(
+                    MessageId.PAUSED_UNTIL, command=str(command), watch_id=watch_id, detail=detail
+                )
+                print(text)
         else:
             status = control_client.status(path)
             if request.as_json:
@@ -615,9 +726,32 @@ def format_status(status: dict[str, Any]) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["time"]))
         lines.append(f"  last probe {when}: {last['summary']}")
     if status.get("paused_since"):
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(status["paused_since"]))
-        lines.append(f"  paused since {when}")
+        line = f"  paused since {_when(status['paused_since'])}"
+        if status.get("paused_until"):
+            line += f" until {_when(status['paused_until'])}"
+        if status.get("pause_reason"):
+            line += f" (reason: {status['pause_reason']})"
+        lines.append(line)
     return "\n".join(lines)
+
+
+def _when(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def pause_detail(until: float | None, reason: str | None, limit: str = "") -> str:
+    """
+    Message 100's detail: when the pause ends by itself (C{until}, wall
+    clock) and why; C{limit} names what set the expiry when it is not the
+    pause's own C{--for}.
+    """
+    if until is None:
+        parts = ["no expiry"]
+    else:
+        parts = [f"until {_when(until)}" + (f", set by {limit}" if limit else "")]
+    if reason:
+        parts.append(f"reason: {reason}")
+    return "; ".join(parts)
 
 
 def _status_all(request: ControlRequest) -> int:

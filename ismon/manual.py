@@ -141,6 +141,9 @@ _WATCH_DESCRIPTION_END: tuple[str, ...] = (
     "that held the watch's lock when the stop began is signalled, never another one "
     "that reuses its PID.  It exits 0 once the watch has ended, and tells on standard "
     "error which signals it took.",
+    "A pause lasts until --continue, unless the watch was started with --max-pause: "
+    "then any pause ends by itself after that long, with message 101 naming the limit.  "
+    "ismon pause ID --for duration sets a pause's own expiry (ismon(8)).",
     "The log holds only the message catalogue (README, Messages): one line per "
     "event on standard output, to syslog (facility daemon, ident {name}), and to "
     "--logfile and --json-log when given.  --debug adds Twisted's own events and "
@@ -234,7 +237,8 @@ ISMON = Manual(
     synopsis=(
         "http|smtp ID [options]",
         "stop ID [-r wait] [--kill-after s]",
-        "pause|continue|disp|del ID",
+        "pause ID [--for duration] [--reason text]",
+        "continue|disp|del ID",
         "status [ID] [--json]",
         "--help | --version",
     ),
@@ -258,7 +262,13 @@ ISMON = Manual(
             "for the exit; only the watch's own process is signalled (not a process that "
             "reuses its PID).",
         ),
-        ("pause ID", "Suspend probing (message 7)."),
+        (
+            "pause ID [--for duration] [--reason text]",
+            "Suspend probing (message 7); with --for, until duration has passed (90, 90s, "
+            "15m, 2h; 7 days at most), when probing resumes by itself (messages 8 and 101).  "
+            "The reason (200 bytes at most, no control characters) and the expiry are logged "
+            "(message 100) and shown by status.",
+        ),
         ("continue ID", "Resume probing at once (message 8)."),
         ("status [ID] [--json]", "The state of one watch, or of every watch in the folder."),
         ("disp ID", "Print the PID of a running watch."),
@@ -274,6 +284,8 @@ ISMON = Manual(
             "With stop: SIGTERM a watch that did not end within the wait, SIGKILL it this "
             "many seconds later (1-10000).",
         ),
+        _row("for", None, True, "With pause: end the pause by itself after this long."),
+        _row("reason", None, True, "With pause: why; shown by status."),
         _row("json", None, False, "With status: print JSON."),
         _row("help", None, False, "Display this help and exit."),
         _row("version", None, False, "Print the ismon version and exit."),
@@ -282,6 +294,10 @@ ISMON = Manual(
         ("Watch a web server:", "ismon http web1 -s www.example.com -n 80 -i 30"),
         ("Every watch on this node, as JSON:", "ismon status --json"),
         ("Stop the watch web1:", "ismon stop web1"),
+        (
+            "Pause it for maintenance for 15 minutes:",
+            "ismon pause web1 --for 15m --reason 'kernel update'",
+        ),
         ("Stop it, by force if it hangs:", "ismon stop web1 -r 20 --kill-after 10"),
         ("Check a watch's command line:", "ismon http web1 -s www.example.com --check"),
     ),

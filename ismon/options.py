@@ -21,7 +21,12 @@ from twisted.python import usage
 
 from ismon.catalogue import MessageId
 from ismon.config import WatchConfig
-from ismon.control_commands import ControlRequest
+from ismon.control_commands import (
+    ControlRequest,
+    duration_problem,
+    parse_duration,
+    reason_problem,
+)
 from ismon.protocols import PROTOCOLS
 from ismon.requests import (
     DEFAULT_MAX_BODY,
@@ -159,6 +164,25 @@ def _state_dir(value: str | None) -> Path | None:
     return Path(value)
 
 
+def _duration(name: str, text: str | None) -> int | None:
+    """A DURATION (README "Maintenance pauses") in whole seconds."""
+    if text is None:
+        return None
+    seconds = parse_duration(text)
+    if seconds is None:
+        raise ParameterError(duration_problem(name, text))
+    return seconds
+
+
+def _reason(text: str | None) -> str | None:
+    if text is None:
+        return None
+    why = reason_problem(text)
+    if why is not None:
+        raise ParameterError(why)
+    return text
+
+
 def control_request(
     command: str,
     watch_id: str | None,
@@ -168,6 +192,8 @@ def control_request(
     state_dir: str | None,
     kill_after: str | None = None,
     as_json: bool = False,
+    pause_for: str | None = None,
+    pause_reason: str | None = None,
 ) -> ControlRequest:
     """
     A control command for one watch, validated as the watch command lines
@@ -180,6 +206,8 @@ def control_request(
     wait = _integer("-r (timeout)" if action is None else "-r (stop wait)", stop_wait, 1, 10000)
     if kill_after is not None and action != "stop":
         raise ParameterError("--kill-after goes with --stop")
+    if (pause_for is not None or pause_reason is not None) and action != "pause":
+        raise ParameterError("--for and --reason go with pause")
     return ControlRequest(
         command=command,
         watch_id=valid_id,
@@ -188,6 +216,8 @@ def control_request(
         kill_after=None if kill_after is None else _integer("--kill-after", kill_after, 1, 10000),
         state_dir=_state_dir(state_dir),
         as_json=as_json,
+        pause_for=_duration("--for", pause_for),
+        pause_reason=_reason(pause_reason),
     )
 
 
@@ -238,6 +268,12 @@ class WatchOptions(usage.Options):
             None,
             "With --stop: SIGTERM a watch that did not end within the wait, "
             "SIGKILL it this many seconds later (1-10000).",
+        ],
+        [
+            "max-pause",
+            None,
+            None,
+            "End any pause by itself after this long: 90, 90s, 15m, 2h (up to 7 days).",
         ],
         ["ca-file", None, None, "PEM file of CA certificates to trust (TLS)."],
         ["servername", None, None, "Name for SNI and certificate verification (TLS)."],
@@ -364,6 +400,7 @@ class WatchOptions(usage.Options):
             logfile=self["logfile"],
             json_log=self["json-log"],
             debug=bool(self["debug"]),
+            max_pause=_duration("--max-pause", self["max-pause"]),
         )
 
     def _uses_tls(self) -> bool:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_schedule -*-
+# -*- test-case-name: tests.test_schedule,tests.test_pause_expiry -*-
 """
 When to probe: a fixed-rate grid, retries, pause, on an injected clock.
 
@@ -50,13 +50,16 @@ class WatchState(Enum):
 
 ResultObserver = Callable[[ProbeResult, int], None]
 FailedObserver = Callable[[ProbeResult], None]
+PauseEndedObserver = Callable[[], None]
 
 
 class Schedule:
     """
     Drives one probe on the grid.  C{on_result(result, failures)} hears every
     probe's result with the count of consecutive failures after it;
-    C{on_failed(result)} hears the last result once the retries are spent.
+    C{on_failed(result)} hears the last result once the retries are spent;
+    C{on_pause_ended()} hears that a pause with an expiry ran out (probing
+    has resumed by then).
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class Schedule:
         timing: Timing,
         on_result: ResultObserver,
         on_failed: FailedObserver,
+        on_pause_ended: PauseEndedObserver | None = None,
     ) -> None:
         self._clock = clock
         self._probe = probe
@@ -83,6 +87,12 @@ class Schedule:
         self.last_result: ProbeResult | None = None
         self.last_started: float | None = None
         self.paused_since: float | None = None
+        # When a pause ends by itself (README "Maintenance pauses"), on this
+        # clock: monotonic in a watch, so a wall-clock step moves nothing.
+        self.paused_until: float | None = None
+        self.pause_reason = ""
+        self._on_pause_ended = on_pause_ended
+        self._expiry: IDelayedCall | None = None
         self.skipped_ticks = 0
 
     # -- inputs ---------------------------------------------------------
@@ -94,8 +104,16 @@ class Schedule:
         self._origin = self._clock.seconds() + self.timing.grace
         self._at(self._origin)
 
-    def pause(self) -> bool:
-        """Stop probing; False when already paused (or over)."""
+    def pause(self, duration: float | None = None, reason: str = "") -> bool:
+        """
+        Stop probing, for C{duration} seconds or until resumed; False when
+        already paused (or over).  A pause while paused replaces the
+        running pause's expiry and reason (from now), and still answers
+        False; a watch that is over is not touched.
+        """
+        if self.state is WatchState.PAUSED:
+            self._set_expiry(duration, reason)
+            return False
         if self.state not in (WatchState.WATCHING, WatchState.RETRYING, WatchState.IDLE):
             return False
         self._cancel()
@@ -103,12 +121,14 @@ class Schedule:
         self.paused_since = self._clock.seconds()
         # A maintenance pause forgives the failures seen before it.
         self.consecutive_failures = 0
+        self._set_expiry(duration, reason)
         return True
 
     def resume(self) -> bool:
         """Probe again, at once, on a new grid; False when not paused."""
         if self.state is not WatchState.PAUSED:
             return False
+        self._set_expiry(None, "")
         self.state = WatchState.WATCHING
         self.paused_since = None
         self._origin = self._clock.seconds()
@@ -119,7 +139,27 @@ class Schedule:
         if self.state in (WatchState.STOPPED, WatchState.FAILED):
             return
         self._cancel()
+        self._set_expiry(None, "")
         self.state = WatchState.STOPPED
+
+    def _set_expiry(self, duration: float | None, reason: str) -> None:
+        if self._expiry is not None and self._expiry.active():
+            self._expiry.cancel()
+        self._expiry = None
+        self.pause_reason = reason
+        if duration is None:
+            self.paused_until = None
+            return
+        self.paused_until = self._clock.seconds() + duration
+        self._expiry = self._clock.callLater(duration, self._expired)
+
+    def _expired(self) -> None:
+        self._expiry = None
+        if self.resume() and self._on_pause_ended is not None:
+            try:
+                self._on_pause_ended()
+            except Exception:
+                _log.failure("pause observer raised")
 
     # -- machinery ------------------------------------------------------
 

@@ -34,6 +34,7 @@ from zope.interface import implementer
 from ismon.catalogue import MessageId, render, takes_detail
 from ismon.config import WatchConfig
 from ismon.control import IWatchControl
+from ismon.control_commands import pause_detail
 from ismon.exit_status import ExitStatus
 from ismon.health import IMonitorHealth, LoopHealth, SystemdHealth, release_freed_memory
 from ismon.log_routing import LogRouting
@@ -202,6 +203,8 @@ class WatchService(Service):
         # The text of the last failure message (a probe's, 42, 97), for
         # the record of the last exit.
         self._last_failure: str | None = None
+        # Whether --max-pause set the running pause's expiry (message 101).
+        self._pause_limited = False
         self._lifecycle = _LIFECYCLE(self)
 
     # -- lifecycle ------------------------------------------------------
@@ -236,7 +239,12 @@ class WatchService(Service):
             self._end(ExitStatus.SYSTEM_ERROR)
             return
         self._schedule = Schedule(
-            self._reactor, probe, config.timing, self._probe_done, self._server_failed
+            self._reactor,
+            probe,
+            config.timing,
+            self._probe_done,
+            self._server_failed,
+            self._pause_ended,
         )
         self.reporter.emit(
             MessageId.SCHEDULE,
@@ -422,10 +430,42 @@ class WatchService(Service):
         # Answer the control client first, then go.
         self._reactor.callLater(0, self._lifecycle.stop, True)
 
-    def pause(self) -> bool:
-        changed = self._schedule is not None and self._schedule.pause()
+    def pause(self, duration: float | None = None, reason: str = "") -> bool:
+        # README "Maintenance pauses": --max-pause bounds every pause, the
+        # 2004-style one without an expiry included.
+        limit = self.config.max_pause
+        limited = limit is not None and (duration is None or limit < duration)
+        if limited:
+            duration = limit
+        self._pause_limited = limited
+        schedule = self._schedule
+        paused = schedule is not None and schedule.state is WatchState.PAUSED
+        changed = schedule is not None and schedule.pause(duration, reason)
         self.reporter.emit(MessageId.PAUSED, fields={"changed": changed})
+        if (changed or paused) and (duration is not None or reason):
+            self.reporter.emit(
+                MessageId.PAUSED_UNTIL,
+                detail=pause_detail(
+                    None if duration is None else time.time() + duration,
+                    reason,
+                    f"--max-pause {limit} s" if limited else "",
+                ),
+                fields={"pause_for": duration, "pause_reason": reason, "max_pause": limited},
+            )
         return changed
+
+    def _pause_ended(self) -> None:
+        """A pause ran out (its expiry, or --max-pause); probing has resumed."""
+        self.reporter.emit(MessageId.CONTINUED, fields={"changed": True})
+        if self._pause_limited:
+            self.reporter.emit(
+                MessageId.PAUSE_ENDED,
+                LogLevel.warn,
+                detail=f"--max-pause {self.config.max_pause:g} s reached",
+                fields={"max_pause": self.config.max_pause},
+            )
+        else:
+            self.reporter.emit(MessageId.PAUSE_ENDED, detail="the pause's expiry was reached")
 
     def resume(self) -> bool:
         changed = self._schedule is not None and self._schedule.resume()
@@ -444,9 +484,11 @@ class WatchService(Service):
         last_time = None
         if schedule is not None and schedule.last_started is not None:
             last_time = wall - (now - schedule.last_started)
-        paused_since = None
+        paused_since = paused_until = None
         if schedule is not None and schedule.paused_since is not None:
             paused_since = wall - (now - schedule.paused_since)
+        if schedule is not None and schedule.paused_until is not None:
+            paused_until = wall + (schedule.paused_until - now)
         return WatchStatus(
             watch_id=self.config.watch_id,
             protocol=self.config.protocol,
@@ -468,6 +510,8 @@ class WatchService(Service):
             detection_bound=timing.detection_bound,
             started=self._started_wall,
             uptime=(now - self._started_at) if self._started_at is not None else 0.0,
+            paused_until=paused_until,
+            pause_reason=(schedule.pause_reason or None) if schedule is not None else None,
         )
 
 

@@ -56,6 +56,10 @@ class WatchStatus:
     detection_bound: float
     started: float | None
     uptime: float
+    # Added with README "Maintenance pauses": last, so the older fields keep
+    # their places.
+    paused_until: float | None = None
+    pause_reason: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         """The status document: the same fields, in the same order, as ever."""
@@ -86,4 +90,6 @@ class WatchStatus:
             "detection_bound": self.detection_bound,
             "started": self.started,
             "uptime": self.uptime,
+            "paused_until": self.paused_until,
+            "pause_reason": self.pause_reason,
         }

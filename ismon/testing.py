@@ -241,6 +241,8 @@ class FakeWatchControl:
         self._started_at = clock.seconds()
         self._started_wall = time.time()
         self._paused_at: float | None = None
+        self._paused_until: float | None = None
+        self._pause_reason = ""
         self._stopping = False
 
     def _called(self, name: str) -> None:
@@ -262,8 +264,11 @@ class FakeWatchControl:
         if self._on_exit is not None:
             self._on_exit(0)
 
-    def pause(self) -> bool:
+    def pause(self, duration: float | None = None, reason: str = "") -> bool:
         self._called("pause")
+        if self.state == WatchState.PAUSED.value:
+            self._pause_until(duration, reason)
+            return False
         if self.state not in (
             WatchState.WATCHING.value,
             WatchState.RETRYING.value,
@@ -272,7 +277,13 @@ class FakeWatchControl:
             return False
         self.state = WatchState.PAUSED.value
         self._paused_at = self.clock.seconds()
+        self._pause_until(duration, reason)
         return True
+
+    def _pause_until(self, duration: float | None, reason: str) -> None:
+        # What the status shows; the fake does not end a pause by itself.
+        self._paused_until = None if duration is None else self.clock.seconds() + duration
+        self._pause_reason = reason
 
     def resume(self) -> bool:
         self._called("resume")
@@ -280,6 +291,7 @@ class FakeWatchControl:
             return False
         self.state = WatchState.WATCHING.value
         self._paused_at = None
+        self._pause_until(None, "")
         return True
 
     def status(self) -> dict[str, object]:
@@ -308,6 +320,10 @@ class FakeWatchControl:
             "detection_bound": timing.detection_bound,
             "started": self._started_wall,
             "uptime": now - self._started_at,
+            "paused_until": (
+                None if self._paused_until is None else time.time() + (self._paused_until - now)
+            ),
+            "pause_reason": self._pause_reason or None,
             **self.extra_status,
         }
 

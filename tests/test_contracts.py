@@ -418,6 +418,8 @@ STATUS_KEYS = {
     "detection_bound",
     "started",
     "uptime",
+    "paused_until",
+    "pause_reason",
 }
 
 

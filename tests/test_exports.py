@@ -138,7 +138,13 @@ PUBLIC = {
     ],
     "ismon.control_commands": [
         "ControlRequest",
+        "MAX_PAUSE_SECONDS",
+        "MAX_REASON_BYTES",
+        "duration_problem",
         "format_status",
+        "parse_duration",
+        "pause_detail",
+        "reason_problem",
         "recognise",
         "run",
         "run_and_exit",

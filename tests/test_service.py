@@ -146,6 +146,8 @@ class WatchServiceTests(TestCase):
                 "detection_bound",
                 "started",
                 "uptime",
+                "paused_until",
+                "pause_reason",
             ],
         )
         last = status["last_probe"]
