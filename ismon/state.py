@@ -455,12 +455,25 @@ def _unlink(path: Path) -> bool:
 
 
 def _write_pidfile(path: Path, pid: int) -> None:
+    _replace_file(path, f"{pid}\n".encode("ascii"), kind="pid", sync=False)
+
+
+def _replace_file(path: Path, data: bytes, *, kind: str, sync: bool) -> None:
+    """
+    Put C{data} at C{path} atomically: a temporary file in the same folder
+    (0600, never through a link), optionally fsynced, renamed over C{path}.
+    A reader sees the old content or the new one, never a part.
+    """
     # A short temporary name: "<id>.pid" with a 250-byte ID is at NAME_MAX.
-    tmp = path.with_name(f".pid-{pid}-{os.urandom(4).hex()}.tmp")
+    tmp = path.with_name(f".{kind}-{os.getpid()}-{os.urandom(4).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
         try:
-            os.write(fd, f"{pid}\n".encode("ascii"))
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -748,20 +761,7 @@ def write_last_exit(state: StateDir, watch_id: str, record: dict[str, object]) -
 
     path = state.record_path(watch_id)
     data = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
-    tmp = path.with_name(f".last-{os.getpid()}-{os.urandom(4).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink(tmp)
-        raise
+    _replace_file(path, data, kind="last", sync=True)
     try:
         folder = os.open(state.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
