@@ -128,7 +128,8 @@ while True:
     except Exception as e:
         answer = "error:" + type(e).__name__
     print(f"{at:.3f} {answer}", flush=True)
-    due += period
+    # After a timed-out request, go on from now rather than catching up.
+    due = max(due + period, time.monotonic())
     time.sleep(max(0.0, due - time.monotonic()))
 """
 
@@ -199,6 +200,8 @@ class Sampler:
 
 
 def _answers(client: WatchProcess) -> list[tuple[float, str]]:
+    """The client's requests so far: (when, the answering node or error:...)."""
+    assert client.running(), f"the client ended:\n{client.output()}"
     found = []
     for line in client.output().splitlines():
         at, _, answer = line.partition(" ")
@@ -338,15 +341,17 @@ def test_stalled_master_fails_over_to_backup(tmp_path: Path, processes: Processe
             )
             # Two more seconds of answers: all from node2.
             time.sleep(2)
+            dropped_at = next(at for at, held, _ in sampler.samples if at > stall_at and not held)
             moved_at = next(at for at, _, held in sampler.samples if at > stall_at and held)
             answers = _answers(client)
 
             # Repair node 1: nginx goes on, a new watch starts; once its
             # track script has passed RISE times node 1 is a backup again,
             # and with nopreempt the VIP stays on node 2.
+            seen = len(one.keepalived.output())
             one.nginx.resume()
             one.watch = _start_watch(one, processes)
-            one.keepalived.wait_for(r"\(VI_web\) Entering BACKUP STATE")
+            one.keepalived.wait_for(r"\(VI_web\) Entering BACKUP STATE", after=seen)
             time.sleep(2 * ADVERT_INT)
             after_repair = _answers(client)[len(answers) :]
         finally:
@@ -372,6 +377,7 @@ def test_stalled_master_fails_over_to_backup(tmp_path: Path, processes: Processe
         limit = bound + TEARDOWN + FALL * CHECK_INTERVAL + 3 * ADVERT_INT + MARGIN
         print(
             f"\nfailover: stall -> watch exit {detected:.2f}s (bound {bound:g}s), "
+            f"-> VIP off node1 {dropped_at - stall_at:.2f}s, "
             f"-> VIP on node2 {moved_at - stall_at:.2f}s, "
             f"-> first answer from node2 {total:.2f}s (limit {limit:g}s); "
             f"{len(sampler.samples)} VIP samples, {len(answers)} requests"
