@@ -49,12 +49,14 @@ from tests.servers import (
 from tests.watchproc import PATIENCE, WatchProcess, command, message
 
 __all__ = [
+    "CLIENT_SCRIPT",
     "FAST",
     "TEARDOWN",
     "NetLan",
     "NetPair",
     "Netns",
     "assert_server_failed",
+    "client_answers",
     "failure_lines",
     "netns_unavailable",
     "no_traceback",
@@ -366,6 +368,41 @@ class NetLan:
 
     def __exit__(self, *exc_info: object) -> None:
         self.destroy()
+
+
+# The client: one GET of the VIP every PERIOD seconds, one line per request:
+# "MONOTONIC ANSWER" (the page's text, or "error:EXCEPTION").  CLOCK_MONOTONIC
+# is the same in every process of the machine, so its times compare with the
+# test's.
+CLIENT_SCRIPT = """\
+import http.client, sys, time
+host, port, period, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+due = time.monotonic()
+while True:
+    at = time.monotonic()
+    try:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        conn.request("GET", "/", headers={"Connection": "close"})
+        answer = conn.getresponse().read().decode().strip()
+        conn.close()
+    except Exception as e:
+        answer = "error:" + type(e).__name__
+    print(f"{at:.3f} {answer}", flush=True)
+    # After a timed-out request, go on from now rather than catching up.
+    due = max(due + period, time.monotonic())
+    time.sleep(max(0.0, due - time.monotonic()))
+"""
+
+
+def client_answers(client: WatchProcess) -> list[tuple[float, str]]:
+    """The client's requests so far: (when, the answering node or error:...)."""
+    assert client.running(), f"the client ended:\n{client.output()}"
+    found = []
+    for line in client.output().splitlines():
+        at, _, answer = line.partition(" ")
+        with contextlib.suppress(ValueError):
+            found.append((float(at), answer))
+    return found
 
 
 @atexit.register

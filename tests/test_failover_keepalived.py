@@ -38,9 +38,11 @@ import pytest
 
 from tests.conftest import installed_script
 from tests.netns import (
+    CLIENT_SCRIPT,
     TEARDOWN,
     NetLan,
     Netns,
+    client_answers,
     netns_unavailable,
     start_nginx_at,
     started,
@@ -110,29 +112,6 @@ vrrp_instance VI_web {{
 }}
 """
 
-# The client: one GET of the VIP every PERIOD seconds, one line per request:
-# "MONOTONIC ANSWER" (the page's text, or "error:EXCEPTION").  CLOCK_MONOTONIC
-# is the same in every process of the machine, so its times compare with the
-# test's.
-_CLIENT = """\
-import http.client, sys, time
-host, port, period, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-due = time.monotonic()
-while True:
-    at = time.monotonic()
-    try:
-        conn = http.client.HTTPConnection(host, port, timeout=timeout)
-        conn.request("GET", "/", headers={"Connection": "close"})
-        answer = conn.getresponse().read().decode().strip()
-        conn.close()
-    except Exception as e:
-        answer = "error:" + type(e).__name__
-    print(f"{at:.3f} {answer}", flush=True)
-    # After a timed-out request, go on from now rather than catching up.
-    due = max(due + period, time.monotonic())
-    time.sleep(max(0.0, due - time.monotonic()))
-"""
-
 
 def _unavailable(reason: str) -> None:
     if os.environ.get("ISMON_REQUIRE_SERVERS") == "1" and os.geteuid() == 0:
@@ -197,17 +176,6 @@ class Sampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(PATIENCE)
-
-
-def _answers(client: WatchProcess) -> list[tuple[float, str]]:
-    """The client's requests so far: (when, the answering node or error:...)."""
-    assert client.running(), f"the client ended:\n{client.output()}"
-    found = []
-    for line in client.output().splitlines():
-        at, _, answer = line.partition(" ")
-        with contextlib.suppress(ValueError):
-            found.append((float(at), answer))
-    return found
 
 
 @contextlib.contextmanager
@@ -316,7 +284,7 @@ def test_stalled_master_fails_over_to_backup(tmp_path: Path, processes: Processe
             lan.hub.argv(
                 sys.executable,
                 "-c",
-                _CLIENT,
+                CLIENT_SCRIPT,
                 vip,
                 str(PORT),
                 str(PERIOD),
@@ -326,7 +294,7 @@ def test_stalled_master_fails_over_to_backup(tmp_path: Path, processes: Processe
         )
         try:
             wait_until(
-                lambda: sum(1 for _, a in _answers(client) if a == "node1") >= 10,
+                lambda: sum(1 for _, a in client_answers(client) if a == "node1") >= 10,
                 PATIENCE,
                 "10 answers from node1",
             )
@@ -335,15 +303,16 @@ def test_stalled_master_fails_over_to_backup(tmp_path: Path, processes: Processe
             code = one.watch.wait(bound + 10)
             exit_at = time.monotonic()
             first_two = wait_until(
-                lambda: next((at for at, a in _answers(client) if a == "node2"), None),
+                lambda: next((at for at, a in client_answers(client) if a == "node2"), None),
                 PATIENCE,
                 "an answer from node2",
             )
+            assert first_two is not None
             # Two more seconds of answers: all from node2.
             time.sleep(2)
             dropped_at = next(at for at, held, _ in sampler.samples if at > stall_at and not held)
             moved_at = next(at for at, _, held in sampler.samples if at > stall_at and held)
-            answers = _answers(client)
+            answers = client_answers(client)
 
             # Repair node 1: nginx goes on, a new watch starts; once its
             # track script has passed RISE times node 1 is a backup again,
@@ -353,7 +322,7 @@ def test_stalled_master_fails_over_to_backup(tmp_path: Path, processes: Processe
             one.watch = _start_watch(one, processes)
             one.keepalived.wait_for(r"\(VI_web\) Entering BACKUP STATE", after=seen)
             time.sleep(2 * ADVERT_INT)
-            after_repair = _answers(client)[len(answers) :]
+            after_repair = client_answers(client)[len(answers) :]
         finally:
             client.end()
             sampler.stop()

@@ -35,10 +35,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import installed_nginx, installed_script
-from tests.netns import NetLan, Netns, netns_unavailable
+from tests.netns import CLIENT_SCRIPT, NetLan, Netns, client_answers, netns_unavailable
 from tests.procs import alive, end_process, wait_until
 from tests.servers import descendants, nginx_conf
-from tests.test_failover_keepalived import _CLIENT, PERIOD, REQUEST_TIMEOUT, _answers
 from tests.watchproc import Processes, WatchProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -49,6 +48,17 @@ PROVIDER = "ismonfailover"
 PORT = 8080
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 TOOLS = ("corosync", "pacemakerd", "crm_mon", "cibadmin", "crm_attribute", "unshare", "nsenter")
+#: The client: a GET of the VIP every 50 ms, 0.3 s timeout (as for keepalived).
+PERIOD = 0.05
+REQUEST_TIMEOUT = 0.3
+#: Stall -> first answer from node 2 (docs/cluster.md, "Two nodes with
+#: Pacemaker"): the watch's bound (4 s) + the agent's monitor interval (1 s)
+#: + ocf:heartbeat:nginx stopping a stalled nginx (SIGTERM every second for
+#: 10 s, then SIGTERM, SIGHUP, SIGKILL a second apart: 13 s) + stopping the
+#: watch and the VIP, starting all three on node 2 (the watch's start waits
+#: for its first probe) and a transition each: 5 s; + 7 s of margin for a
+#: loaded 2-core machine.
+FAILOVER_LIMIT = 4 + 1 + 13 + 5 + 7
 #: nginx's files, in each node's private /run.
 WEB_DIR = Path("/run/ismonweb")
 
@@ -341,13 +351,13 @@ def test_stalled_nginx_moves_the_group_to_node2(tmp_path: Path, processes: Proce
         )
 
         client = processes.start(
-            lan.hub.argv(sys.executable, "-c", _CLIENT, vip, str(PORT), str(PERIOD),
+            lan.hub.argv(sys.executable, "-c", CLIENT_SCRIPT, vip, str(PORT), str(PERIOD),
                          str(REQUEST_TIMEOUT)),
             name="client",
         )  # fmt: skip
         try:
             wait_until(
-                lambda: sum(1 for _, a in _answers(client) if a == "node1") >= 10,
+                lambda: sum(1 for _, a in client_answers(client) if a == "node1") >= 10,
                 60,
                 "10 answers from node1",
             )
@@ -359,13 +369,14 @@ def test_stalled_nginx_moves_the_group_to_node2(tmp_path: Path, processes: Proce
             # PIDs inside node 1's PID namespace: signal them from there.
             one.cmd("kill", "-STOP", *nginx_pids)
             first_two = wait_until(
-                lambda: next((at for at, a in _answers(client) if a == "node2"), None),
+                lambda: next((at for at, a in client_answers(client) if a == "node2"), None),
                 120,
                 "an answer from node2",
                 step=0.2,
             )
+            assert first_two is not None
             time.sleep(2)
-            answers = _answers(client)
+            answers = client_answers(client)
         finally:
             client.end()
         status = two.status()
@@ -376,10 +387,12 @@ def test_stalled_nginx_moves_the_group_to_node2(tmp_path: Path, processes: Proce
         assert after and all(a == "node2" for a in after), after
         failures = [dict(f.attrib) for f in status.iter("failure")]
         assert any(f.get("op_key", "").startswith("webwatch_monitor") for f in failures), failures
+        total = first_two - stall_at
         print(
-            f"\npacemaker failover: stall -> first answer from node2 {first_two - stall_at:.2f}s; "
+            f"\npacemaker failover: stall -> first answer from node2 {total:.2f}s (limit {FAILOVER_LIMIT}s); "
             f"failures: {[(f.get('op_key'), f.get('node'), f.get('exitreason')) for f in failures]}"
         )
+        assert total <= FAILOVER_LIMIT, f"first answer from node2 {total:.2f}s after the stall"
         # Stop the group before the nodes, so that nothing is left to recover.
         one.cmd("crm_resource", "--resource", "webgroup", "--meta", "--set-parameter",
                 "target-role", "--parameter-value", "Stopped")  # fmt: skip
