@@ -96,7 +96,10 @@ nodelist {{
 """
 
 # Runs as PID 1 of the node's PID namespace: its own /run, /dev/shm and
-# Pacemaker/corosync state, then corosync, then (exec) pacemakerd.
+# Pacemaker/corosync state, then corosync, then pacemakerd.  bash stays PID 1
+# as the namespace's init: it reaps the orphans (nginx's master daemonizes),
+# which pacemakerd would leave as zombies -- and the nginx agent's stop waits
+# 10 s for a zombie to go.
 _BOOT = """\
 set -e
 mount --make-rprivate /
@@ -108,7 +111,8 @@ mount --bind {dir}/corosync /var/lib/corosync
 mkdir -p {web_dir}
 corosync -f -c {dir}/corosync.conf >{dir}/corosync.out 2>&1 &
 until grep -q "ready to provide service" {dir}/corosync.log 2>/dev/null; do sleep 0.1; done
-exec pacemakerd -f >{dir}/pacemakerd.out 2>&1
+pacemakerd -f >{dir}/pacemakerd.out 2>&1 &
+while ! wait $!; do :; done
 """
 
 _NGINX_HTTP = """\
