@@ -186,6 +186,8 @@ def _test_bed(tmp_path: Path, processes: Processes) -> Iterator[tuple[NetLan, li
         if os.geteuid() != 0:
             pytest.skip(reason)
         _unavailable(reason)
+    _keepalived()  # skips (or fails) before anything is built
+    installed_script("ismon")
     lan = NetLan.create(2)
     nodes = [
         Node(f"node{i + 1}", ns, addr, tmp_path / f"node{i + 1}")
@@ -300,7 +302,8 @@ def test_stalled_master_fails_over_to_backup(tmp_path: Path, processes: Processe
             )
             stall_at = time.monotonic()
             one.nginx.stall()
-            code = one.watch.wait(bound + 10)
+            failed = one.watch
+            code = failed.wait(bound + 10)
             exit_at = time.monotonic()
             first_two = wait_until(
                 lambda: next((at for at, a in client_answers(client) if a == "node2"), None),
@@ -327,8 +330,7 @@ def test_stalled_master_fails_over_to_backup(tmp_path: Path, processes: Processe
             client.end()
             sampler.stop()
 
-        output = one.watch.output()
-        assert code == 1, output
+        assert code == 1, failed.output()
         detected = exit_at - stall_at
         assert detected <= bound + TEARDOWN, f"watch exit {detected:.2f}s, bound {bound}s"
 
@@ -354,6 +356,7 @@ def test_stalled_master_fails_over_to_backup(tmp_path: Path, processes: Processe
         assert total <= limit, f"first answer from node2 {total:.2f}s after the stall"
 
         pids = [p.pid for n in nodes for p in (n.keepalived, n.watch, n.nginx) if p is not None]
+        pids.append(failed.pid)
         names = [ns.name for ns in (lan.hub, *lan.nodes)]
 
     # Nothing left behind: the processes, the namespaces.
