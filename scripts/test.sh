@@ -43,7 +43,7 @@ APT_PACKAGES=(
     monitoring-plugins-basic monitoring-plugins-standard
     curl libxml2-utils resource-agents
     iptables nftables iproute2 procps
-    pacemaker corosync pacemaker-cli-utils shellcheck
+    pacemaker corosync pacemaker-cli-utils shellcheck keepalived
 )
 
 POLICY_RC=/usr/sbin/policy-rc.d
@@ -68,7 +68,7 @@ EOF
 }
 
 # PID files the Debian init scripts use; a daemon apt starts is stopped again.
-SERVICE_PIDFILES=(/run/nginx.pid /run/smtpd.pid /run/rsyslogd.pid)
+SERVICE_PIDFILES=(/run/nginx.pid /run/smtpd.pid /run/rsyslogd.pid /run/keepalived.pid)
 declare -A RUNNING_BEFORE=()
 
 alive_from_pidfile() {

@@ -49,11 +49,14 @@ from tests.servers import (
 from tests.watchproc import PATIENCE, WatchProcess, command, message
 
 __all__ = [
+    "CLIENT_SCRIPT",
     "FAST",
     "TEARDOWN",
+    "NetLan",
     "NetPair",
     "Netns",
     "assert_server_failed",
+    "client_answers",
     "failure_lines",
     "netns_unavailable",
     "no_traceback",
@@ -71,6 +74,7 @@ _CHECKOUT = Path(__file__).resolve().parent.parent
 IP = shutil.which("ip") or "/usr/sbin/ip"
 _COUNTER = itertools.count(1)
 _ALIVE: list[NetPair] = []
+_ALIVE_LANS: list[NetLan] = []
 
 
 def _run(argv: Sequence[str], *, check: bool = True, timeout: float = 10.0, stdin: str = "") -> str:
@@ -248,11 +252,167 @@ class NetPair:
         self.destroy()
 
 
+class NetLan:
+    """
+    A small LAN of namespaces: a C{hub} namespace holding the bridge
+    C{bridge} (address C{hub_addr}), and C{nodes}, each joined to the bridge
+    by a veth pair -- C{node_if} (C{node_addrs[i]}) inside the node, its
+    peer enslaved to the bridge inside the hub.  Loopback is up everywhere.
+    All addresses are in C{10.231.25x.0/24} and exist only inside these
+    namespaces; L{address} gives a spare one (a virtual IP).
+
+        with NetLan.create(2) as lan:
+            lan.nodes[0].run("ip", "-o", "addr", "show", lan.node_if)
+    """
+
+    bridge = "ismbr0"
+    node_if = "ismn0"
+
+    def __init__(self, number: int, nodes: int) -> None:
+        tag = f"ismon-{os.getpid()}-lan{number}"
+        self.hub = Netns(f"{tag}-hub")
+        self.nodes = [Netns(f"{tag}-n{i + 1}") for i in range(nodes)]
+        # Apart from NetPair's 10.231.0-249.x: a reader of `ip addr` can
+        # tell the two kinds of test network apart.
+        self.prefix = f"10.231.{250 + number % 6}"
+        self.hub_addr = self.address(1)
+        self.node_addrs = [self.address(11 + i) for i in range(nodes)]
+        self._created: list[Netns] = []
+
+    def address(self, host: int) -> str:
+        """The address C{host} (1-254) of the LAN; 1 and 11... are taken."""
+        return f"{self.prefix}.{host}"
+
+    @classmethod
+    def create(cls, nodes: int = 2) -> NetLan:
+        lan = cls(next(_COUNTER), nodes)
+        _ALIVE_LANS.append(lan)
+        try:
+            lan._build()
+        except BaseException:
+            lan.destroy()
+            raise
+        return lan
+
+    def _build(self) -> None:
+        for ns in (self.hub, *self.nodes):
+            _run([IP, "netns", "add", ns.name])
+            self._created.append(ns)
+            ns.run(IP, "link", "set", "lo", "up")
+        # STP off (the default): a port forwards as soon as it is up.
+        self.hub.run(IP, "link", "add", self.bridge, "type", "bridge")
+        self.hub.run(IP, "addr", "add", f"{self.hub_addr}/24", "dev", self.bridge)
+        self.hub.run(IP, "link", "set", self.bridge, "up")
+        for i, (ns, addr) in enumerate(zip(self.nodes, self.node_addrs, strict=True)):
+            port = f"ismh{i + 1}"
+            # Born inside the namespaces, as in NetPair: nothing appears in
+            # the machine's own namespace.
+            _run(
+                [
+                    IP,
+                    "link",
+                    "add",
+                    "name",
+                    port,
+                    "netns",
+                    self.hub.name,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    self.node_if,
+                    "netns",
+                    ns.name,
+                ]
+            )
+            self.hub.run(IP, "link", "set", port, "master", self.bridge)
+            self.hub.run(IP, "link", "set", port, "up")
+            ns.run(IP, "addr", "add", f"{addr}/24", "dev", self.node_if)
+            ns.run(IP, "link", "set", self.node_if, "up")
+        deadline = time.monotonic() + PATIENCE
+        for ns in self.nodes:
+            while "LOWER_UP" not in ns.run(IP, "-o", "link", "show", self.node_if):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the veth of {ns.name} did not come up")
+                time.sleep(0.02)
+
+    def holds(self, node: Netns, address: str) -> bool:
+        """Whether C{address} is configured on C{node}'s LAN interface."""
+        out = node.run(IP, "-o", "-4", "addr", "show", "dev", self.node_if, check=False)
+        return f" {address}/" in out
+
+    def names(self) -> list[str]:
+        """The namespaces of this LAN that exist now (C{ip netns list})."""
+        ours = {ns.name for ns in (self.hub, *self.nodes)}
+        listed = _run([IP, "netns", "list"], check=False).split()
+        return [word for word in listed if word in ours]
+
+    def destroy(self) -> None:
+        """End what still runs in the namespaces (SIGKILL), then delete them."""
+        if self in _ALIVE_LANS:
+            _ALIVE_LANS.remove(self)
+        for ns in self._created:
+            for pid in ns.pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+                    os.kill(pid, signal.SIGKILL)
+        for ns in self._created:
+            deadline = time.monotonic() + PATIENCE
+            while ns.pids() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            _run([IP, "netns", "del", ns.name], check=False)
+        self._created = []
+
+    def __enter__(self) -> NetLan:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.destroy()
+
+
+# The client: one GET of the VIP every PERIOD seconds, one line per request:
+# "MONOTONIC ANSWER" (the page's text, or "error:EXCEPTION").  CLOCK_MONOTONIC
+# is the same in every process of the machine, so its times compare with the
+# test's.
+CLIENT_SCRIPT = """\
+import http.client, sys, time
+host, port, period, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+due = time.monotonic()
+while True:
+    at = time.monotonic()
+    try:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        conn.request("GET", "/", headers={"Connection": "close"})
+        answer = conn.getresponse().read().decode().strip()
+        conn.close()
+    except Exception as e:
+        answer = "error:" + type(e).__name__
+    print(f"{at:.3f} {answer}", flush=True)
+    # After a timed-out request, go on from now rather than catching up.
+    due = max(due + period, time.monotonic())
+    time.sleep(max(0.0, due - time.monotonic()))
+"""
+
+
+def client_answers(client: WatchProcess) -> list[tuple[float, str]]:
+    """The client's requests so far: (when, the answering node or error:...)."""
+    assert client.running(), f"the client ended:\n{client.output()}"
+    found = []
+    for line in client.output().splitlines():
+        at, _, answer = line.partition(" ")
+        with contextlib.suppress(ValueError):
+            found.append((float(at), answer))
+    return found
+
+
 @atexit.register
 def _destroy_leftovers() -> None:
     for pair in list(_ALIVE):
         with contextlib.suppress(Exception):
             pair.destroy()
+    for lan in list(_ALIVE_LANS):
+        with contextlib.suppress(Exception):
+            lan.destroy()
 
 
 # --------------------------------------------------------------------------
@@ -323,18 +483,23 @@ _NGINX_HTTP = """\
     access_log {dir}/access.log ismon;
     server {{
         listen {host}:{port};
-        location = / {{ return 200 "ok\\n"; }}
+        location = / {{ return 200 "{page}\\n"; }}
         location / {{ return 404; }}
     }}
 """
 
 
 def start_nginx_at(
-    directory: Path | str, host: str, port: int, *, netns: Netns | None = None
+    directory: Path | str,
+    host: str,
+    port: int,
+    *,
+    netns: Netns | None = None,
+    page: str = "ok",
 ) -> Nginx:
     """
     nginx on C{host}:C{port} (inside C{netns} if given), answering C{/}
-    with 200.  Its access log lines start with the Unix time of the request
+    with 200 and C{page} (one line, no quote or backslash).  Its access log lines start with the Unix time of the request
     (C{$msec}), then C{ADDRESS PORT "REQUEST" STATUS}.  Calling it again
     with the same C{directory} restarts a server on the same port; the
     access log is appended to.
@@ -343,7 +508,9 @@ def start_nginx_at(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     conf = directory / "nginx.conf"
-    conf.write_text(nginx_conf(directory, _NGINX_HTTP.format(dir=directory, host=host, port=port)))
+    conf.write_text(
+        nginx_conf(directory, _NGINX_HTTP.format(dir=directory, host=host, port=port, page=page))
+    )
     process, log = _spawn(
         [binary, "-p", f"{directory}/", "-c", str(conf), "-e", str(directory / "error.log")],
         directory,
