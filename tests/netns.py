@@ -93,6 +93,21 @@ def _run(argv: Sequence[str], *, check: bool = True, timeout: float = 10.0, stdi
     return result.stdout
 
 
+def _delete_namespaces(namespaces: Sequence[Netns]) -> None:
+    """End what still runs in C{namespaces} (SIGKILL), then delete them."""
+    for ns in namespaces:
+        for pid in ns.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+                os.kill(pid, signal.SIGKILL)
+    for ns in namespaces:
+        # A namespace lives on while a process holds it; wait for them.
+        deadline = time.monotonic() + PATIENCE
+        while ns.pids() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        _run([IP, "netns", "del", ns.name], check=False)
+
+
 _UNAVAILABLE: list[str | None] = []
 
 
@@ -232,17 +247,7 @@ class NetPair:
         """End what still runs in the namespaces (SIGKILL), then delete them."""
         if self in _ALIVE:
             _ALIVE.remove(self)
-        for ns in self._created:
-            for pid in ns.pids():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGCONT)
-                    os.kill(pid, signal.SIGKILL)
-        for ns in self._created:
-            # A namespace lives on while a process holds it; wait for them.
-            deadline = time.monotonic() + PATIENCE
-            while ns.pids() and time.monotonic() < deadline:
-                time.sleep(0.02)
-            _run([IP, "netns", "del", ns.name], check=False)
+        _delete_namespaces(self._created)
         self._created = []
 
     def __enter__(self) -> NetPair:
@@ -351,16 +356,7 @@ class NetLan:
         """End what still runs in the namespaces (SIGKILL), then delete them."""
         if self in _ALIVE_LANS:
             _ALIVE_LANS.remove(self)
-        for ns in self._created:
-            for pid in ns.pids():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGCONT)
-                    os.kill(pid, signal.SIGKILL)
-        for ns in self._created:
-            deadline = time.monotonic() + PATIENCE
-            while ns.pids() and time.monotonic() < deadline:
-                time.sleep(0.02)
-            _run([IP, "netns", "del", ns.name], check=False)
+        _delete_namespaces(self._created)
         self._created = []
 
     def __enter__(self) -> NetLan:

@@ -6,6 +6,7 @@ as C{NOTIFY_SOCKET} (a path, and an abstract name), as systemd would.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -22,6 +23,8 @@ from ismon.notify import MAX_STATUS_BYTES, SystemdNotifier
 from tests.conftest import installed_script
 
 ROOT = Path(__file__).resolve().parent.parent
+# Abstract socket names: unique per process by PID, per fixture by count.
+_NAMES = itertools.count(1)
 
 
 class Manager:
@@ -59,7 +62,7 @@ def manager(tmp_path: Path) -> Iterator[Manager]:
 
 @pytest.fixture
 def abstract_manager() -> Iterator[Manager]:
-    name = f"ismon-test-{os.getpid()}-{os.urandom(4).hex()}"
+    name = f"ismon-test-{os.getpid()}-{next(_NAMES)}"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(b"\0" + name.encode())
     yield Manager(sock, "@" + name)
