@@ -143,14 +143,14 @@ clp_httpmon()
 """
 
 
-def test_a_watch_with_a_blocked_event_loop_exits_4_within_the_limit() -> None:
-    top = Path(tempfile.mkdtemp(prefix="ismon-wd-"))
-    # -i 1 -c 1 -r 1: bound 3 s, so the limit is the 30 s floor.
-    argv = [
-        sys.executable,
-        "-c",
-        _BLOCKED_WATCH,
-        "wdblock",
+def _idle_watch_args(watch_id: str, top: Path) -> list[str]:
+    """
+    A watch that never probes (10 min of grace; a closed port if it did):
+    -i 1 -c 1 -r 1, a bound of 3 s, so the loop watchdog's limit is its
+    30 s floor.
+    """
+    return [
+        watch_id,
         "-s",
         "127.0.0.1",
         "-n",
@@ -168,6 +168,11 @@ def test_a_watch_with_a_blocked_event_loop_exits_4_within_the_limit() -> None:
         "--syslog-socket",
         "none",
     ]
+
+
+def test_a_watch_with_a_blocked_event_loop_exits_4_within_the_limit() -> None:
+    top = Path(tempfile.mkdtemp(prefix="ismon-wd-"))
+    argv = [sys.executable, "-c", _BLOCKED_WATCH, *_idle_watch_args("wdblock", top)]
     proc = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
     )
@@ -201,26 +206,7 @@ def test_a_watch_frozen_whole_for_longer_than_the_stall_threshold_lives_on() -> 
     # must win the confirmation window.  Frozen 20 s: past the 15 s
     # threshold of the 30 s limit, short of the limit itself.
     top = Path(tempfile.mkdtemp(prefix="ismon-wd-"))
-    argv = [
-        *command("clp_httpmon"),
-        "wdfreeze",
-        "-s",
-        "127.0.0.1",
-        "-n",
-        "9",
-        "-i",
-        "1",
-        "-c",
-        "1",
-        "-r",
-        "1",
-        "--grace",
-        "600",
-        "--state-dir",
-        str(top / "state"),
-        "--syslog-socket",
-        "none",
-    ]
+    argv = [*command("clp_httpmon"), *_idle_watch_args("wdfreeze", top)]
     log = top / "watch.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
