@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tests import watchproc
 from tests.servers import (
     START_TIMEOUT,
     Aiosmtpd,
@@ -46,7 +47,7 @@ from tests.servers import (
     nginx_binary,
     nginx_conf,
 )
-from tests.watchproc import PATIENCE, WatchProcess, command, message
+from tests.watchproc import FAST, PATIENCE, WatchProcess, command, message
 
 __all__ = [
     "CLIENT_SCRIPT",
@@ -564,7 +565,6 @@ def start_aiosmtpd_at(
 # Watches under faults (shared by tests/test_faults_*.py)
 
 #: A stall is detected within 1 + 2 * 1 + 1 = 4 s.
-FAST = ["-i", "1", "-c", "2", "-r", "1"]
 #: What a watch may need beyond its bound to end: process teardown.
 TEARDOWN = 0.5
 
@@ -580,20 +580,7 @@ def watch_argv(
     netns: Netns | None = None,
 ) -> list[str]:
     """The command line of a watch (run inside C{netns} when given)."""
-    argv = [
-        *command(cmd),
-        watch_id,
-        "-s",
-        host,
-        "-n",
-        str(port),
-        *timing,
-        "--state-dir",
-        str(state),
-        "--syslog-socket",
-        "none",
-        *extra,
-    ]
+    argv = watchproc.watch_argv(cmd, watch_id, host, port, state, *extra, timing=timing)
     return netns.argv(*argv) if netns is not None else argv
 
 

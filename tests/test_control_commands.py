@@ -19,7 +19,7 @@ import pytest
 
 from ismon.control_commands import ControlRequest, recognise
 from tests.servers import Nginx
-from tests.watchproc import LOOPBACK, Processes, command, message
+from tests.watchproc import LOOPBACK, Processes, command, message, watch_argv
 
 # -- which command lines take the fast way ----------------------------------
 
@@ -172,20 +172,7 @@ def test_every_control_command_without_twisted(
     state = tmp_path / "state"
     run = Runner(processes, tmp_path, state)
     watch = processes.start(
-        [
-            *command("clp_httpmon"),
-            "web",
-            "-s",
-            LOOPBACK,
-            "-n",
-            str(nginx.port),
-            "-i",
-            "1",
-            "--state-dir",
-            str(state),
-            "--syslog-socket",
-            "none",
-        ]
+        watch_argv("clp_httpmon", "web", LOOPBACK, nginx.port, state, timing=["-i", "1"])
     )
     watch.wait_for(re.escape(message(1, "clp_httpmon", "web")) + "$", 20)
 

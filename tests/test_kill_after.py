@@ -35,6 +35,7 @@ from tests.watchproc import (
     command,
     message,
     processes_of_test,
+    watch_argv,
 )
 
 # -- which command lines take the fast way ----------------------------------
@@ -133,20 +134,7 @@ def test_refused(processes: Processes, tmp_path: Path, argv: list[str], stderr: 
 
 def _watch(processes: Processes, nginx: Nginx, state: Path, watch_id: str = "web") -> WatchProcess:
     watch = processes.start(
-        [
-            *command("clp_httpmon"),
-            watch_id,
-            "-s",
-            LOOPBACK,
-            "-n",
-            str(nginx.port),
-            "-i",
-            "1",
-            "--state-dir",
-            str(state),
-            "--syslog-socket",
-            "none",
-        ],
+        watch_argv("clp_httpmon", watch_id, LOOPBACK, nginx.port, state, timing=["-i", "1"]),
         name="watch",
     )
     watch.wait_for(re.escape(message(1, "clp_httpmon", watch_id)) + "$", 30)

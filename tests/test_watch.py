@@ -20,14 +20,16 @@ import os
 import re
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
+from tests import watchproc
 from tests.conftest import FreshServers
 from tests.servers import Nginx, Rsyslog, ServerProcess, free_port
 from tests.watchproc import (
+    FAST,
     LOOPBACK,
     PATIENCE,
     Processes,
@@ -40,7 +42,6 @@ from tests.watchproc import (
 pytestmark = pytest.mark.integration
 
 
-FAST = ["-i", "1", "-c", "2", "-r", "1"]
 # What the watch may need beyond the bound to end: process teardown.
 TEARDOWN = 0.5
 
@@ -51,23 +52,12 @@ def watch_argv(
     port: int,
     state_dir: Path,
     *extra: str,
-    timing: list[str] = FAST,
+    timing: Sequence[str] = FAST,
     syslog: str = "none",
 ) -> list[str]:
-    return [
-        *command(cmd),
-        watch_id,
-        "-s",
-        LOOPBACK,
-        "-n",
-        str(port),
-        *timing,
-        "--state-dir",
-        str(state_dir),
-        "--syslog-socket",
-        syslog,
-        *extra,
-    ]
+    return watchproc.watch_argv(
+        cmd, watch_id, LOOPBACK, port, state_dir, *extra, timing=timing, syslog=syslog
+    )
 
 
 def control(

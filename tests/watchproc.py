@@ -31,6 +31,7 @@ from pathlib import Path
 from tests.procs import ScriptNotInstalled, console_script, end_process, signal_pid
 
 __all__ = [
+    "FAST",
     "LOOPBACK",
     "PATIENCE",
     "Processes",
@@ -39,9 +40,12 @@ __all__ = [
     "message",
     "message_ids",
     "processes_of_test",
+    "watch_argv",
 ]
 
 LOOPBACK = "127.0.0.1"
+#: A quick schedule: a stall is detected within a few seconds.
+FAST = ["-i", "1", "-c", "2", "-r", "1"]
 #: Seconds to wait for what should happen at once or within a few seconds
 #: (a process to end, a line to appear).  Generous, because a loaded CI
 #: machine can take seconds to start a Python process; waits end as soon as
@@ -276,3 +280,30 @@ def processes_of_test(directory: Path) -> Iterator[Processes]:
         yield started
     finally:
         started.end_all()
+
+
+def watch_argv(
+    cmd: str,
+    watch_id: str,
+    host: str,
+    port: int,
+    state: Path,
+    *extra: str,
+    timing: Sequence[str] = FAST,
+    syslog: str = "none",
+) -> list[str]:
+    """The command line of a watch of C{host}:C{port} with its records in C{state}."""
+    return [
+        *command(cmd),
+        watch_id,
+        "-s",
+        host,
+        "-n",
+        str(port),
+        *timing,
+        "--state-dir",
+        str(state),
+        "--syslog-socket",
+        syslog,
+        *extra,
+    ]
