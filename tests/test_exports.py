@@ -69,6 +69,14 @@ PUBLIC = {
     ],
     "ismon.protocols": ["PROTOCOLS", "WatchProtocol", "by_command", "register"],
     "ismon.status": ["WatchStatus", "result_fields"],
+    "ismon.metrics": [
+        "CLASSIC_CONTENT_TYPE",
+        "FAMILIES",
+        "Family",
+        "OPENMETRICS_CONTENT_TYPE",
+        "WatchSnapshot",
+        "render",
+    ],
     "ismon.records": ["WatchRecords"],
     "ismon.log_routing": ["LogRouting"],
     "ismon.health": [
