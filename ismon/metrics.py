@@ -24,9 +24,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
 
-import attrs
+# Neither attrs nor typing: `ismon metrics` runs on the control commands'
+# fast path, which imports neither (docs/performance.md, "Control
+# commands"); these names serve only annotations.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "CLASSIC_CONTENT_TYPE",
@@ -44,10 +48,11 @@ OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset
 WATCH_STATES = ("watching", "retrying", "paused")
 
 
-@attrs.frozen
 class WatchSnapshot:
     """
-    One watch ID of the state folder, as a face found it.
+    One watch ID of the state folder, as a face found it.  A frozen value,
+    written out by hand as L{ismon.state.StateDir} is (no attrs on the fast
+    path).
 
     @ivar watch_id: the ID (the C{watch} label).
     @ivar status: the status document of the running watch, when it answered.
@@ -56,9 +61,43 @@ class WatchSnapshot:
         record of an earlier run says nothing of the running one.
     """
 
+    __slots__ = ("last_exit", "status", "watch_id")
     watch_id: str
     status: Mapping[str, Any] | None
     last_exit: Mapping[str, Any] | None
+
+    def __init__(
+        self,
+        watch_id: str,
+        status: Mapping[str, Any] | None,
+        last_exit: Mapping[str, Any] | None,
+    ) -> None:
+        object.__setattr__(self, "watch_id", watch_id)
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "last_exit", last_exit)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"WatchSnapshot is frozen: cannot set {name}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"WatchSnapshot is frozen: cannot delete {name}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, WatchSnapshot):
+            return NotImplemented
+        return (self.watch_id, self.status, self.last_exit) == (
+            other.watch_id,
+            other.status,
+            other.last_exit,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # it holds dicts
+
+    def __repr__(self) -> str:
+        return (
+            f"WatchSnapshot(watch_id={self.watch_id!r}, status={self.status!r},"
+            f" last_exit={self.last_exit!r})"
+        )
 
 
 # -- reading a snapshot defensively -----------------------------------------
@@ -86,11 +125,12 @@ def _protocol_of(snapshot: WatchSnapshot) -> str:
     protocol = _text(record.get("protocol"))
     if protocol or not record:
         return protocol
-    # Records written before they named the protocol name the command.
-    from ismon.protocols import by_command
-
-    found = by_command(_text(record.get("command")))
-    return found.name if found is not None else ""
+    # Records written before they named the protocol name the command,
+    # clp_NAMEmon (ismon.protocols, which costs attrs to import).
+    command = _text(record.get("command"))
+    if command.startswith("clp_") and command.endswith("mon") and len(command) > 7:
+        return command[4:-3]
+    return ""
 
 
 def _target_of(snapshot: WatchSnapshot) -> str:
@@ -164,22 +204,27 @@ def _probe_failures(snapshot: WatchSnapshot) -> Iterator[_Sample]:
             yield (("message", key),), value
 
 
-@attrs.frozen
 class Family:
     """
     One metric family.  C{name} is the OpenMetrics family name (a
     counter's samples add C{_total}); a name ending in C{_seconds} has that
-    unit.
+    unit.  C{kind} is gauge, counter or stateset.
     """
 
-    name: str
-    kind: str  # gauge, counter or stateset
-    help: str
-    samples: _Samples = attrs.field(repr=False)
+    __slots__ = ("help", "kind", "name", "samples")
+
+    def __init__(self, name: str, kind: str, help: str, samples: _Samples) -> None:
+        self.name = name
+        self.kind = kind
+        self.help = help
+        self.samples = samples
 
     @property
     def unit(self) -> str:
         return "seconds" if self.name.endswith("_seconds") else ""
+
+    def __repr__(self) -> str:
+        return f"Family({self.name!r}, {self.kind!r})"
 
 
 #: Every family, in the order of the text (docs/metrics.md holds the same table).

@@ -51,6 +51,7 @@ PUBLIC = {
     "ismon.smtp": ["SmtpProbe"],
     "ismon.tls": [
         "certificate_days_left",
+        "certificate_not_after",
         "client_tls",
         "connection_creator",
         "describe_tls_failure",
