@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import stat
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 
 from ismon.control_commands import METRICS_WATCH_TIMEOUT, metrics
 from ismon.state import StateDir, write_last_exit
+from tests.procs import wait_for_port
 from tests.servers import Aiosmtpd, Nginx, free_port
 from tests.test_control_commands import Runner
 from tests.test_metrics import promtool_check, value
@@ -295,3 +298,38 @@ def test_help(processes: Processes, tmp_path: Path) -> None:
     done = Runner(processes, tmp_path, tmp_path / "state")("ismon", "metrics", "--help")
     assert done.returncode == 0
     assert "metrics [--openmetrics] [--textfile dir]" in done.stdout
+
+
+def test_node_exporter_reads_the_textfile(processes: Processes, tmp_path: Path) -> None:
+    """The textfile collector setup of docs/metrics.md, with Debian's node_exporter."""
+    binary = shutil.which("prometheus-node-exporter")
+    if binary is None:
+        reason = "prometheus-node-exporter is not installed"
+        if os.environ.get("CI") == "true" and os.geteuid() == 0:
+            pytest.fail(f"{reason}; CI runs as root and must have it")
+        pytest.skip(reason)
+    state = tmp_path / "state"
+    record = {"command": "clp_smtpmon", "target": "smtp://127.0.0.1:25", "exit_code": 1}
+    write_last_exit(StateDir.open(state), "mail", {**record, "time": time.time()})
+    out = tmp_path / "textfile"
+    out.mkdir()
+    done = Runner(processes, tmp_path, state)("ismon", "metrics", "--textfile", str(out))
+    assert done.returncode == 0, done.stderr
+    port = free_port()
+    exporter = processes.start(
+        [
+            binary,
+            "--collector.disable-defaults",
+            "--collector.textfile",
+            f"--collector.textfile.directory={out}",
+            f"--web.listen-address={LOOPBACK}:{port}",
+        ],
+        name="node-exporter",
+    )
+    wait_for_port(port, timeout=PATIENCE, process=exporter.process)
+    with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/metrics", timeout=PATIENCE) as answer:
+        text = answer.read().decode()
+    assert 'ismon_last_exit_code{protocol="smtp",target="smtp://127.0.0.1:25",watch="mail"} 1' in (
+        text.splitlines()
+    )
+    assert "node_textfile_scrape_error 0" in text.splitlines()
