@@ -33,6 +33,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "ismon.exit_status",
             "ismon.manual",
             "ismon.options",
+            "ismon.pop3_replies",
             "ismon.protocols",
             "ismon.replies",
             "ismon.requests",
