@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_pop3 -*-
+# -*- test-case-name: tests.test_pop3,tests.test_hostile_pop3 -*-
 """
 The POP3 probe: the greeting, C{CAPA}, then C{QUIT} (README "Running a
 watch", POP3).
