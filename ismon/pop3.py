@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_pop3,tests.test_hostile_pop3 -*-
 """
-The POP3 probe: the greeting, C{CAPA}, then C{QUIT} (README "Running a
-watch", POP3).
+The POP3 probe: the greeting, C{CAPA}, then C{QUIT} (README "What counts as
+a failure", POP3).
 
 With STARTTLS: greeting, C{CAPA} (it must list C{STLS}), C{STLS},
 handshake, and C{CAPA} again over TLS (RFC 2595 §4: what was learnt before
@@ -133,7 +133,7 @@ class _CapaProtocol(ProbeProtocol):
             self.phase = Phase.PARSE
             if self._step in _LOGIN:
                 # The password or the user was refused: a login test's
-                # verdict, not the server's (README "Running a watch").
+                # verdict, not the server's (README "What counts as a failure").
                 self.fail(MessageId.AUTH_REFUSED, number=0, reply=reply.text)
             else:
                 self.fail(

@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.test_hostile_pop3 -*-
 """
 The real POP3 probe against a hostile server (L{tests.hostile_pop3}): for
-every misbehaviour, the documented message and number (README "Running a
-watch", POP3), a verdict within the timeout plus 0.5 s, and nothing left
+every misbehaviour, the documented message and number (README "What counts
+as a failure", POP3), a verdict within the timeout plus 0.5 s, and nothing left
 behind (no logged failure, DelayedCall, reader, writer or socket), as
 L{tests.test_hostile} does for HTTP and SMTP.  Then a real watch process
 (C{clp_pop3mon}) against two of them exits 1 within the bound it printed.

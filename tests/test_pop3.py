@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_pop3 -*-
 """
 Tests for L{ismon.pop3}: the greeting / CAPA / QUIT conversation, STLS, the
-login with STAT, and the POP3 probe's verdicts (README "Running a watch",
+login with STAT, and the POP3 probe's verdicts (README "What counts as a failure",
 POP3), on a L{MemoryReactorClock}.  The real server is in
 C{tests/test_pop3_dovecot.py}, the misbehaving ones in
 C{tests/test_hostile_pop3.py}.
