@@ -3,7 +3,8 @@
 CPU cost of one ismon probe against the cost of forking a peer checker.
 
 Starts a real nginx and a real SMTP server (aiosmtpd) on free loopback ports
-in a temporary folder, then, in one run:
+in a temporary folder (and, as root with dovecot installed, a dovecot for the
+POP3 rows: ismon POP3 against check_pop), then, in one run:
 
   (a) runs N sequential ismon HTTP probes and N sequential ismon SMTP probes
       on one real Twisted reactor in this process (the next probe starts when
@@ -312,9 +313,18 @@ def _blocking_head(port: int) -> Any:
 
 
 def run_ismon(
-    http_port: int, smtp_port: int, n: int, gap: float, profile: int, results: Results
+    http_port: int,
+    smtp_port: int,
+    n: int,
+    gap: float,
+    profile: int,
+    results: Results,
+    extra: Sequence[tuple[str, Callable[[Any], Callable[[], Any]]]] = (),
 ) -> None:
-    """All reactor work of the run: warm-up, two measured batches, optional profile."""
+    """
+    All reactor work of the run: warm-up, the measured batches, optional
+    profile.  C{extra}: more rows, (name, reactor -> probe function).
+    """
     from twisted.internet import reactor
 
     from ismon.http import HttpProbe
@@ -360,6 +370,7 @@ def run_ismon(
             (FLOOR_TWISTED, lambda: _bare_twisted_head(reactor, http_port)),
             (FLOOR_SOCKET, lambda: _blocking_head(http_port)),
         ]
+        kinds += [(name, make(reactor)) for name, make in extra]
         for name, probe in kinds:
             await sequential(probe, min(WARMUP, n))
             with measure(resource.RUSAGE_SELF) as cpu:
@@ -402,7 +413,7 @@ def run_ismon(
         d.addBoth(finished)
 
     # A bound on the whole reactor phase, so a wedged probe cannot hang the bench.
-    limit = 60 + (4 * n + 4 * WARMUP + 2 * profile) * (0.05 + gap)
+    limit = 60 + ((4 + len(extra)) * n + (4 + len(extra)) * WARMUP + 2 * profile) * (0.05 + gap)
 
     def too_long() -> None:
         outcome.setdefault("result", "timeout")
@@ -529,6 +540,39 @@ def peer_commands(http_port: int, smtp_port: int) -> list[tuple[str, list[str], 
 
 
 # --------------------------------------------------------------------------
+# POP3 (and IMAP4): a private dovecot of tests/dovecot.py
+
+
+def start_dovecot(work: Path) -> Any:
+    """A throwaway dovecot (POP3 and IMAP4 on free ports); None with a reason if it cannot run."""
+    from tests.certs import make_test_certs
+    from tests.dovecot import start_dovecot as start
+    from tests.servers import ServerUnavailable
+
+    try:
+        return start(work / "dovecot", make_test_certs(work / "certs")), ""
+    except ServerUnavailable as e:
+        return None, str(e)
+
+
+def pop3_rows(dovecot: Any) -> tuple[list[Any], list[tuple[str, list[str], str]]]:
+    """The ismon POP3 row (greeting, CAPA, QUIT) and check_pop (greeting, QUIT) against dovecot."""
+
+    def make(reactor: Any) -> Callable[[], Any]:
+        from ismon.pop3 import Pop3Probe
+        from ismon.requests import ConversationRequest
+
+        request = ConversationRequest(
+            host="127.0.0.1", port=dovecot.pop3_port, timeout=PROBE_TIMEOUT
+        )
+        return Pop3Probe(reactor, request).probe
+
+    peer = [str(PLUGINS / "check_pop"), "-H", "127.0.0.1", "-p", str(dovecot.pop3_port)]
+    hint = "apt-get install monitoring-plugins-standard"
+    return [("ismon POP3", make)], [("check_pop", peer, hint)]
+
+
+# --------------------------------------------------------------------------
 # Report
 
 
@@ -547,6 +591,7 @@ def report(results: Results, n: int, forked_runs: int, gap: float) -> None:
     print("-" * len(head))
     order = ["ismon HTTP", "ismon SMTP", "check_http", "check_smtp", "curl -sI"]
     order += [FLOOR_TWISTED, FLOOR_SOCKET]
+    order += [name for name in [*rows, *results.skipped] if name not in order]
     for name in order:
         if name in results.skipped:
             print(f"{name:<28} skipped: {results.skipped[name]}")
@@ -580,7 +625,9 @@ def report(results: Results, n: int, forked_runs: int, gap: float) -> None:
 
     print()
     verdicts = []
-    for peer, ours in (("check_http", "ismon HTTP"), ("check_smtp", "ismon SMTP")):
+    pairs = [("check_http", "ismon HTTP"), ("check_smtp", "ismon SMTP")]
+    pairs += [("check_pop", "ismon POP3")]
+    for peer, ours in pairs:
         if peer in rows and ours in rows and rows[ours].cpu.total > 0:
             a, b = rows[peer], rows[ours]
             child = a.per_1000(a.cpu.total) / b.per_1000(b.cpu.total)
@@ -680,6 +727,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     servers: list[Server] = []
+    # Servers of tests/ (ServerProcess): stopped by their own stop().
+    stoppers: list[Any] = []
     work: Path | None = None
     results = Results()
     try:
@@ -695,9 +744,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
 
+        extra: list[Any] = []
+        extra_peers: list[tuple[str, list[str], str]] = []
+        dovecot, why = start_dovecot(work)
+        if dovecot is None:
+            results.skipped["ismon POP3"] = results.skipped["check_pop"] = why
+        else:
+            stoppers.append(dovecot)
+            rows, peers = pop3_rows(dovecot)
+            extra += rows
+            extra_peers += peers
+            print(f"dovecot POP3 on 127.0.0.1:{dovecot.pop3_port}", flush=True)
+
         t0 = time.perf_counter()
-        run_ismon(http_port, smtp_port, args.probes, args.gap, args.profile, results)
-        for name, cmd, hint in peer_commands(http_port, smtp_port):
+        run_ismon(http_port, smtp_port, args.probes, args.gap, args.profile, results, extra)
+        for name, cmd, hint in [*peer_commands(http_port, smtp_port), *extra_peers]:
             if not os.access(cmd[0], os.X_OK):
                 results.skipped[name] = f"{cmd[0]} missing ({hint})"
                 continue
@@ -730,6 +791,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(s, signal.SIG_IGN)
         for server in reversed(servers):
             server.stop()
+        for other in reversed(stoppers):
+            other.stop()
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
         for s, handler in old.items():

@@ -45,6 +45,7 @@ APT_PACKAGES=(
     iptables nftables iproute2 procps
     pacemaker corosync pacemaker-cli-utils shellcheck keepalived
     prometheus prometheus-node-exporter
+    dovecot-pop3d dovecot-imapd
 )
 
 POLICY_RC=/usr/sbin/policy-rc.d
@@ -69,7 +70,7 @@ EOF
 }
 
 # PID files the Debian init scripts use; a daemon apt starts is stopped again.
-SERVICE_PIDFILES=(/run/nginx.pid /run/smtpd.pid /run/rsyslogd.pid /run/keepalived.pid)
+SERVICE_PIDFILES=(/run/nginx.pid /run/smtpd.pid /run/rsyslogd.pid /run/keepalived.pid /run/dovecot/master.pid)
 declare -A RUNNING_BEFORE=()
 
 alive_from_pidfile() {

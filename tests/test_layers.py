@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "ismon.manual",
             "ismon.metrics",
             "ismon.options",
+            "ismon.pop3_replies",
             "ismon.protocols",
             "ismon.replies",
             "ismon.requests",
