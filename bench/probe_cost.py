@@ -17,7 +17,8 @@ in a temporary folder, then, in one run:
 and, for scale, the same N probes (same gap) as the least a Twisted HEAD
 can do (connectTCP, write, wait for the header block, close) and as a plain
 blocking-socket HEAD without Twisted -- the floor under an ismon probe on
-this machine; and prints the figures per 1000 probes.  Benchmarks print figures; they are
+this machine; and prints the figures per 1000 probes.  As root it also starts
+vsftpd (tests/vsftpd.py) for an "ismon FTP" row against a forked check_ftp.  Benchmarks print figures; they are
 not tests: the exit status is 0 unless something broke (a server did not
 start, probes failed).
 
@@ -231,6 +232,21 @@ def start_smtp(work: Path, port: int, servers: list[Server]) -> Server:
     return server
 
 
+def start_ftp(work: Path, servers: list[Any], results: Results) -> int | None:
+    """vsftpd of tests/vsftpd.py (root only); None, the FTP rows skipped, when it cannot run."""
+    from tests.certs import make_test_certs
+    from tests.servers import ServerUnavailable
+    from tests.vsftpd import start_vsftpd
+
+    try:
+        server = start_vsftpd(work / "vsftpd", make_test_certs(work / "certs"))
+    except ServerUnavailable as e:
+        results.skipped["ismon FTP"] = results.skipped["check_ftp"] = str(e)
+        return None
+    servers.append(server)
+    return server.port
+
+
 # --------------------------------------------------------------------------
 # (a) ismon probes on one reactor
 
@@ -312,7 +328,13 @@ def _blocking_head(port: int) -> Any:
 
 
 def run_ismon(
-    http_port: int, smtp_port: int, n: int, gap: float, profile: int, results: Results
+    http_port: int,
+    smtp_port: int,
+    n: int,
+    gap: float,
+    profile: int,
+    results: Results,
+    ftp_port: int | None = None,
 ) -> None:
     """All reactor work of the run: warm-up, two measured batches, optional profile."""
     from twisted.internet import reactor
@@ -325,6 +347,12 @@ def run_ismon(
     http = HttpProbe(reactor, HttpRequest(host="127.0.0.1", port=http_port, timeout=PROBE_TIMEOUT))
     smtp = SmtpProbe(reactor, SmtpRequest(host="127.0.0.1", port=smtp_port, timeout=PROBE_TIMEOUT))
     outcome: dict[str, Any] = {}
+    from ismon.ftp import FtpProbe
+    from ismon.requests import ConversationRequest
+
+    ftp = FtpProbe(
+        reactor, ConversationRequest(host="127.0.0.1", port=ftp_port or 21, timeout=PROBE_TIMEOUT)
+    )
 
     def sequential(probe: Callable[[], Any], count: int) -> Any:
         """Deferred firing with (failures, first error) after count probes, one at a time."""
@@ -357,6 +385,7 @@ def run_ismon(
         kinds: list[tuple[str, Callable[[], Any]]] = [
             ("ismon HTTP", http.probe),
             ("ismon SMTP", smtp.probe),
+            *([("ismon FTP", ftp.probe)] if ftp_port else []),
             (FLOOR_TWISTED, lambda: _bare_twisted_head(reactor, http_port)),
             (FLOOR_SOCKET, lambda: _blocking_head(http_port)),
         ]
@@ -546,6 +575,7 @@ def report(results: Results, n: int, forked_runs: int, gap: float) -> None:
     print(head)
     print("-" * len(head))
     order = ["ismon HTTP", "ismon SMTP", "check_http", "check_smtp", "curl -sI"]
+    order += ["ismon FTP", "check_ftp"]
     order += [FLOOR_TWISTED, FLOOR_SOCKET]
     for name in order:
         if name in results.skipped:
@@ -580,7 +610,9 @@ def report(results: Results, n: int, forked_runs: int, gap: float) -> None:
 
     print()
     verdicts = []
-    for peer, ours in (("check_http", "ismon HTTP"), ("check_smtp", "ismon SMTP")):
+    pairs = [("check_http", "ismon HTTP"), ("check_smtp", "ismon SMTP")]
+    pairs += [("check_ftp", "ismon FTP")]
+    for peer, ours in pairs:
         if peer in rows and ours in rows and rows[ours].cpu.total > 0:
             a, b = rows[peer], rows[ours]
             child = a.per_1000(a.cpu.total) / b.per_1000(b.cpu.total)
@@ -689,6 +721,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         smtp = start_smtp(work, smtp_port, servers)
         nginx.wait_ready(http_port, greeting=False)
         smtp.wait_ready(smtp_port, greeting=True)
+        ftp_port = start_ftp(work, servers, results)
         print(
             f"nginx on 127.0.0.1:{http_port}, aiosmtpd on 127.0.0.1:{smtp_port}, "
             f"work dir {work}; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}",
@@ -696,12 +729,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
         t0 = time.perf_counter()
-        run_ismon(http_port, smtp_port, args.probes, args.gap, args.profile, results)
+        run_ismon(http_port, smtp_port, args.probes, args.gap, args.profile, results, ftp_port)
         for name, cmd, hint in peer_commands(http_port, smtp_port):
             if not os.access(cmd[0], os.X_OK):
                 results.skipped[name] = f"{cmd[0]} missing ({hint})"
                 continue
             run_forked(name, cmd, args.forked, args.gap, results)
+        if ftp_port is not None and os.access(PLUGINS / "check_ftp", os.X_OK):
+            check_ftp = [str(PLUGINS / "check_ftp"), "-H", "127.0.0.1", "-p", str(ftp_port)]
+            run_forked("check_ftp", check_ftp, args.forked, args.gap, results)
         run_bare_fork(args.forked, results)
         elapsed = time.perf_counter() - t0
 

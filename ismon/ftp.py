@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_ftp -*-
 """
 The FTP probe: the complete greeting (C{220}, multi-line included), C{NOOP},
-then C{QUIT} without waiting for its answer (docs/failure-rules.md, FTP).
+then C{QUIT} without waiting for its answer (README "What counts as a failure", FTP).
 
 Before a login vsftpd answers C{NOOP} with C{530} (login required): that
 still shows a working command loop, so without C{--auth-file} C{530}

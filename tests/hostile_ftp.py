@@ -1,7 +1,7 @@
 """
 FTP misbehaviours for the hostile server (L{tests.hostile}, which loads
 this module): a small FTP server that answers each command by verb, and
-every way the FTP watch's conversation (docs/failure-rules.md, FTP) can be
+every way the FTP watch's conversation (README "What counts as a failure", FTP) can be
 broken.  L{tests.test_hostile_ftp} probes each one.
 """
 

@@ -2,7 +2,7 @@
 """
 Tests for L{ismon.ftp}: the greeting / NOOP / QUIT conversation, the
 optional login, AUTH TLS, and the FTP probe's verdicts
-(docs/failure-rules.md, FTP), on a L{MemoryReactorClock}.  The real
+(README "What counts as a failure", FTP), on a L{MemoryReactorClock}.  The real
 daemon is in L{tests.test_ftp_vsftpd}, the misbehaving ones in
 L{tests.test_hostile_ftp}.
 """

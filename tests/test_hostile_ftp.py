@@ -2,7 +2,7 @@
 """
 The FTP probe against a hostile server (L{tests.hostile_ftp}, served by
 L{tests.hostile} in a child process): for every misbehaviour, the
-documented message and number (docs/failure-rules.md, FTP), a verdict
+documented message and number (README "What counts as a failure", FTP), a verdict
 within the timeout plus 0.5 s, and nothing left behind -- the checks of
 L{tests.test_hostile}.  Plus one real C{clp_ftpmon} that exits 1 within
 the bound it printed.
@@ -60,7 +60,7 @@ CASES = [
     Case("ftp_slow_greeting", "ftp", **OK),
     Case("ftp_no_221", "ftp", **OK),
     Case("ftps_ok", "ftps", **OK),
-    # -- error replies (docs/failure-rules.md, FTP rules 3-5)
+    # -- error replies (README "What counts as a failure", FTP)
     Case("ftp_120_greeting", "ftp", **status(120)),
     Case("ftp_421_greeting", "ftp", **status(421)),
     Case("ftp_noop_500", "ftp", **status(500)),
