@@ -44,6 +44,7 @@ APT_PACKAGES=(
     curl libxml2-utils resource-agents
     iptables nftables iproute2 procps
     pacemaker corosync pacemaker-cli-utils shellcheck keepalived
+    vsftpd
 )
 
 POLICY_RC=/usr/sbin/policy-rc.d
