@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from tests.hostile import MIB, Behaviour, Conn, behaviour
+from tests.hostile import MIB, Behaviour, Conn, _then, behaviour, smtp
 
 __all__ = ["GREETING", "ftp"]
 
@@ -23,9 +23,9 @@ def _auth_tls(c: Conn) -> None:
 
 def ftp(c: Conn, greeting: bytes = GREETING, /, **answers: bytes | Behaviour) -> None:
     """
-    A small FTP server: send C{greeting}, then answer each command by verb
-    (lower case keyword: C{noop=b"200 ok\\r\\n"}), or run a callable for it.
-    QUIT is answered 221 (unless overridden) and ends the session.
+    A small FTP server: L{tests.hostile.smtp}'s answer-by-verb loop with
+    FTP's answers (lower case keyword: C{noop=b"200 ok\\r\\n"}, or a
+    callable).  QUIT is answered 221 (unless overridden) and ends the session.
     """
     defaults: dict[str, bytes | Behaviour] = {
         "noop": b"200 NOOP ok.\r\n",
@@ -34,26 +34,7 @@ def ftp(c: Conn, greeting: bytes = GREETING, /, **answers: bytes | Behaviour) ->
         "auth": _auth_tls,
         "quit": b"221 Goodbye.\r\n",
     }
-    defaults.update(answers)
-    c.send(greeting)
-    while True:
-        verb = c.readline().split(b" ", 1)[0].decode("ascii", "replace").lower()
-        answer = defaults.get(verb, b"500 Unknown command.\r\n")
-        if callable(answer):
-            answer(c)
-        else:
-            c.send(answer)
-        if verb == "quit":
-            c.close()
-            return
-
-
-def _then(reply: bytes, after: Behaviour) -> Behaviour:
-    def act(c: Conn) -> None:
-        c.send(reply)
-        after(c)
-
-    return act
+    smtp(c, greeting, **(defaults | answers))
 
 
 def _silence(c: Conn) -> None:

@@ -16,13 +16,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer
 
 from ismon.catalogue import MAX_LINE_BYTES, MessageId, fold, render
 from ismon.ftp import FtpProbe
@@ -32,12 +30,14 @@ from tests.hostile import HostileServer
 from tests.test_hostile import (
     OK,
     RESET,
-    SLACK,
     TIMEOUT,
     Case,
     Leaks,
+    all_at_once,
     check_result,
+    cut_short,
     lost,
+    run_case,
     status,
     timeout,
     tls_error,
@@ -132,13 +132,6 @@ def make_probe(case: Case, server: HostileServer) -> FtpProbe:
     )
 
 
-async def run_case(case: Case, server: HostileServer) -> tuple[ProbeResult, float]:
-    probe = make_probe(case, server)
-    start = time.monotonic()
-    result = await probe.probe()
-    return result, time.monotonic() - start
-
-
 def check_ftp_result(case: Case, result: ProbeResult, elapsed: float, quick: float = 1.0) -> None:
     """L{tests.test_hostile.check_result}, and the line clp_ftpmon would log."""
     check_result(case, result, elapsed, quick)
@@ -175,7 +168,7 @@ def test_every_ftp_behaviour_is_probed() -> None:
 async def test_hostile_ftp(case: Case, hostile: HostileServer) -> None:
     leaks = Leaks()
     try:
-        result, elapsed = await run_case(case, hostile)
+        result, elapsed = await run_case(case, hostile, make_probe)
     finally:
         leaks.check()
     check_ftp_result(case, result, elapsed)
@@ -184,31 +177,14 @@ async def test_hostile_ftp(case: Case, hostile: HostileServer) -> None:
 @pytest_twisted.ensureDeferred
 async def test_all_at_once(hostile: HostileServer) -> None:
     """Every case at the same time: no probe disturbs another, or its deadline."""
-    leaks = Leaks()
-    start = time.monotonic()
-    try:
-        outcomes = await defer.gatherResults(
-            [defer.ensureDeferred(run_case(case, hostile)) for case in CASES]
-        )
-    finally:
-        leaks.check()
-    assert time.monotonic() - start <= TIMEOUT + SLACK
-    for case, (result, elapsed) in zip(CASES, outcomes, strict=True):
-        check_ftp_result(case, result, elapsed, quick=TIMEOUT)
+    await all_at_once(CASES, hostile, make_probe, check_ftp_result)
 
 
 @pytest.mark.parametrize("case", FLOODS, ids=[case.id for case in FLOODS])
 @pytest_twisted.ensureDeferred
 async def test_flood_is_cut_short(case: Case, hostile: HostileServer) -> None:
     """1-10 MiB offered: decided at once, and memory does not grow with it."""
-    tracemalloc.start()
-    try:
-        result, elapsed = await run_case(case, hostile)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    check_ftp_result(case, result, elapsed, quick=0.5)
-    assert peak < 1024 * 1024, f"{case.id}: peak {peak} bytes"
+    await cut_short(case, hostile, make_probe, check_ftp_result)
 
 
 def test_watch_on_a_refusing_ftp_server_exits_within_its_bound(
