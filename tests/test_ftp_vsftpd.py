@@ -27,7 +27,7 @@ from tests.conftest import _start
 from tests.test_integration_probes import _probe, inline_callbacks
 from tests.test_watch import TEARDOWN, wait_for_probes
 from tests.vsftpd import Vsftpd, ftp_user, start_vsftpd
-from tests.watchproc import LOOPBACK, PATIENCE, Processes, watch_argv
+from tests.watchproc import LOOPBACK, PATIENCE, Processes, WatchProcess, watch_argv
 
 pytestmark = pytest.mark.integration
 
@@ -187,15 +187,27 @@ def test_stalled_vsftpd_ends_the_watch_within_its_bound(
     bound = watch.detection_bound()
     wait_for_probes(processes, "ftpstall", state, 2)
     with vsftpd.stalled():
-        stalled_at = time.monotonic()
-        code = watch.wait(bound + PATIENCE)
-        after = time.monotonic() - stalled_at
+        ended_within_bound(
+            watch,
+            bound,
+            "ftpstall",
+            "The clp_ftpmon has detected network error(select error[110]).",
+        )
+
+
+def ended_within_bound(watch: WatchProcess, bound: float, watch_id: str, failure: str) -> None:
+    """
+    From now, C{watch} exits 1 within C{bound} (plus L{TEARDOWN}), having
+    logged C{failure} for the probe and each of its 2 retries, then message 6.
+    """
+    started = time.monotonic()
+    code = watch.wait(bound + PATIENCE)
+    after = time.monotonic() - started
     output = watch.output()
     assert code == 1, output
-    assert after <= bound + TEARDOWN, f"exit {after:.2f}s after the stall, bound {bound}s"
-    timeout_line = "The clp_ftpmon has detected network error(select error[110]). [ID:ftpstall]"
-    assert output.count(timeout_line) == 3, output
+    assert after <= bound + TEARDOWN, f"exit {after:.2f}s after the failure began, bound {bound}s"
+    assert output.count(f"{failure} [ID:{watch_id}]") == 3, output
     tagged = [line for line in output.splitlines() if "[ID:" in line]
-    assert tagged[-1].endswith("The clp_ftpmon will terminate. [ID:ftpstall]"), output
-    assert tagged[-2].endswith(timeout_line), output
+    assert tagged[-1].endswith(f"The clp_ftpmon will terminate. [ID:{watch_id}]"), output
+    assert tagged[-2].endswith(f"{failure} [ID:{watch_id}]"), output
     assert "Traceback" not in output

@@ -106,18 +106,9 @@ class Vsftpd(ServerProcess):
 
     name = "vsftpd"
 
-    def __init__(
-        self,
-        process: subprocess.Popen[bytes],
-        directory: Path,
-        log: Path,
-        *,
-        port: int,
-        implicit: bool,
-    ) -> None:
-        super().__init__(process, directory, log)
-        self.port = port
-        self.implicit = implicit
+    # Set by start_vsftpd.
+    port: int
+    implicit: bool
 
 
 def start_vsftpd(directory: Path | str, certs: TestCerts, *, implicit: bool = False) -> Vsftpd:
@@ -147,7 +138,8 @@ def start_vsftpd(directory: Path | str, certs: TestCerts, *, implicit: bool = Fa
     # vsftpd refuses a configuration that others could have written.
     conf.chmod(0o600)
     process, log = _spawn([binary, str(conf)], directory, "vsftpd.out")
-    server = Vsftpd(process, directory, log, port=port, implicit=implicit)
+    server = Vsftpd(process, directory, log)
+    server.port, server.implicit = port, implicit
     try:
         wait_for_port(port, process=process)
     except RuntimeError as e:
