@@ -4,7 +4,8 @@ CPU cost of one ismon probe against the cost of forking a peer checker.
 
 Starts a real nginx and a real SMTP server (aiosmtpd) on free loopback ports
 in a temporary folder (and, as root with dovecot installed, a dovecot for the
-POP3 rows: ismon POP3 against check_pop), then, in one run:
+POP3 rows: ismon POP3 against check_pop; as root with vsftpd installed, a
+vsftpd for the FTP rows: ismon FTP against check_ftp), then, in one run:
 
   (a) runs N sequential ismon HTTP probes and N sequential ismon SMTP probes
       on one real Twisted reactor in this process (the next probe starts when
@@ -572,6 +573,33 @@ def pop3_rows(dovecot: Any) -> tuple[list[Any], list[tuple[str, list[str], str]]
     return [("ismon POP3", make)], [("check_pop", peer, hint)]
 
 
+def start_ftp(work: Path) -> Any:
+    """vsftpd of tests/vsftpd.py (root only); None with a reason when it cannot run."""
+    from tests.certs import make_test_certs
+    from tests.servers import ServerUnavailable
+    from tests.vsftpd import start_vsftpd
+
+    try:
+        return start_vsftpd(work / "vsftpd", make_test_certs(work / "certs")), ""
+    except ServerUnavailable as e:
+        return None, str(e)
+
+
+def ftp_rows(vsftpd: Any) -> tuple[list[Any], list[tuple[str, list[str], str]]]:
+    """The ismon FTP row (greeting, NOOP, QUIT) and check_ftp (greeting, QUIT) against vsftpd."""
+
+    def make(reactor: Any) -> Callable[[], Any]:
+        from ismon.ftp import FtpProbe
+        from ismon.requests import ConversationRequest
+
+        request = ConversationRequest(host="127.0.0.1", port=vsftpd.port, timeout=PROBE_TIMEOUT)
+        return FtpProbe(reactor, request).probe
+
+    peer = [str(PLUGINS / "check_ftp"), "-H", "127.0.0.1", "-p", str(vsftpd.port)]
+    hint = "apt-get install monitoring-plugins-basic"
+    return [("ismon FTP", make)], [("check_ftp", peer, hint)]
+
+
 # --------------------------------------------------------------------------
 # Report
 
@@ -626,7 +654,7 @@ def report(results: Results, n: int, forked_runs: int, gap: float) -> None:
     print()
     verdicts = []
     pairs = [("check_http", "ismon HTTP"), ("check_smtp", "ismon SMTP")]
-    pairs += [("check_pop", "ismon POP3")]
+    pairs += [("check_pop", "ismon POP3"), ("check_ftp", "ismon FTP")]
     for peer, ours in pairs:
         if peer in rows and ours in rows and rows[ours].cpu.total > 0:
             a, b = rows[peer], rows[ours]
@@ -755,6 +783,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             extra += rows
             extra_peers += peers
             print(f"dovecot POP3 on 127.0.0.1:{dovecot.pop3_port}", flush=True)
+        vsftpd, why = start_ftp(work)
+        if vsftpd is None:
+            results.skipped["ismon FTP"] = results.skipped["check_ftp"] = why
+        else:
+            stoppers.append(vsftpd)
+            rows, peers = ftp_rows(vsftpd)
+            extra += rows
+            extra_peers += peers
+            print(f"vsftpd on 127.0.0.1:{vsftpd.port}", flush=True)
 
         t0 = time.perf_counter()
         run_ismon(http_port, smtp_port, args.probes, args.gap, args.profile, results, extra)

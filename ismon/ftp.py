@@ -1,34 +1,218 @@
-# -*- test-case-name: tests.test_options -*-
+# -*- test-case-name: tests.test_ftp -*-
 """
-The FTP probe (README "Running a watch").  A stub until the conversation is
-written: every probe fails, so a watch started on it exits.
+The FTP probe: the complete greeting (C{220}, multi-line included), C{NOOP},
+then C{QUIT} without waiting for its answer (README "What counts as a failure", FTP).
+
+Before a login vsftpd answers C{NOOP} with C{530} (login required): that
+still shows a working command loop, so without C{--auth-file} C{530}
+passes.  With C{--auth-file}: C{USER} (C{331}, or C{230} at once), C{PASS}
+(C{230}), and then C{NOOP} must be C{200}.  With C{--starttls} (RFC 4217):
+C{AUTH TLS} (C{234}), the handshake, then the same conversation; C{PBSZ}
+and C{PROT} only matter for data connections, which a probe never opens.
+
+C{120} ("service ready in nnn minutes") before C{220} is a failure (83
+with 120): the daemon itself says it cannot serve now.
+
+twisted.protocols.ftp's client queues commands behind an idle timeout and
+has no C{AUTH TLS}; a probe needs one hard deadline and a verdict on
+every reply, so this is a small state machine fed by the pure parser of
+L{ismon.ftp_replies}.
 """
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred, succeed
+from enum import Enum, auto
+from typing import Any
+
+import attrs
+from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from ismon.catalogue import MessageId
-from ismon.probe import IProbe, ReactorType, Resolver
+from ismon.ftp_replies import FtpReply, FtpReplyParser, InvalidReply
+from ismon.probe import IProbe, ITLSClient, ProbeProtocol, ReactorType, Resolver, run_probe
+from ismon.replies import printable
 from ismon.requests import ConversationRequest
 from ismon.result import Phase, ProbeResult
 
 __all__ = ["FtpProbe"]
 
 
+class _Step(Enum):
+    GREETING = auto()
+    AUTH_TLS = auto()
+    HANDSHAKE = auto()
+    USER = auto()
+    PASS = auto()
+    NOOP = auto()
+    DONE = auto()
+
+
+# RFC 959 §5.4 / RFC 4217 §4: the replies that let each step go on.
+_GOOD = {
+    _Step.GREETING: {220},
+    _Step.AUTH_TLS: {234},
+    _Step.USER: {230, 331},
+    _Step.PASS: {202, 230},
+    _Step.NOOP: {200},
+}
+# "Not logged in": a refused login, or (no login configured) proof that the
+# command loop answers.
+_NOT_LOGGED_IN = 530
+
+
+class _FtpProtocol(ProbeProtocol):
+    def __init__(self, request: ConversationRequest) -> None:
+        self._request = request
+        self._parser = FtpReplyParser()
+        self._step = _Step.GREETING
+        self._last = ""
+
+    def begin(self) -> None:
+        self.phase = Phase.WAIT
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.decided or self._step in (_Step.DONE, _Step.HANDSHAKE):
+            return
+        self.phase = Phase.RECEIVE
+        try:
+            replies = self._parser.feed(data)
+        except InvalidReply as e:
+            self.phase = Phase.PARSE
+            # No reply code could be read: message 83 with 0 (documented).
+            self.fail(
+                MessageId.INVALID_STATUS,
+                number=0,
+                reply=printable(e.received, 120),
+                detail=e.reason,
+            )
+            return
+        for index, reply in enumerate(replies):
+            step = self._step
+            self._reply(reply)
+            if self.decided or self._step in (_Step.DONE, _Step.HANDSHAKE):
+                # After AUTH TLS's 234, what else came in the clear is
+                # dropped with the parser (RFC 4217 §9, the STARTTLS
+                # injection of CVE-2011-0411).
+                return
+            if self._step is not step and (index < len(replies) - 1 or self._parser.pending):
+                # More of the server's text came in the same read as the
+                # reply that made us send the next command: it was written
+                # before the command reached the server, so it cannot be
+                # the answer (a canned "200" must not pass a probe).
+                self._early(replies[index + 1] if index < len(replies) - 1 else None)
+                return
+        if not self._parser.pending:
+            self.phase = Phase.WAIT
+
+    def _early(self, reply: FtpReply | None) -> None:
+        self.phase = Phase.PARSE
+        self.fail(
+            MessageId.INVALID_STATUS,
+            number=0 if reply is None else reply.code,
+            reply="" if reply is None else reply.text,
+            detail="reply before the command was sent",
+        )
+
+    def _send(self, line: bytes, step: _Step) -> None:
+        self.phase = Phase.SEND
+        self._step = step
+        self.transport.write(line + b"\r\n")  # type: ignore[union-attr]
+        self.phase = Phase.WAIT
+
+    def _reply(self, reply: FtpReply) -> None:
+        self._last = reply.text
+        step = self._step
+        if reply.code not in _GOOD[step]:
+            self._refused(step, reply)
+            return
+        if step is _Step.GREETING:
+            if self._request.starttls:
+                self._send(b"AUTH TLS", _Step.AUTH_TLS)
+            else:
+                self._command()
+        elif step is _Step.AUTH_TLS:
+            self._parser = FtpReplyParser()
+            self._step = _Step.HANDSHAKE
+            self.start_tls()
+        elif step is _Step.USER and reply.code == 331:
+            assert self._request.credentials is not None
+            self._send(b"PASS " + self._request.credentials.password.encode(), _Step.PASS)
+        elif step in (_Step.USER, _Step.PASS):
+            self._send(b"NOOP", _Step.NOOP)
+        else:
+            self._done(reply)
+
+    def _refused(self, step: _Step, reply: FtpReply) -> None:
+        """A reply the step does not go on with: the verdict."""
+        if (
+            step is _Step.NOOP
+            and reply.code == _NOT_LOGGED_IN
+            and self._request.credentials is None
+        ):
+            self._done(reply)
+            return
+        self.phase = Phase.PARSE
+        if step in (_Step.USER, _Step.PASS) and reply.code == _NOT_LOGGED_IN:
+            self.fail(MessageId.AUTH_REFUSED, number=reply.code, reply=reply.text)
+        elif step is _Step.AUTH_TLS and 500 <= reply.code <= 599:
+            # 500/502 unknown command, 504 not for this mechanism, 534 refused by policy.
+            self.fail(MessageId.STARTTLS_UNAVAILABLE, reply=reply.text)
+        else:
+            self.fail(MessageId.INVALID_STATUS, number=reply.code, reply=reply.text)
+
+    def _command(self) -> None:
+        """After the greeting (and TLS): the login if configured, else NOOP."""
+        credentials = self._request.credentials
+        if credentials is None:
+            self._send(b"NOOP", _Step.NOOP)
+        else:
+            self._send(b"USER " + credentials.user.encode(), _Step.USER)
+
+    def _done(self, reply: FtpReply) -> None:
+        self._step = _Step.DONE
+        # QUIT is a courtesy: the verdict is in, and a late or missing 221
+        # must not count against the server.
+        self.transport.write(b"QUIT\r\n")  # type: ignore[union-attr]
+        self.succeed(reply.text)
+
+    def startTLSCompleted(self) -> None:
+        self._command()
+
+    def ended(self, reason: Any) -> ProbeResult:
+        result = super().ended(reason)
+        if self._last and not result.reply:
+            result = attrs.evolve(result, reply=self._last)
+        return result
+
+
 @implementer(IProbe)
 class FtpProbe:
-    """Probe a FTP server."""
+    """Probe an FTP server with NOOP (and, with credentials, a login first)."""
 
     def __init__(
         self, reactor: ReactorType, request: ConversationRequest, resolver: Resolver | None = None
     ) -> None:
+        from ismon.probe import system_resolver
+
+        self._reactor = reactor
         self.request = request
+        self._resolver = resolver or system_resolver(reactor)
+        self._tls: ITLSClient | None = None
+        if request.tls is not None:
+            # Only TLS watches load the TLS stack (ismon.entry).
+            from ismon.tls import client_tls
+
+            self._tls = client_tls(request.tls)
 
     def probe(self) -> Deferred[ProbeResult]:
-        return succeed(
-            ProbeResult.failure(
-                MessageId.INVALID_STATUS, Phase.PARSE, number=0, detail="not written yet"
-            )
+        return run_probe(
+            self._reactor,
+            self._resolver,
+            host=self.request.host,
+            port=self.request.port,
+            timeout=self.request.timeout,
+            protocol_factory=lambda: _FtpProtocol(self.request),
+            tls=self._tls,
+            implicit_tls=self._tls is not None and not self.request.starttls,
         )

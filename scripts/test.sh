@@ -46,6 +46,7 @@ APT_PACKAGES=(
     pacemaker corosync pacemaker-cli-utils shellcheck keepalived
     prometheus prometheus-node-exporter
     dovecot-pop3d dovecot-imapd
+    vsftpd
 )
 
 POLICY_RC=/usr/sbin/policy-rc.d

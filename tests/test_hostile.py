@@ -17,6 +17,7 @@ import os
 import socket
 import time
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -295,8 +296,11 @@ class Leaks:
         assert not sockets, f"left-over sockets: {sockets}"
 
 
-async def run_case(case: Case, server: HostileServer) -> tuple[ProbeResult, float]:
-    probe = make_probe(case, server)
+async def run_case(
+    case: Case, server: HostileServer, make: Callable[[Case, HostileServer], Any] | None = None
+) -> tuple[ProbeResult, float]:
+    """Run C{case}'s probe, made by C{make} (L{make_probe}: HTTP and SMTP)."""
+    probe = (make or make_probe)(case, server)
     start = time.monotonic()
     result = await probe.probe()
     return result, time.monotonic() - start
@@ -357,20 +361,29 @@ async def test_hostile(case: Case, hostile: HostileServer) -> None:
     check_result(case, result, elapsed)
 
 
-@pytest_twisted.ensureDeferred
-async def test_all_at_once(hostile: HostileServer) -> None:
+async def all_at_once(
+    cases: list[Case],
+    server: HostileServer,
+    make: Callable[[Case, HostileServer], Any] | None = None,
+    check: Callable[..., None] = check_result,
+) -> None:
     """Every case at the same time: no probe disturbs another, or its deadline."""
     leaks = Leaks()
     start = time.monotonic()
     try:
         outcomes = await defer.gatherResults(
-            [defer.ensureDeferred(run_case(case, hostile)) for case in CASES]
+            [defer.ensureDeferred(run_case(case, server, make)) for case in cases]
         )
     finally:
         leaks.check()
     assert time.monotonic() - start <= TIMEOUT + SLACK
-    for case, (result, elapsed) in zip(CASES, outcomes, strict=True):
-        check_result(case, result, elapsed, quick=TIMEOUT)
+    for case, (result, elapsed) in zip(cases, outcomes, strict=True):
+        check(case, result, elapsed, quick=TIMEOUT)
+
+
+@pytest_twisted.ensureDeferred
+async def test_all_at_once(hostile: HostileServer) -> None:
+    await all_at_once(CASES, hostile)
 
 
 FLOODS = [
@@ -390,13 +403,23 @@ async def test_flood_is_cut_short(case: Case, hostile: HostileServer) -> None:
     A server offering 1-10 MiB is cut off early: the probe decides at once
     and its memory never grows with what the server sends.
     """
+    await cut_short(case, hostile)
+
+
+async def cut_short(
+    case: Case,
+    server: HostileServer,
+    make: Callable[[Case, HostileServer], Any] | None = None,
+    check: Callable[..., None] = check_result,
+) -> None:
+    """C{case}'s flood is decided at once, with at most 1 MiB of memory allocated."""
     tracemalloc.start()
     try:
-        result, elapsed = await run_case(case, hostile)
+        result, elapsed = await run_case(case, server, make)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    check_result(case, result, elapsed, quick=0.5)
+    check(case, result, elapsed, quick=0.5)
     assert peak < 1024 * 1024, f"{case.id}: peak {peak} bytes"
 
 
