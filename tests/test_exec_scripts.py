@@ -33,6 +33,7 @@ from tests.procs import alive as _alive
 from tests.procs import signal_pid as _kill
 from tests.procs import wait_until
 from tests.servers import descendants, free_port, nginx_conf, wait_for_port
+from tests.watchproc import PATIENCE
 
 ROOT = Path(__file__).resolve().parent.parent
 EXEC = ROOT / "scripts" / "exec"
@@ -236,9 +237,7 @@ class Cluster:
                 "ISMON_INIT": "sysv",
                 "ISMON_HTTPMON": str(console_script("clp_httpmon")),
                 "ISMON_SMTPMON": str(console_script("clp_smtpmon")),
-                "ISMON_POP3MON": str(console_script("clp_pop3mon")),
-                "ISMON_IMAPMON": str(console_script("clp_imapmon")),
-                "ISMON_FTPMON": str(console_script("clp_ftpmon")),
+                "ISMON_WATCHMON": str(console_script("clp_imapmon")),
                 "CLP_GROUPNAME": "failover1",
             }
         )
@@ -351,7 +350,7 @@ def test_the_templates_exist_and_are_executable() -> None:
     names = {str(p.relative_to(EXEC)) for p in SCRIPTS}
     assert names == {
         f"{kind}/{name}.sh"
-        for kind in ("httpd", "httpmon", "smtpd", "smtpmon", "pop3mon", "imapmon", "ftpmon")
+        for kind in ("httpd", "httpmon", "smtpd", "smtpmon", "watchmon")
         for name in ("start", "stop")
     }
     for path in SCRIPTS:
@@ -518,6 +517,29 @@ def _watch_opts(port: int) -> str:
     return f"-s 127.0.0.1 -n {port} -i 1 -c 1 -r 1 --syslog-socket none"
 
 
+@pytest.mark.parametrize("command", ["clp_pop3mon", "clp_imapmon", "clp_ftpmon"])
+def test_watchmon_runs_the_command_it_is_given(cluster: Cluster, command: str) -> None:
+    """
+    The one template of the POP3, IMAP4 and FTP watches runs the command it
+    is given, as the PID the cluster watches: nothing listens, so the watch
+    exits 1 with its own protocol's messages.
+    """
+    port = free_port()
+    monitor = cluster.spawn(
+        "watchmon/start.sh",
+        ISMON_WATCH_ID="mailwatch",
+        ISMON_WATCHMON=str(console_script(command)),
+        ISMON_WATCH_OPTS=_watch_opts(port),
+    )
+    code = monitor.wait(PATIENCE)
+    output = monitor.stdout.read()  # type: ignore[union-attr]
+    assert code == 1, output
+    assert output.splitlines()[:2] == ["NORMAL1", "NORMAL2"]
+    assert f"The {command} has detected network error(connect error[111]). [ID:mailwatch]" in output
+    done = cluster.run("watchmon/stop.sh", ISMON_WATCH_ID="mailwatch")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_httpmon_ends_when_nginx_stalls(cluster: Cluster, nginx_daemon: InitDaemon) -> None:
     daemon_env = {"ISMON_HTTPD_INITSCRIPT": str(nginx_daemon.init_script)}
     assert cluster.run("httpd/start.sh", **daemon_env).returncode == 0
@@ -591,7 +613,7 @@ def test_httpmon_disk_failure_starts_no_watch(cluster: Cluster) -> None:
     assert cluster.ismon("disp", "httpwatch").returncode == 1
 
 
-@pytest.mark.parametrize("kind", ["httpmon", "smtpmon", "pop3mon", "imapmon", "ftpmon"])
+@pytest.mark.parametrize("kind", ["httpmon", "smtpmon", "watchmon"])
 def test_monitor_stop_succeeds_when_nothing_runs(cluster: Cluster, kind: str) -> None:
     # No state folder at all yet ...
     assert not cluster.state_dir.exists()

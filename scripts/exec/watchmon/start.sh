@@ -1,10 +1,10 @@
 #!/bin/sh
 #***************************************************************************
-#* start.sh  --  EXEC resource "FTP monitor" (ismon template)
+#* start.sh  --  EXEC resource "POP3, IMAP4 or FTP monitor" (ismon template)
 #*
-#* Runs the FTP watch in the FOREGROUND: `clp_ftpmon ftpwatch ...`.
+#* Runs a POP3, IMAP4 or FTP watch in the FOREGROUND: `clp_imapmon imapwatch ...`.
 #*   Start script: ASYNCHRONOUS.  Stop script: synchronous.
-#*   Depends on the FTP daemon's EXEC resource.
+#*   Depends on the mail or FTP daemon's EXEC resource.
 #*   Add a PID monitor resource on this EXEC resource.
 #*
 #* The watch replaces this shell (exec), so the PID the cluster watches is
@@ -22,13 +22,15 @@
 #
 # The watch ID: ASCII letters and digits, unique on this machine.  The stop
 # script must name the same ID (and the same ISMON_STATE_DIR, if set).
-: "${ISMON_WATCH_ID:=ftpwatch}"
-# The command: clp_ftpmon (2004 syntax) or "ismon ftp" (same options).
-: "${ISMON_FTPMON:=clp_ftpmon}"
+: "${ISMON_WATCH_ID:=imapwatch}"
+# The command: clp_pop3mon, clp_imapmon or clp_ftpmon (the clp_smtpmon
+# syntax), or "ismon pop3|imap|ftp" (same options).
+: "${ISMON_WATCHMON:=clp_imapmon}"
 # The watch's options: server, port, interval, retries, timeout; also
 # --starttls or --tls, --ca-file, --auth-file, --retry-interval, --grace,
-# --logfile, ...  (clp_ftpmon --help lists them).  Leave the ID out.
-: "${ISMON_WATCH_OPTS=-s localhost -n 21 -i 60 -c 3 -r 10}"
+# --logfile, ...  (clp_imapmon --help lists them; the port defaults to the
+# protocol's: 110, 143, 21, or 995, 993, 990 with --tls).  Leave the ID out.
+: "${ISMON_WATCH_OPTS=-s localhost -i 60 -c 3 -r 10}"
 # Exit status when the disk resources failed (CLP_DISK is not SUCCESS).
 : "${ISMON_DISK_ERROR_EXIT:=1}"
 # The watch's records (lock, pidfile, control socket) go to /run/ismon when
@@ -40,11 +42,11 @@ export PATH
 
 run_watch() {
     date +"%Y/%m/%d %T"
-    echo "$ISMON_FTPMON $ISMON_WATCH_ID $ISMON_WATCH_OPTS"
+    echo "$ISMON_WATCHMON $ISMON_WATCH_ID $ISMON_WATCH_OPTS"
     echo "EXIT (the watch runs as this process until it stops or the server fails)"
     # Word splitting of the command and the options is intended.
     # shellcheck disable=SC2086
-    exec $ISMON_FTPMON "$ISMON_WATCH_ID" $ISMON_WATCH_OPTS
+    exec $ISMON_WATCHMON "$ISMON_WATCH_ID" $ISMON_WATCH_OPTS
 }
 
 if [ "$CLP_EVENT" = "START" ]; then

@@ -1,8 +1,8 @@
 #!/bin/sh
 #***************************************************************************
-#* stop.sh  --  EXEC resource "FTP monitor" (ismon template)
+#* stop.sh  --  EXEC resource "POP3, IMAP4 or FTP monitor" (ismon template)
 #*
-#* Stops the FTP watch: `clp_ftpmon ftpwatch --stop`.
+#* Stops a POP3, IMAP4 or FTP watch: `clp_imapmon imapwatch --stop`.
 #*   Stop script: SYNCHRONOUS.
 #*
 #* Succeeds when no watch runs (it may have exited already: that is how it
@@ -21,9 +21,10 @@
 # Every value below may also come from the environment.
 #
 # The watch ID, as in start.sh (and the same ISMON_STATE_DIR, if set).
-: "${ISMON_WATCH_ID:=ftpwatch}"
-# The command: clp_ftpmon (2004 syntax) or "ismon ftp".
-: "${ISMON_FTPMON:=clp_ftpmon}"
+: "${ISMON_WATCH_ID:=imapwatch}"
+# The command, as in start.sh: clp_pop3mon, clp_imapmon, clp_ftpmon or
+# "ismon pop3|imap|ftp".
+: "${ISMON_WATCHMON:=clp_imapmon}"
 # Seconds --stop waits for the watch to end (1-10000).
 : "${ISMON_STOP_WAIT:=10}"
 # yes: when --stop times out, SIGTERM the watch, then SIGKILL it after
@@ -39,11 +40,11 @@ stop_watch() {
     force=
     [ "$ISMON_FORCE" = "yes" ] && force="--kill-after $ISMON_KILL_AFTER"
     date +"%Y/%m/%d %T"
-    echo "$ISMON_FTPMON $ISMON_WATCH_ID --stop -r $ISMON_STOP_WAIT${force:+ $force}"
+    echo "$ISMON_WATCHMON $ISMON_WATCH_ID --stop -r $ISMON_STOP_WAIT${force:+ $force}"
     # --kill-after tells on stderr which signals the watch took.  Unquoted:
     # the command may be "ismon http", and $force two words or none.
     # shellcheck disable=SC2086
-    $ISMON_FTPMON "$ISMON_WATCH_ID" --stop -r "$ISMON_STOP_WAIT" $force
+    $ISMON_WATCHMON "$ISMON_WATCH_ID" --stop -r "$ISMON_STOP_WAIT" $force
 }
 
 if [ "$CLP_EVENT" = "START" ]; then
