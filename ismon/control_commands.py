@@ -29,14 +29,22 @@ from ismon.exit_status import ExitStatus
 # and typing (~2.5 ms) only for the annotations.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, NoReturn
+
+    from ismon.metrics import WatchSnapshot
 
 __all__ = [
     "MAX_PAUSE_SECONDS",
     "MAX_REASON_BYTES",
+    "METRICS_WATCH_TIMEOUT",
     "ControlRequest",
     "duration_problem",
+    "ended_snapshot",
     "format_status",
+    "metric_snapshots",
+    "metrics",
+    "metrics_and_exit",
     "parse_duration",
     "pause_detail",
     "reason_problem",
@@ -354,8 +362,12 @@ def _pause_arguments(given: dict[str, str], verb: str) -> tuple[bool, int | None
 
 def run_and_exit(request: ControlRequest) -> NoReturn:
     """Run C{request} and exit with its status."""
+    _exit_with(lambda: run(request))
+
+
+def _exit_with(command: Callable[[], int]) -> NoReturn:
     try:
-        code = run(request)
+        code = command()
         sys.stdout.flush()
     except BrokenPipeError:
         # `ismon status | head`: the reader left; that is not our error.
@@ -785,3 +797,136 @@ def _status_all(request: ControlRequest) -> int:
             else f"{watch_id}: not running (leftovers)"
         )
     return ExitStatus.STOPPED
+
+
+# -- ismon metrics (docs/metrics.md) -------------------------------------------
+
+#: Seconds one watch may take to answer C{ismon metrics}: a stuck watch
+#: costs this once, and shows as C{ismon_up 0}.
+METRICS_WATCH_TIMEOUT = 2.0
+
+#: The file node_exporter's textfile collector reads (it reads C{*.prom}
+#: only, so the temporary file beside it is never read half-written).
+TEXTFILE_NAME = "ismon.prom"
+
+_METRICS_FLAGS = ("openmetrics", "help")
+_METRICS_PARAMETERS = ("state-dir", "textfile")
+
+
+def ended_snapshot(folder: state.StateDir, watch_id: str) -> WatchSnapshot:
+    """
+    The snapshot of a watch that does not run: its last-exit record, if
+    that record is the last run's own (as C{ismon status} judges it).
+    """
+    from ismon.metrics import WatchSnapshot
+
+    record = _ended(folder, watch_id).get("last_exit")
+    return WatchSnapshot(watch_id, None, record if isinstance(record, dict) else None)
+
+
+def metric_snapshots(
+    folder: state.StateDir, timeout: float = METRICS_WATCH_TIMEOUT
+) -> list[WatchSnapshot]:
+    """
+    One snapshot per watch ID in C{folder}: a running watch is asked for
+    its status, within C{timeout} seconds (no answer: no status); an ended
+    one gives its last-exit record.
+    """
+    from ismon.metrics import WatchSnapshot
+
+    found: list[WatchSnapshot] = []
+    for watch_id in state.list_watch_ids(folder):
+        if state.running_pid(folder, watch_id) is None:
+            found.append(ended_snapshot(folder, watch_id))
+            continue
+        try:
+            status: dict[str, Any] | None = control_client.status(
+                folder.socket_path(watch_id), timeout
+            )
+        except (control_client.ControlError, OSError):
+            status = None
+        found.append(WatchSnapshot(watch_id, status, None))
+    return found
+
+
+def _metrics_options(argv: list[str]) -> tuple[dict[str, str], str]:
+    """The options of C{ismon metrics}, and what is wrong with them ("" if nothing)."""
+    given: dict[str, str] = {}
+    at = 0
+    while at < len(argv):
+        arg = argv[at]
+        at += 1
+        if arg == "--":
+            if at < len(argv):
+                return given, f"unexpected argument {_quote(argv[at])}: metrics takes no watch ID"
+            break
+        if arg == "-h":
+            arg = "--help"
+        if not arg.startswith("--"):
+            return given, f"unexpected argument {_quote(arg)}: metrics takes no watch ID"
+        name, equals, value = arg[2:].partition("=")
+        if name in _METRICS_FLAGS:
+            if equals:
+                return given, f"--{name} takes no value"
+            given[name] = _NO_VALUE
+        elif name in _METRICS_PARAMETERS:
+            if not equals:
+                if at == len(argv):
+                    return given, f"--{name} needs a folder"
+                value = argv[at]
+                at += 1
+            if not value or "\0" in value:
+                return given, f"--{name} needs a folder, not {_quote(value)}"
+            given[name] = value
+        else:
+            return given, f"unknown option {_quote(arg)}"
+    if "openmetrics" in given and "textfile" in given:
+        return given, "--textfile writes the classic format: leave out --openmetrics"
+    textfile = given.get("textfile")
+    if textfile is not None and not os.path.isdir(textfile):
+        return given, f"--textfile {_quote(textfile)} is not a folder"
+    return given, ""
+
+
+def metrics(argv: list[str]) -> int:
+    """
+    C{ismon metrics [--state-dir DIR] [--openmetrics] [--textfile DIR]}:
+    print the metrics of every watch in the state folder, or write them
+    to C{DIR/ismon.prom}; return the exit status.
+    """
+    given, problem = _metrics_options(argv)
+    if problem:
+        sys.stderr.write(f"ismon metrics: {problem} (see ismon --help)\n")
+        return ExitStatus.INVALID_PARAMETER
+    if "help" in given:
+        from ismon.manual import full_help
+
+        sys.stdout.write(full_help("ismon"))
+        return ExitStatus.STOPPED
+    from ismon.metrics import render
+
+    state_dir = given.get("state-dir")
+    try:
+        folder = _folder(Path(state_dir) if state_dir is not None else None)
+        snapshots = metric_snapshots(folder)
+    except OSError as e:
+        return system_error("ismon", "-", "state", e)
+    textfile = given.get("textfile")
+    if textfile is None:
+        sys.stdout.write(render(snapshots, openmetrics="openmetrics" in given))
+        return ExitStatus.STOPPED
+    path = Path(textfile) / TEXTFILE_NAME
+    try:
+        # Atomic (README "Records" writes ID.last the same way), and
+        # readable by node_exporter, which seldom runs as our user.
+        state._replace_file(
+            path, render(snapshots).encode("utf-8"), kind="prom", sync=True, mode=0o644
+        )
+    except OSError as e:
+        return system_error("ismon", "-", "textfile", e, what=f"{path}: ")
+    return ExitStatus.STOPPED
+
+
+def metrics_and_exit(argv: list[str]) -> NoReturn:
+    """Run C{ismon metrics argv} and exit with its status."""
+    _exit_with(lambda: metrics(argv))

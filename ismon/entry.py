@@ -36,7 +36,7 @@ __all__ = ["clp", "clp_httpmon", "clp_smtpmon", "main"]
 # Long options that need TLS; getopt also accepts any unambiguous prefix.
 _TLS_OPTIONS = ("tls", "starttls", "insecure", "ca-file", "servername", "cert-warn-days")
 _TLS_MODULES = ("OpenSSL", "service_identity", "ssl")
-_CONTROL_VERBS = ("stop", "pause", "continue", "status", "disp", "del")
+_CONTROL_VERBS = ("stop", "pause", "continue", "status", "disp", "del", "metrics")
 
 
 class _LoadedOnUse(types.ModuleType):
@@ -91,6 +91,9 @@ def _control_command(program: str, argv: list[str]) -> None:
         return
     from ismon import control_commands
 
+    if program == "ismon" and argv[0] == "metrics":
+        # Every `ismon metrics` line, a wrong one too, is answered here.
+        control_commands.metrics_and_exit(argv[1:])
     request = control_commands.recognise(program, argv)
     if request is not None:
         control_commands.run_and_exit(request)

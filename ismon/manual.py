@@ -240,6 +240,7 @@ ISMON = Manual(
         "pause ID [--for duration] [--reason text]",
         "continue|disp|del ID",
         "status [ID] [--json]",
+        "metrics [--openmetrics] [--textfile dir]",
         "--help | --version",
     ),
     description=(
@@ -272,6 +273,13 @@ ISMON = Manual(
         ("continue ID", "Resume probing at once (message 8)."),
         ("status [ID] [--json]", "The state of one watch, or of every watch in the folder."),
         ("disp ID", "Print the PID of a running watch."),
+        (
+            "metrics [--openmetrics] [--textfile dir]",
+            "Every watch in the folder as Prometheus metrics: the running ones asked over "
+            "their control sockets (2 s each at most), the ended ones from their last-exit "
+            "records; the classic text format, or OpenMetrics 1.0.  With --textfile, written "
+            "to dir/ismon.prom atomically for node_exporter's textfile collector.",
+        ),
         ("del ID", "Remove the leftover records of a watch that is not running."),
     ),
     extra_options=(
@@ -287,12 +295,18 @@ ISMON = Manual(
         _row("for", None, True, "With pause: end the pause by itself after this long."),
         _row("reason", None, True, "With pause: why; shown by status."),
         _row("json", None, False, "With status: print JSON."),
+        _row("openmetrics", None, False, "With metrics: print OpenMetrics 1.0."),
+        _row("textfile", None, True, "With metrics: write dir/ismon.prom instead (mode 0644)."),
         _row("help", None, False, "Display this help and exit."),
         _row("version", None, False, "Print the ismon version and exit."),
     ),
     examples=(
         ("Watch a web server:", "ismon http web1 -s www.example.com -n 80 -i 30"),
         ("Every watch on this node, as JSON:", "ismon status --json"),
+        (
+            "Their metrics, for node_exporter's textfile collector:",
+            "ismon metrics --textfile /var/lib/prometheus/node-exporter",
+        ),
         ("Stop the watch web1:", "ismon stop web1"),
         (
             "Pause it for maintenance for 15 minutes:",
@@ -438,7 +452,9 @@ def _bold(text: str) -> str:
     return f"\\fB{_escape(text)}\\fR"
 
 
-_KEYWORDS = frozenset({"http", "smtp", "stop", "pause", "continue", "status", "disp", "del"})
+_KEYWORDS = frozenset(
+    {"http", "smtp", "stop", "pause", "continue", "status", "disp", "del", "metrics"}
+)
 
 
 def _synopsis_roff(text: str) -> str:

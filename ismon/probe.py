@@ -204,6 +204,9 @@ class ITLSClient(Interface):
     def days_left(transport: object) -> int | None:
         """Whole days until the peer certificate expires; None without one."""
 
+    def not_after(transport: object) -> float | None:
+        """When the peer certificate expires (epoch seconds); None without one."""
+
     def describe_failure(reason: Failure) -> tuple[bool, str] | None:
         """
         C{(True, text)} for an untrusted certificate, C{(False, text)} for
@@ -396,6 +399,7 @@ class _Attempt:
         self._done: Deferred[ProbeResult] = Deferred()
         self._address: Address | None = None
         self._cert_days_left: int | None = None
+        self._cert_not_after: float | None = None
         self._start = 0.0
 
     def run(self) -> Deferred[ProbeResult]:
@@ -499,6 +503,7 @@ class _Attempt:
     def tls_done(self, protocol: ProbeProtocol) -> None:
         if self.tls is not None:
             self._cert_days_left = self.tls.days_left(protocol.transport)
+            self._cert_not_after = self.tls.not_after(protocol.transport)
 
     def decide(self, result: ProbeResult) -> None:
         if self.decided:
@@ -509,6 +514,7 @@ class _Attempt:
             latency=result.latency or self.elapsed(),
             address=str(self._address) if self._address else "",
             cert_days_left=self._cert_days_left,
+            cert_not_after=self._cert_not_after,
         )
 
     def linger(self) -> None:

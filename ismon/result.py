@@ -7,6 +7,7 @@ server's answer (docs/failure-rules.md).
 from __future__ import annotations
 
 import errno
+import re
 from collections.abc import Sequence
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -59,6 +60,9 @@ class ProbeResult:
     detail: str = ""
     address: str = ""
     cert_days_left: int | None = None
+    # The peer certificate's notAfter (epoch seconds), for the metrics
+    # (docs/metrics.md); last, so the older fields keep their places.
+    cert_not_after: float | None = None
 
     @classmethod
     def failure(
@@ -81,6 +85,16 @@ class ProbeResult:
             detail=detail,
         )
 
+    def http_status(self) -> int | None:
+        """
+        The status code of the HTTP status line this probe got, or L{None}
+        without one: an HTTP probe keeps that line as its C{reply} when it
+        succeeds and when it judged the answer (messages 83-86); a connect
+        error or an SMTP reply has none.
+        """
+        match = _STATUS_CODE.match(self.reply)
+        return int(match.group(1)) if match else None
+
     def describe(self) -> str:
         """A short human summary for logs and status output."""
         if self.ok:
@@ -96,6 +110,9 @@ class ProbeResult:
         if self.reply:
             text += f" (server said: {self.reply})"
         return text
+
+
+_STATUS_CODE = re.compile(r"HTTP/[0-9]\.[0-9] ([0-9]{3})(?![0-9])")
 
 
 def timed_out(phase: Phase, latency: float) -> ProbeResult:

@@ -205,6 +205,11 @@ class WatchService(Service):
         self._last_failure: str | None = None
         # Whether --max-pause set the running pause's expiry (message 101).
         self._pause_limited = False
+        # For the metrics (docs/metrics.md): failed probes by message id,
+        # the last probe's HTTP status, the last certificate's notAfter.
+        self._failures_by_message: dict[int, int] = {}
+        self._http_status: int | None = None
+        self._cert_not_after: float | None = None
         self._lifecycle = _LIFECYCLE(self)
 
     # -- lifecycle ------------------------------------------------------
@@ -334,6 +339,12 @@ class WatchService(Service):
             release_freed_memory()
         for part in self.health:
             part.probed(result, failures)
+        self._http_status = result.http_status()
+        if result.cert_not_after is not None:
+            self._cert_not_after = result.cert_not_after
+        if result.message is not None:
+            message = int(result.message)
+            self._failures_by_message[message] = self._failures_by_message.get(message, 0) + 1
         fields = result_fields(result)
         del fields["number"]  # passed as the message's own number
         timing = self.config.timing
@@ -412,6 +423,7 @@ class WatchService(Service):
         return {
             "watch_id": snapshot.watch_id,
             "command": snapshot.command,
+            "protocol": snapshot.protocol,
             "pid": snapshot.pid,
             "target": snapshot.target,
             "exit_code": int(code),
@@ -512,6 +524,9 @@ class WatchService(Service):
             uptime=(now - self._started_at) if self._started_at is not None else 0.0,
             paused_until=paused_until,
             pause_reason=(schedule.pause_reason or None) if schedule is not None else None,
+            failures_by_message=dict(self._failures_by_message),
+            http_status_code=self._http_status if self.config.protocol == "http" else None,
+            cert_not_after=self._cert_not_after,
         )
 
 

@@ -458,17 +458,19 @@ def _write_pidfile(path: Path, pid: int) -> None:
     _replace_file(path, f"{pid}\n".encode("ascii"), kind="pid", sync=False)
 
 
-def _replace_file(path: Path, data: bytes, *, kind: str, sync: bool) -> None:
+def _replace_file(path: Path, data: bytes, *, kind: str, sync: bool, mode: int = 0o600) -> None:
     """
     Put C{data} at C{path} atomically: a temporary file in the same folder
-    (0600, never through a link), optionally fsynced, renamed over C{path}.
-    A reader sees the old content or the new one, never a part.
+    (C{mode}, never through a link), optionally fsynced, renamed over
+    C{path}.  A reader sees the old content or the new one, never a part.
     """
     # A short temporary name: "<id>.pid" with a 250-byte ID is at NAME_MAX.
     tmp = path.with_name(f".{kind}-{os.getpid()}-{os.urandom(4).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
         try:
+            if mode != 0o600:
+                os.fchmod(fd, mode)  # not through the umask
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]

@@ -8,6 +8,7 @@ it, so its fields are pinned by the tests.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -60,6 +61,12 @@ class WatchStatus:
     # their places.
     paused_until: float | None = None
     pause_reason: str | None = None
+    # Added with the metrics (docs/metrics.md), last for the same reason:
+    # failed probes by catalogue message id, the status code of the last
+    # probe's HTTP reply, the notAfter of the last certificate seen.
+    failures_by_message: Mapping[int, int] = attrs.field(factory=dict)
+    http_status_code: int | None = None
+    cert_not_after: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         """The status document: the same fields, in the same order, as ever."""
@@ -92,4 +99,10 @@ class WatchStatus:
             "uptime": self.uptime,
             "paused_until": self.paused_until,
             "pause_reason": self.pause_reason,
+            # JSON object keys are strings: the ids sorted as numbers.
+            "failures_by_message": {
+                str(message): count for message, count in sorted(self.failures_by_message.items())
+            },
+            "http_status_code": self.http_status_code,
+            "cert_not_after": self.cert_not_after,
         }

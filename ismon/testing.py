@@ -324,6 +324,9 @@ class FakeWatchControl:
                 None if self._paused_until is None else time.time() + (self._paused_until - now)
             ),
             "pause_reason": self._pause_reason or None,
+            "failures_by_message": {},
+            "http_status_code": None,
+            "cert_not_after": None,
             **self.extra_status,
         }
 

@@ -28,6 +28,7 @@ from ismon.requests import TLSSettings
 
 __all__ = [
     "certificate_days_left",
+    "certificate_not_after",
     "client_tls",
     "connection_creator",
     "describe_tls_failure",
@@ -91,21 +92,37 @@ def connection_creator(settings: TLSSettings) -> IOpenSSLClientConnectionCreator
     return creator
 
 
-def certificate_days_left(transport: object, now: datetime.datetime | None = None) -> int | None:
-    """
-    Whole days until the peer certificate expires (negative when expired),
-    or None when there is no peer certificate.
-    """
+def _not_after(transport: object) -> datetime.datetime | None:
     get = getattr(transport, "getPeerCertificate", None)
     if get is None:
         return None
     certificate = get()
     if certificate is None:
         return None
-    not_after = certificate.to_cryptography().not_valid_after_utc
+    not_after: datetime.datetime = certificate.to_cryptography().not_valid_after_utc
+    return not_after
+
+
+def certificate_days_left(transport: object, now: datetime.datetime | None = None) -> int | None:
+    """
+    Whole days until the peer certificate expires (negative when expired),
+    or None when there is no peer certificate.
+    """
+    not_after = _not_after(transport)
+    if not_after is None:
+        return None
     now = now or datetime.datetime.now(datetime.UTC)
     days: int = math.floor((not_after - now).total_seconds() / 86400)
     return days
+
+
+def certificate_not_after(transport: object) -> float | None:
+    """
+    When the peer certificate expires (its notAfter, epoch seconds), or
+    None when there is no peer certificate.
+    """
+    not_after = _not_after(transport)
+    return None if not_after is None else not_after.timestamp()
 
 
 def describe_tls_failure(reason: Failure) -> tuple[bool, str] | None:
@@ -139,6 +156,9 @@ class _ClientTLS:
 
     def days_left(self, transport: object) -> int | None:
         return certificate_days_left(transport)
+
+    def not_after(self, transport: object) -> float | None:
+        return certificate_not_after(transport)
 
     def describe_failure(self, reason: Failure) -> tuple[bool, str] | None:
         return describe_tls_failure(reason)

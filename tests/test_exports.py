@@ -51,6 +51,7 @@ PUBLIC = {
     "ismon.smtp": ["SmtpProbe"],
     "ismon.tls": [
         "certificate_days_left",
+        "certificate_not_after",
         "client_tls",
         "connection_creator",
         "describe_tls_failure",
@@ -69,6 +70,14 @@ PUBLIC = {
     ],
     "ismon.protocols": ["PROTOCOLS", "WatchProtocol", "by_command", "register"],
     "ismon.status": ["WatchStatus", "result_fields"],
+    "ismon.metrics": [
+        "CLASSIC_CONTENT_TYPE",
+        "FAMILIES",
+        "Family",
+        "OPENMETRICS_CONTENT_TYPE",
+        "WatchSnapshot",
+        "render",
+    ],
     "ismon.records": ["WatchRecords"],
     "ismon.log_routing": ["LogRouting"],
     "ismon.health": [

@@ -59,6 +59,9 @@ STATUS_KEYS = [
     "uptime",
     "paused_until",
     "pause_reason",
+    "failures_by_message",
+    "http_status_code",
+    "cert_not_after",
 ]
 
 
