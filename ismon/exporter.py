@@ -8,9 +8,11 @@ served over HTTP on C{/metrics} and nothing else (docs/prometheus.md).
 At each scrape it lists the watches in the state folder and asks every
 running one for its status over its control socket (L{ismon.control}),
 all at once, each within C{--watch-timeout}: a watch that does not answer
-costs one timeout and shows C{ismon_up 0}, never the whole scrape.  It
-reads the C{ID.last} records beside them, and never takes a watch's lock
-(a lock it held for a moment could make a watch starting just then fail).
+costs one timeout and shows C{ismon_up 0}, never the whole scrape.  For a
+watch that does not run it reads the C{ID.last} record beside it.  It never
+takes a watch's lock (a lock it held for a moment could make a watch
+starting just then fail): a watch runs while its pidfile names a live
+process.
 L{ismon.metrics} turns what it found into the text.
 
 A scraper may be anybody who can reach the port, so the HTTP side
@@ -46,6 +48,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from ismon.control import status as watch_status
 from ismon.control_client import ControlError
+from ismon.control_commands import ended_snapshot
 from ismon.exit_status import ExitStatus
 from ismon.metrics import (
     CLASSIC_CONTENT_TYPE,
@@ -54,13 +57,7 @@ from ismon.metrics import (
     render,
 )
 from ismon.options import plain_usage_error, quote
-from ismon.state import (
-    RecordUnreadable,
-    StateDir,
-    StateDirError,
-    list_watch_ids,
-    read_last_exit,
-)
+from ismon.state import StateDir, StateDirError, list_watch_ids
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -255,7 +252,6 @@ class Collector:
         return list(await gatherResults(asking))
 
     async def _ask(self, state: StateDir, watch_id: str) -> WatchSnapshot:
-        status: dict[str, object] | None = None
         try:
             status = await watch_status(self._reactor, state.socket_path(watch_id), self._timeout)
         except (ControlError, OSError) as e:
@@ -263,12 +259,35 @@ class Collector:
             _log.debug("watch {watch} did not answer: {why}", watch=watch_id, why=str(e))
         except Exception:
             _log.failure("Asking watch {watch} for its status failed.", watch=watch_id)
-        last_exit: dict[str, object] | None = None
-        try:
-            last_exit = read_last_exit(state, watch_id)
-        except (RecordUnreadable, OSError) as e:
-            _log.debug("watch {watch}: {why}", watch=watch_id, why=str(e))
-        return WatchSnapshot(watch_id=watch_id, status=status, last_exit=last_exit)
+        else:
+            return WatchSnapshot(watch_id, status, None)
+        if _pidfile_names_a_live_process(state, watch_id):
+            # Running but silent: the record of an earlier run says nothing
+            # of this one (ismon.metrics.WatchSnapshot).
+            return WatchSnapshot(watch_id, None, None)
+        return ended_snapshot(state, watch_id)
+
+
+def _pidfile_names_a_live_process(state: StateDir, watch_id: str) -> bool:
+    """
+    Whether the watch's pidfile names a process that exists: a watch
+    removes its pidfile as it ends.  Read without the watch's lock, which
+    L{ismon.state.running_pid} would take for a moment.
+    """
+    try:
+        with open(state.pid_path(watch_id), "rb") as f:
+            pid = int(f.read(32).strip() or b"0")
+    except (OSError, ValueError):
+        return False
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # -- HTTP ------------------------------------------------------------------------
