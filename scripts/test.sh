@@ -44,6 +44,7 @@ APT_PACKAGES=(
     curl libxml2-utils resource-agents
     iptables nftables iproute2 procps
     pacemaker corosync pacemaker-cli-utils shellcheck keepalived
+    prometheus prometheus-node-exporter
 )
 
 POLICY_RC=/usr/sbin/policy-rc.d
