@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IStreamServerEndpoint
 from twisted.internet.protocol import connectionDone
@@ -484,13 +485,47 @@ class Exporter:
         )
 
     def service(self) -> Any:
-        """A service for twistd: listens when started, stops listening when stopped."""
-        from twisted.application.internet import StreamServerEndpointService
+        """
+        A service for twistd: listens when started, stops listening when
+        stopped.  A port that cannot be bound is one error line and exit 4
+        (set from an atexit hook: twistd cannot choose its exit status, see
+        L{ismon.process.make_twistd_service}), not a traceback.
+        """
+        return _ExporterService(self)
 
-        service = StreamServerEndpointService(self.endpoint(), self.site)
-        # twistd should fail to start, not run without its port.
-        service._raiseSynchronously = True
-        return service
+
+class _ExporterService(Service):
+    def __init__(self, exporter: Exporter) -> None:
+        self._exporter = exporter
+        self._port: IListeningPort | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        self._exporter.listen().addCallbacks(self._listening, self._cannot_listen)
+
+    def _listening(self, port: IListeningPort) -> None:
+        self._port = port
+        _log.info("ismon exporter: {what}", what=self._exporter.describe())
+
+    def _cannot_listen(self, failure: Failure) -> None:
+        import atexit
+
+        from ismon.process import exit_now
+
+        where = self._exporter.config.listen
+        _log.error(
+            "ismon exporter: cannot listen on {where}: {why}",
+            where=str(where),
+            why=_reason(failure),
+        )
+        atexit.register(exit_now, ExitStatus.SYSTEM_ERROR)
+        reactor = self._exporter.reactor
+        reactor.callWhenRunning(reactor.stop)
+
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()
+        port, self._port = self._port, None
+        return port.stopListening() if port is not None else None  # type: ignore[return-value]
 
 
 # -- the command -----------------------------------------------------------------

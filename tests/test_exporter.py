@@ -433,26 +433,20 @@ def test_a_signal_ends_it_cleanly(processes: Processes, tmp_path: Path, sig: int
     assert "Traceback" not in exporter.process.output()
 
 
-def test_twistd_plugin(processes: Processes, tmp_path: Path) -> None:
-    port = free_port()
-    twistd = [
-        sys.executable,
-        "-c",
-        "import sys; from twisted.scripts.twistd import run; sys.exit(run())",
-    ]
-    process = processes.start(
+def _twistd(processes: Processes, port: int, state: Path) -> WatchProcess:
+    run = "import sys; from twisted.scripts.twistd import run; sys.exit(run())"
+    return processes.start(
         [
-            *twistd,
-            "-n",
-            "--pidfile=",
-            "ismon-exporter",
-            "--listen",
-            f"{LOOPBACK}:{port}",
-            "--state-dir",
-            str(tmp_path / "state"),
+            *(sys.executable, "-c", run, "-n", "--pidfile="),
+            *("ismon-exporter", "--listen", f"{LOOPBACK}:{port}", "--state-dir", str(state)),
         ],
         name="twistd",
     )
+
+
+def test_twistd_plugin(processes: Processes, tmp_path: Path) -> None:
+    port = free_port()
+    process = _twistd(processes, port, tmp_path / "state")
     wait_for_port(port, process=process.process)
     connection = http.client.HTTPConnection(LOOPBACK, port, timeout=PATIENCE)
     connection.request("GET", "/metrics")
@@ -462,6 +456,18 @@ def test_twistd_plugin(processes: Processes, tmp_path: Path) -> None:
     process.signal(signal.SIGTERM)
     process.wait()
     assert "Traceback" not in process.output()
+
+
+def test_twistd_plugin_port_in_use(processes: Processes, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind((LOOPBACK, 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        process = _twistd(processes, port, tmp_path / "state")
+        assert process.wait() == 4
+    output = process.output()
+    assert f"ismon exporter: cannot listen on {LOOPBACK}:{port}: Address already in use" in output
+    assert "Traceback" not in output
 
 
 def test_the_exporter_takes_no_watch_lock(
