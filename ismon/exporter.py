@@ -266,7 +266,11 @@ class Collector:
             # Running but silent: the record of an earlier run says nothing
             # of this one (ismon.metrics.WatchSnapshot).
             return WatchSnapshot(watch_id, None, None)
-        return ended_snapshot(state, watch_id)
+        try:
+            return ended_snapshot(state, watch_id)
+        except OSError as e:  # one watch's files must not fail the scrape
+            _log.warn("watch {watch}: {why}", watch=watch_id, why=str(e))
+            return WatchSnapshot(watch_id, None, None)
 
 
 def _pidfile_names_a_live_process(state: StateDir, watch_id: str) -> bool:

@@ -206,11 +206,11 @@ def test_nothing_but_metrics(web: Exporter) -> None:
 
 
 @contextlib.contextmanager
-def stuck_watch_sockets(state: Path, watch_ids: list[str]) -> Iterator[None]:
+def stuck_watch_sockets(state: Path, watch_ids: list[str]) -> Iterator[list[socket.socket]]:
     """
     For each ID, a lock file (so the exporter lists it) and a real UNIX
     socket at the watch's control socket path that accepts connections
-    and never answers.
+    and never answers.  Yields the connections accepted so far.
     """
     folder = StateDir(state)
     listeners, held = [], []
@@ -232,7 +232,7 @@ def stuck_watch_sockets(state: Path, watch_ids: list[str]) -> Iterator[None]:
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     try:
-        yield
+        yield held
     finally:
         stop.set()
         thread.join(PATIENCE)
@@ -249,10 +249,19 @@ def test_a_stuck_watch_costs_one_watch_timeout(
     timeout = 2.0
     exporter = Exporter(processes, state, "--watch-timeout", f"{timeout:g}")
     wait_until(lambda: up_sample(exporter.get()[1], "web") == "1", PATIENCE, "web up")
-    with stuck_watch_sockets(state, stuck):
+    with stuck_watch_sockets(state, stuck) as accepted:
         started = time.monotonic()
         response, body = exporter.get()
         took = time.monotonic() - started
+        # Scrapes at the same time share one round of questions: one more
+        # connection per stuck watch, not one per scrape.
+        before = len(accepted)
+        scrapers = [threading.Thread(target=exporter.get) for _ in range(5)]
+        for scraper in scrapers:
+            scraper.start()
+        for scraper in scrapers:
+            scraper.join(PATIENCE)
+        assert len(accepted) - before == len(stuck)
     assert response.status == 200
     assert up_sample(body, "web") == "1"
     for watch_id in stuck:
