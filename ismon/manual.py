@@ -276,9 +276,9 @@ ISMON = Manual(
         (
             "metrics [--openmetrics] [--textfile dir]",
             "Every watch in the folder as Prometheus metrics: the running ones asked over "
-            "their control sockets (2 s each at most), the ended ones from their last-exit "
-            "records; the classic text format, or OpenMetrics 1.0.  With --textfile, written "
-            "to dir/ismon.prom atomically for node_exporter's textfile collector.",
+            "their control sockets (side by side, 2 s at most), the ended ones from their "
+            "last-exit records; the classic text format, or OpenMetrics 1.0.  With --textfile, "
+            "written to dir/ismon.prom atomically for node_exporter's textfile collector.",
         ),
         ("del ID", "Remove the leftover records of a watch that is not running."),
     ),

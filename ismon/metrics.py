@@ -144,33 +144,29 @@ _Sample = tuple[tuple[tuple[str, str], ...], float]
 _Samples = Callable[[WatchSnapshot], Iterator[_Sample]]
 
 
-def _status_value(key: str) -> _Samples:
+def _field(document: Callable[[WatchSnapshot], object], key: str) -> _Samples:
+    """One sample: the number at C{key} of a document of the snapshot, if it is one."""
+
     def samples(snapshot: WatchSnapshot) -> Iterator[_Sample]:
-        value = _number(_mapping(snapshot.status).get(key))
-        if value is not None:
-            yield (), value
-
-    return samples
-
-
-def _last_probe_value(key: str) -> _Samples:
-    def samples(snapshot: WatchSnapshot) -> Iterator[_Sample]:
-        last = _mapping(_mapping(snapshot.status).get("last_probe"))
-        value = last.get(key)
-        number = int(value) if isinstance(value, bool) else _number(value)
+        value = _mapping(document(snapshot)).get(key)
+        # A probe's "ok" is a boolean: 1 or 0.
+        number = int(value) if isinstance(value, bool) and key == "ok" else _number(value)
         if number is not None:
             yield (), number
 
     return samples
 
 
-def _last_exit_value(key: str) -> _Samples:
-    def samples(snapshot: WatchSnapshot) -> Iterator[_Sample]:
-        value = _number(_mapping(snapshot.last_exit).get(key))
-        if value is not None:
-            yield (), value
+def _status(snapshot: WatchSnapshot) -> object:
+    return snapshot.status
 
-    return samples
+
+def _last_probe(snapshot: WatchSnapshot) -> object:
+    return _mapping(snapshot.status).get("last_probe")
+
+
+def _last_exit(snapshot: WatchSnapshot) -> object:
+    return snapshot.last_exit
 
 
 def _up(snapshot: WatchSnapshot) -> Iterator[_Sample]:
@@ -234,13 +230,13 @@ FAMILIES: tuple[Family, ...] = (
         "ismon_probe_success",
         "gauge",
         "1 when the last probe succeeded, 0 when it failed.",
-        _last_probe_value("ok"),
+        _field(_last_probe, "ok"),
     ),
     Family(
         "ismon_probe_duration_seconds",
         "gauge",
         "How long the last probe took.",
-        _last_probe_value("latency"),
+        _field(_last_probe, "latency"),
     ),
     Family(
         "ismon_probe_http_status_code",
@@ -258,9 +254,9 @@ FAMILIES: tuple[Family, ...] = (
         "ismon_consecutive_failures",
         "gauge",
         "Failed probes since the last success.",
-        _status_value("consecutive_failures"),
+        _field(_status, "consecutive_failures"),
     ),
-    Family("ismon_probes", "counter", "Probes run by the watch.", _status_value("probes")),
+    Family("ismon_probes", "counter", "Probes run by the watch.", _field(_status, "probes")),
     Family(
         "ismon_probe_failures",
         "counter",
@@ -271,31 +267,31 @@ FAMILIES: tuple[Family, ...] = (
         "ismon_detection_bound_seconds",
         "gauge",
         "Longest time from a stall to the watch's exit.",
-        _status_value("detection_bound"),
+        _field(_status, "detection_bound"),
     ),
     Family(
         "ismon_tls_cert_expiry_timestamp_seconds",
         "gauge",
         "When the server certificate last seen expires (notAfter).",
-        _status_value("cert_not_after"),
+        _field(_status, "cert_not_after"),
     ),
     Family(
         "ismon_paused_until_timestamp_seconds",
         "gauge",
         "When the running pause ends by itself.",
-        _status_value("paused_until"),
+        _field(_status, "paused_until"),
     ),
     Family(
         "ismon_last_exit_code",
         "gauge",
         "Exit code of the watch's last run (it does not run).",
-        _last_exit_value("exit_code"),
+        _field(_last_exit, "exit_code"),
     ),
     Family(
         "ismon_last_exit_timestamp_seconds",
         "gauge",
         "When the watch's last run exited.",
-        _last_exit_value("time"),
+        _field(_last_exit, "time"),
     ),
 )
 
