@@ -32,7 +32,7 @@ from ismon.exporter import (
 from ismon.metrics import CLASSIC_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE
 from ismon.state import StateDir
 from tests.procs import wait_for_port, wait_until
-from tests.servers import Nginx, free_port
+from tests.servers import Nginx, free_port, ipv6_loopback
 from tests.watchproc import LOOPBACK, PATIENCE, Processes, WatchProcess, command, watch_argv
 
 #: What Prometheus 2.x sends (scrape.go, acceptHeader).
@@ -409,6 +409,22 @@ def test_bad_command_lines(processes: Processes, argv: list[str]) -> None:
     assert done.stdout == ""
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("ismon exporter: "), done.stderr
+
+
+def test_ipv6_loopback(processes: Processes, tmp_path: Path) -> None:
+    if not ipv6_loopback():
+        pytest.skip("no IPv6 on the loopback interface")
+    port = free_port("::1")
+    process = processes.start(
+        [*command("ismon"), "exporter", "--listen", f"[::1]:{port}", "--state-dir", str(tmp_path)],
+        name="exporter6",
+    )
+    wait_for_port(port, "::1", process=process.process)
+    connection = http.client.HTTPConnection("::1", port, timeout=PATIENCE)
+    connection.request("GET", "/metrics")
+    assert connection.getresponse().status == 200
+    connection.close()
+    assert f"serving http://[::1]:{port}/metrics" in process.output()
 
 
 def test_a_port_in_use(processes: Processes, tmp_path: Path) -> None:
