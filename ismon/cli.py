@@ -4,7 +4,8 @@ The Twisted side of the commands: C{clp_httpmon}, C{clp_smtpmon} (the 2004
 command lines) and C{ismon} (C{ismon http|smtp ID ...}: one per protocol of
 L{ismon.protocols}; and the control
 verbs C{stop|pause|continue|status|disp|del} when L{ismon.entry} could not
-hand them to L{ismon.control_commands} first: help, and every refusal).
+hand them to L{ismon.control_commands} first: help, and every refusal; and
+C{ismon exporter}, L{ismon.exporter}).
 
 Of the command modules, this is the only one that runs the global reactor.
 """
@@ -253,6 +254,10 @@ def _main(argv: list[str]) -> int:
     verb, rest = argv[0], argv[1:]
     if verb in PROTOCOLS:
         return run_command(PROTOCOLS[verb].options_class(), rest)
+    if verb == "exporter":
+        from ismon import exporter
+
+        return exporter.main(rest)
     if verb not in (*VERBS, "status"):
         sys.stderr.write(f"ismon: unknown command {quote(verb)} (see ismon --help)\n")
         return ExitStatus.INVALID_PARAMETER

@@ -77,6 +77,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "ismon.cli",
             "ismon.demo",
             "ismon.entry",
+            "ismon.exporter",
             "ismon.process",
             "ismon.testing",
             "twisted.plugins.ismon_plugins",

@@ -2,7 +2,8 @@
 twistd plugins: C{twistd -n --pidfile PATH ismon-http ID [options]},
 C{ismon-smtp}, one per protocol of L{ismon.protocols}.  They run the same
 L{ismon.service.WatchService} as the clp_* commands; see the README for
-what plain twistd can report as the exit status.
+what plain twistd can report as the exit status.  And C{ismon-exporter},
+the Prometheus exporter of C{ismon exporter} (docs/prometheus.md).
 """
 
 from __future__ import annotations
@@ -108,3 +109,25 @@ class _WatchMaker:
 # ismon_smtp, ...): one per protocol.
 for _protocol in PROTOCOLS.values():
     globals()[f"ismon_{_protocol.name}"] = _WatchMaker(_protocol)
+
+
+@implementer(IServiceMaker, IPlugin)
+class _ExporterMaker:
+    tapname = "ismon-exporter"
+    description = "Serve the watches of a state folder as Prometheus metrics."
+
+    @property
+    def options(self) -> Any:
+        from ismon.exporter import ExporterOptions
+
+        return ExporterOptions
+
+    def makeService(self, options: Any) -> Any:
+        from twisted.internet import reactor
+
+        from ismon.exporter import Exporter
+
+        return Exporter(options.config, reactor).service()
+
+
+ismon_exporter = _ExporterMaker()
