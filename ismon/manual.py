@@ -310,6 +310,7 @@ ISMON = Manual(
         "continue|disp|del ID",
         "status [ID] [--json]",
         "metrics [--openmetrics] [--textfile dir]",
+        "exporter [--listen addr:port] [--watch-timeout s]",
         "--help | --version",
     ),
     description=(
@@ -351,6 +352,13 @@ ISMON = Manual(
             "their control sockets (side by side, 2 s at most), the ended ones from their "
             "last-exit records; the classic text format, or OpenMetrics 1.0.  With --textfile, "
             "written to dir/ismon.prom atomically for node_exporter's textfile collector.",
+        ),
+        (
+            "exporter [--listen addr:port] [--watch-timeout s]",
+            "Serve the same metrics on http://addr:port/metrics (default 127.0.0.1:9785) "
+            "until SIGTERM, asking every watch at each scrape within s seconds (default 2); "
+            "also twistd -n ismon-exporter.  ismon exporter --help lists its options; "
+            "docs/prometheus.md has a scrape configuration and alert rules.",
         ),
         ("del ID", "Remove the leftover records of a watch that is not running."),
     ),
@@ -545,6 +553,7 @@ _KEYWORDS = frozenset(
         "disp",
         "del",
         "metrics",
+        "exporter",
     }
 )
 

@@ -72,7 +72,13 @@ _CATALOGUE_TEXTS = {
     95: "The {cmd} has detected that {proto} answers again.",
     96: "The {cmd} will retry watching {proto} (",
 }
-_PROTO = {"clp_httpmon": "HTTP", "clp_smtpmon": "SMTP"}
+_PROTO = {
+    "clp_httpmon": "HTTP",
+    "clp_smtpmon": "SMTP",
+    "clp_pop3mon": "POP3",
+    "clp_imapmon": "IMAP4",
+    "clp_ftpmon": "FTP",
+}
 ETIMEDOUT = 110
 
 
@@ -101,8 +107,7 @@ def message_ids(output: str, cmd: str, watch_id: str, among: Sequence[int]) -> l
 # -- commands ---------------------------------------------------------------
 
 _SCRIPT_FALLBACK = {
-    "clp_httpmon": "from ismon.cli import clp_httpmon; clp_httpmon()",
-    "clp_smtpmon": "from ismon.cli import clp_smtpmon; clp_smtpmon()",
+    **{name: f"from ismon.cli import {name}; {name}()" for name in _PROTO},
     "ismon": "from ismon.cli import main; main()",
 }
 
