@@ -36,10 +36,11 @@ class MessageId(IntEnum):
     RESOLVE_ERROR = 81
     INVALID_RESPONSE = 82
     INVALID_STATUS = 83
-    # Added by ismon: HTTP checks (README "Running a watch").
+    # Added by ismon: HTTP checks and logins, negative replies (README "Running a watch").
     HEADER_MISSING = 84
     BODY_MISSING = 85
     AUTH_REFUSED = 86
+    NEGATIVE_REPLY = 87
     # Added by ismon.
     TLS_HANDSHAKE_ERROR = 90
     TLS_VERIFY_ERROR = 91
@@ -55,7 +56,7 @@ class MessageId(IntEnum):
     PAUSE_ENDED = 101
 
 
-# {cmd} clp_httpmon|clp_smtpmon, {proto} HTTP|SMTP, {nn} number, {fn} function
+# {cmd} clp_httpmon|clp_smtpmon|..., {proto} HTTP|SMTP|POP3|IMAP4|FTP, {nn} number, {fn} function
 # name, {detail} free text; every text ends with the watch ID tag.
 _TEXTS: dict[MessageId, str] = {
     MessageId.STARTED: "The {cmd} has started watching {proto}.",
@@ -80,7 +81,8 @@ _TEXTS: dict[MessageId, str] = {
     MessageId.INVALID_STATUS: "The {cmd} has detected an error in {proto}(invalid status code[{nn}]).",
     MessageId.HEADER_MISSING: "The {cmd} has detected an error in HTTP(expected header missing: {detail}).",
     MessageId.BODY_MISSING: "The {cmd} has detected an error in HTTP(expected body missing: {detail}).",
-    MessageId.AUTH_REFUSED: "The {cmd} has detected an error in HTTP(authentication refused[{nn}]).",
+    MessageId.AUTH_REFUSED: "The {cmd} has detected an error in {proto}(authentication refused[{nn}]).",
+    MessageId.NEGATIVE_REPLY: "The {cmd} has detected an error in {proto}(negative reply: {detail}).",
     MessageId.TLS_HANDSHAKE_ERROR: "The {cmd} has detected an error in TLS(handshake error: {detail}).",
     MessageId.TLS_VERIFY_ERROR: (
         "The {cmd} has detected an error in TLS(certificate not trusted: {detail})."
@@ -92,7 +94,7 @@ _TEXTS: dict[MessageId, str] = {
         "The {cmd} does not verify the {proto} server certificate (--insecure)."
     ),
     MessageId.STARTTLS_UNAVAILABLE: (
-        "The {cmd} has detected an error in SMTP(STARTTLS not offered)."
+        "The {cmd} has detected an error in {proto}(STARTTLS not offered)."
     ),
     MessageId.RECOVERED: "The {cmd} has detected that {proto} answers again.",
     MessageId.PROBE_FAILED_RETRYING: "The {cmd} will retry watching {proto} ({detail}).",
@@ -105,7 +107,13 @@ _TEXTS: dict[MessageId, str] = {
     MessageId.PAUSE_ENDED: "The {cmd} has ended its pause by itself ({detail}).",
 }
 
-_PROTOCOL_OF_COMMAND = {"clp_httpmon": "HTTP", "clp_smtpmon": "SMTP"}
+_PROTOCOL_OF_COMMAND = {
+    "clp_httpmon": "HTTP",
+    "clp_smtpmon": "SMTP",
+    "clp_pop3mon": "POP3",
+    "clp_imapmon": "IMAP4",
+    "clp_ftpmon": "FTP",
+}
 
 
 def render(

@@ -33,7 +33,16 @@ from ismon.options import (
 )
 from ismon.protocols import PROTOCOLS, by_command
 
-__all__ = ["clp", "clp_httpmon", "clp_smtpmon", "main", "run_command"]
+__all__ = [
+    "clp",
+    "clp_ftpmon",
+    "clp_httpmon",
+    "clp_imapmon",
+    "clp_pop3mon",
+    "clp_smtpmon",
+    "main",
+    "run_command",
+]
 
 
 def clp(command: str, argv: list[str] | None = None) -> NoReturn:
@@ -70,6 +79,18 @@ def clp_httpmon(argv: list[str] | None = None) -> NoReturn:
 
 def clp_smtpmon(argv: list[str] | None = None) -> NoReturn:
     clp("clp_smtpmon", argv)
+
+
+def clp_pop3mon(argv: list[str] | None = None) -> NoReturn:
+    clp("clp_pop3mon", argv)
+
+
+def clp_imapmon(argv: list[str] | None = None) -> NoReturn:
+    clp("clp_imapmon", argv)
+
+
+def clp_ftpmon(argv: list[str] | None = None) -> NoReturn:
+    clp("clp_ftpmon", argv)
 
 
 def _refuse(options: WatchOptions, error: usage.UsageError, *, to_syslog: bool = True) -> int:

@@ -31,7 +31,15 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn
 
-__all__ = ["clp", "clp_httpmon", "clp_smtpmon", "main"]
+__all__ = [
+    "clp",
+    "clp_ftpmon",
+    "clp_httpmon",
+    "clp_imapmon",
+    "clp_pop3mon",
+    "clp_smtpmon",
+    "main",
+]
 
 # Long options that need TLS; getopt also accepts any unambiguous prefix.
 _TLS_OPTIONS = ("tls", "starttls", "insecure", "ca-file", "servername", "cert-warn-days")
@@ -111,6 +119,18 @@ def clp_httpmon() -> NoReturn:
 
 def clp_smtpmon() -> NoReturn:
     clp("clp_smtpmon")
+
+
+def clp_pop3mon() -> NoReturn:
+    clp("clp_pop3mon")
+
+
+def clp_imapmon() -> NoReturn:
+    clp("clp_imapmon")
+
+
+def clp_ftpmon() -> NoReturn:
+    clp("clp_ftpmon")
 
 
 def main() -> NoReturn:

@@ -21,11 +21,15 @@ import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 from twisted.python import usage
 
 from ismon import __version__
+
+if TYPE_CHECKING:
+    from ismon.protocols import WatchProtocol
 
 __all__ = [
     "MANUALS",
@@ -120,7 +124,7 @@ FILES: tuple[tuple[str, str], ...] = (
 )
 
 _WATCH_DESCRIPTION_END: tuple[str, ...] = (
-    "The command line is that of NEC CLUSTERPRO's {name}: the watch ID comes first,{h} "
+    "The command line is {origin}: the watch ID comes first,{h} "
     "and -r is the probe timeout when starting "
     "and the time to wait for the exit with --stop.  A bad command line is refused "
     "before anything starts, with one line on standard error (message 11, or 13 when "
@@ -154,14 +158,25 @@ _WATCH_SYNOPSIS = "ID [-s server] [-n port] [-i interval] [-c retries] [-r timeo
 _CONTROL_SYNOPSIS = "ID --stop [-r wait] [--kill-after s] | --pause | --continue | --disp | --del"
 
 
-def _watch_manual(name: str, protocol: str, extra: str, first: str) -> Manual:
-    port, tls_port = ("80", "443") if protocol == "HTTP" else ("25", "465")
-    watch_id, server = (
-        ("web1", "www.example.com") if protocol == "HTTP" else ("mail1", "mx.example.com")
-    )
+def _watch_manual(
+    name: str,
+    protocol: str,
+    extra: str,
+    first: str,
+    *,
+    example: tuple[str, str] = ("mail1", "mx.example.com"),
+) -> Manual:
+    from ismon.protocols import by_command
+
+    registered = by_command(name)
+    assert registered is not None, name
+    port, tls_port = registered.default_port, registered.tls_port
+    watch_id, server = example
+    article = "an" if protocol[0] in "AEFHIMNORSX" else "a"
+    others = tuple(f"{p.command}(8)" for p in _registered() if p.command != name)
     return Manual(
         name=name,
-        summary=f"watch an {protocol} daemon and exit when it stalls",
+        summary=f"watch {article} {protocol} daemon and exit when it stalls",
         synopsis=(
             f"{_WATCH_SYNOPSIS}{extra} [options]",
             _CONTROL_SYNOPSIS,
@@ -170,7 +185,15 @@ def _watch_manual(name: str, protocol: str, extra: str, first: str) -> Manual:
         description=(
             first,
             *(
-                p.format(name=name, h=" -h is the Request-URI (help is --help)," if extra else "")
+                p.format(
+                    name=name,
+                    h=" -h is the Request-URI (help is --help)," if extra else "",
+                    origin=(
+                        f"that of NEC CLUSTERPRO's {name}"
+                        if name in ("clp_httpmon", "clp_smtpmon")
+                        else "that of NEC CLUSTERPRO's clp_smtpmon"
+                    ),
+                )
                 for p in _WATCH_DESCRIPTION_END
             ),
         ),
@@ -192,12 +215,18 @@ def _watch_manual(name: str, protocol: str, extra: str, first: str) -> Manual:
             (
                 "The same watch run by twistd (see README, Exit codes, for what twistd "
                 "cannot report):",
-                f"twistd -n --pidfile /run/ismon/{watch_id}.twistd.pid ismon-{protocol.lower()} "
+                f"twistd -n --pidfile /run/ismon/{watch_id}.twistd.pid {registered.tapname} "
                 f"{watch_id} -s localhost",
             ),
         ),
-        see_also=("ismon(8)", "clp_smtpmon(8)" if protocol == "HTTP" else "clp_httpmon(8)"),
+        see_also=("ismon(8)", *others),
     )
+
+
+def _registered() -> list[WatchProtocol]:
+    from ismon.protocols import PROTOCOLS
+
+    return list(PROTOCOLS.values())
 
 
 HTTP = _watch_manual(
@@ -212,6 +241,7 @@ HTTP = _watch_manual(
     "that rule).  With --method GET the body is read too, up to --max-body bytes under "
     "the same deadline; --expect-header, --expect-body and a 401 with --auth-file fail "
     "a probe with messages 84, 85 and 86.  There is no fallback from HEAD to GET.",
+    example=("web1", "www.example.com"),
 )
 SMTP = _watch_manual(
     "clp_smtpmon",
@@ -222,6 +252,45 @@ SMTP = _watch_manual(
     "does not arrive complete within the timeout, when the connection is refused or "
     "reset, when the greeting is not 220 or the reply to NOOP is not 250, or when "
     "the text is not an SMTP reply.",
+)
+_LOGIN = (
+    "  Nothing logs in by default; with --auth-file the watch logs in first "
+    "(message 86 when refused).  --starttls upgrades after the greeting (message 94 "
+    "when the server does not offer it); --tls speaks TLS from the first byte."
+)
+POP3 = _watch_manual(
+    "clp_pop3mon",
+    "POP3",
+    "",
+    "clp_pop3mon connects to a POP3 server every interval seconds, reads its greeting "
+    "and sends CAPA (then QUIT, without waiting for the answer).  A probe fails when "
+    "the greeting or the capability list does not arrive complete within the timeout, "
+    "when the connection is refused or reset, on -ERR (message 87), or when the text "
+    "is not a POP3 reply (message 83 with 0).  With --auth-file: USER, PASS, then STAT." + _LOGIN,
+)
+IMAP = _watch_manual(
+    "clp_imapmon",
+    "IMAP4",
+    "",
+    "clp_imapmon connects to an IMAP4 server every interval seconds, reads its greeting "
+    "(* OK or * PREAUTH) and sends NOOP (then LOGOUT, without waiting for the answer).  "
+    "A probe fails when the greeting or the tagged OK does not arrive within the "
+    "timeout, when the connection is refused or reset, on * BYE, NO or BAD (message "
+    "87), or when the text is not an IMAP4 reply (message 83 with 0).  With --auth-file: "
+    "LOGIN, then NOOP." + _LOGIN,
+)
+FTP = _watch_manual(
+    "clp_ftpmon",
+    "FTP",
+    "",
+    "clp_ftpmon connects to an FTP server every interval seconds, reads its 220 "
+    "greeting and sends NOOP (then QUIT, without waiting for the answer).  A probe "
+    "fails when the greeting or the NOOP reply does not arrive complete within the "
+    "timeout, when the connection is refused or reset, when the greeting is not 220 "
+    "or the reply to NOOP is neither 200 nor 530 (login required), with message 83 "
+    "and the code, or 0 for text that is not an FTP reply.  With --auth-file: USER, "
+    "PASS (230), then NOOP, which must be 200." + _LOGIN,
+    example=("ftp1", "ftp.example.com"),
 )
 
 
@@ -235,7 +304,7 @@ ISMON = Manual(
     name="ismon",
     summary="Internet server monitor for HA clusters",
     synopsis=(
-        "http|smtp ID [options]",
+        "http|smtp|pop3|imap|ftp ID [options]",
         "stop ID [-r wait] [--kill-after s]",
         "pause ID [--for duration] [--reason text]",
         "continue|disp|del ID",
@@ -243,18 +312,21 @@ ISMON = Manual(
         "--help | --version",
     ),
     description=(
-        "ismon runs and controls watches of HTTP and SMTP daemons.  A watch probes its "
+        "ismon runs and controls watches of HTTP, SMTP, POP3, IMAP4 and FTP daemons.  A watch probes its "
         "server on a fixed schedule and exits when the server stalls or answers wrongly, "
         "so that the cluster manager watching its PID fails the service over.",
-        "ismon http and ismon smtp take the same options as clp_httpmon(8) and "
-        "clp_smtpmon(8); the other commands talk to a running watch through its "
+        "ismon http, smtp, pop3, imap and ftp take the same options as clp_httpmon(8), "
+        "clp_smtpmon(8), clp_pop3mon(8), clp_imapmon(8) and clp_ftpmon(8); the other commands talk to a running watch through its "
         "control socket in the state folder.",
-        "The same watches run under twistd(1) as twistd -n ismon-http ID [options] and "
-        "twistd -n ismon-smtp ID [options].",
+        "The same watches run under twistd(1) as twistd -n ismon-http ID [options], "
+        "and likewise ismon-smtp, ismon-pop3, ismon-imap and ismon-ftp.",
     ),
     commands=(
         ("http ID [options]", "Watch an HTTP daemon (the options of clp_httpmon)."),
         ("smtp ID [options]", "Watch an SMTP daemon (the options of clp_smtpmon)."),
+        ("pop3 ID [options]", "Watch a POP3 daemon (the options of clp_pop3mon)."),
+        ("imap ID [options]", "Watch an IMAP4 daemon (the options of clp_imapmon)."),
+        ("ftp ID [options]", "Watch an FTP daemon (the options of clp_ftpmon)."),
         (
             "stop ID [-r wait] [--kill-after s]",
             "Stop a watch; wait up to wait seconds (default 10) for its exit.  With "
@@ -301,10 +373,17 @@ ISMON = Manual(
         ("Stop it, by force if it hangs:", "ismon stop web1 -r 20 --kill-after 10"),
         ("Check a watch's command line:", "ismon http web1 -s www.example.com --check"),
     ),
-    see_also=("clp_httpmon(8)", "clp_smtpmon(8)", "twistd(1)"),
+    see_also=(
+        "clp_httpmon(8)",
+        "clp_smtpmon(8)",
+        "clp_pop3mon(8)",
+        "clp_imapmon(8)",
+        "clp_ftpmon(8)",
+        "twistd(1)",
+    ),
 )
 
-MANUALS: dict[str, Manual] = {m.name: m for m in (HTTP, SMTP, ISMON)}
+MANUALS: dict[str, Manual] = {m.name: m for m in (HTTP, SMTP, POP3, IMAP, FTP, ISMON)}
 
 
 def _options_class(name: str) -> type[usage.Options] | None:
@@ -438,7 +517,9 @@ def _bold(text: str) -> str:
     return f"\\fB{_escape(text)}\\fR"
 
 
-_KEYWORDS = frozenset({"http", "smtp", "stop", "pause", "continue", "status", "disp", "del"})
+_KEYWORDS = frozenset(
+    {"http", "smtp", "pop3", "imap", "ftp", "stop", "pause", "continue", "status", "disp", "del"}
+)
 
 
 def _synopsis_roff(text: str) -> str:
@@ -554,7 +635,7 @@ def main(argv: Sequence[str]) -> int:
         sys.stdout.write(render_roff(MANUALS[argv[0]]))
         return 0
     sys.stderr.write(
-        "usage: python -m ismon.manual --write FOLDER | clp_httpmon|clp_smtpmon|ismon\n"
+        "usage: python -m ismon.manual --write FOLDER | clp_httpmon|clp_smtpmon|clp_pop3mon|clp_imapmon|clp_ftpmon|ismon\n"
     )
     return 2
 

@@ -31,6 +31,7 @@ from ismon.protocols import PROTOCOLS
 from ismon.requests import (
     DEFAULT_MAX_BODY,
     BasicCredentials,
+    ConversationRequest,
     Expectation,
     HeaderExpectation,
     HttpRequest,
@@ -44,8 +45,12 @@ from ismon.timing import Timing
 
 __all__ = [
     "Action",
+    "ConversationOptions",
+    "FtpOptions",
     "HttpOptions",
+    "ImapOptions",
     "ParameterError",
+    "Pop3Options",
     "SmtpOptions",
     "WatchOptions",
     "control_request",
@@ -643,3 +648,75 @@ class SmtpOptions(WatchOptions):
             starttls=bool(self["starttls"]),
             helo_name=helo or "",
         )
+
+
+class ConversationOptions(WatchOptions):
+    """
+    The options of the watches that read a greeting and send one command
+    (POP3, IMAP4, FTP): the clp_smtpmon syntax, STARTTLS, and an optional
+    login from --auth-file (README "Running a watch").
+    """
+
+    optFlags: ClassVar[list[list[str | None]]] = [
+        *WatchOptions.optFlags,
+        ["starttls", None, "Upgrade to TLS after the greeting (verified)."],
+    ]
+    optParameters: ClassVar[list[list[Any]]] = [
+        *WatchOptions.optParameters,
+        [
+            "auth-file",
+            None,
+            None,
+            "File holding user:password to log in with (mode 0600 or 0400; default: no login).",
+        ],
+    ]
+
+    def _uses_tls(self) -> bool:
+        if self["tls"] and self["starttls"]:
+            raise ParameterError("--tls and --starttls cannot be combined: give one")
+        return bool(self["tls"] or self["starttls"])
+
+    def _tls_alternatives(self) -> str:
+        return " or --starttls"
+
+    def _request(
+        self, server: str, port: int, timeout: int, tls: TLSSettings | None
+    ) -> ConversationRequest:
+        return ConversationRequest(
+            host=server,
+            port=port,
+            timeout=timeout,
+            tls=tls,
+            starttls=bool(self["starttls"]),
+            credentials=(None if self["auth-file"] is None else _read_auth_file(self["auth-file"])),
+        )
+
+
+class Pop3Options(ConversationOptions):
+    """C{clp_pop3mon} / C{ismon pop3} / C{twistd ismon-pop3}."""
+
+    protocol = PROTOCOLS["pop3"].name
+    command = PROTOCOLS["pop3"].command
+    default_port = PROTOCOLS["pop3"].default_port
+    tls_port = PROTOCOLS["pop3"].tls_port
+    longdesc = "Watch a POP3 daemon with CAPA."
+
+
+class ImapOptions(ConversationOptions):
+    """C{clp_imapmon} / C{ismon imap} / C{twistd ismon-imap}."""
+
+    protocol = PROTOCOLS["imap"].name
+    command = PROTOCOLS["imap"].command
+    default_port = PROTOCOLS["imap"].default_port
+    tls_port = PROTOCOLS["imap"].tls_port
+    longdesc = "Watch an IMAP4 daemon with NOOP."
+
+
+class FtpOptions(ConversationOptions):
+    """C{clp_ftpmon} / C{ismon ftp} / C{twistd ismon-ftp}."""
+
+    protocol = PROTOCOLS["ftp"].name
+    command = PROTOCOLS["ftp"].command
+    default_port = PROTOCOLS["ftp"].default_port
+    tls_port = PROTOCOLS["ftp"].tls_port
+    longdesc = "Watch an FTP daemon with NOOP."

@@ -97,3 +97,36 @@ register(
         description="Watch an SMTP daemon with NOOP (clp_smtpmon compatible).",
     )
 )
+register(
+    WatchProtocol(
+        name="pop3",
+        command="clp_pop3mon",
+        default_port=110,
+        tls_port=995,
+        options="ismon.options:Pop3Options",
+        probe="ismon.pop3:Pop3Probe",
+        description="Watch a POP3 daemon with CAPA (clp_smtpmon syntax).",
+    )
+)
+register(
+    WatchProtocol(
+        name="imap",
+        command="clp_imapmon",
+        default_port=143,
+        tls_port=993,
+        options="ismon.options:ImapOptions",
+        probe="ismon.imap:ImapProbe",
+        description="Watch an IMAP4 daemon with NOOP (clp_smtpmon syntax).",
+    )
+)
+register(
+    WatchProtocol(
+        name="ftp",
+        command="clp_ftpmon",
+        default_port=21,
+        tls_port=990,
+        options="ismon.options:FtpOptions",
+        probe="ismon.ftp:FtpProbe",
+        description="Watch an FTP daemon with NOOP (clp_smtpmon syntax).",
+    )
+)

@@ -19,6 +19,7 @@ from ismon.result import StatusSet
 __all__ = [
     "DEFAULT_MAX_BODY",
     "BasicCredentials",
+    "ConversationRequest",
     "Expectation",
     "HeaderExpectation",
     "HttpRequest",
@@ -168,4 +169,23 @@ class SmtpRequest:
     helo_name: str = ""
 
     def target(self, protocol: str = "smtp") -> str:
+        return _target(protocol, self.host, self.port, self.tls, self.starttls)
+
+
+@attrs.frozen
+class ConversationRequest:
+    """
+    What a POP3, IMAP4 or FTP watch asks (README "Running a watch"): the
+    greeting, one command, and with --auth-file a login first.
+    """
+
+    host: str = "localhost"
+    port: int = 110
+    timeout: float = 10
+    # tls alone: implicit TLS (995/993/990); with starttls: upgrade after the greeting.
+    tls: TLSSettings | None = None
+    starttls: bool = False
+    credentials: BasicCredentials | None = attrs.field(default=None, repr=False)
+
+    def target(self, protocol: str) -> str:
         return _target(protocol, self.host, self.port, self.tls, self.starttls)

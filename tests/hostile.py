@@ -823,11 +823,23 @@ def serve(names: list[str], certdir: Path, port: int = 0) -> dict[str, int]:
 _KEEP: list[socket.socket] = []
 
 
+def load_protocol_behaviours() -> None:
+    """
+    Register the misbehaviours of the other protocols' suites: every
+    C{tests/hostile_*.py} beside this file (C{tests.hostile_pop3} ...).
+    """
+    import importlib
+
+    for path in sorted(Path(__file__).parent.glob("hostile_*.py")):
+        importlib.import_module(f"tests.{path.stem}")
+
+
 def all_names() -> list[str]:
     return [*BEHAVIOURS, *SPECIAL]
 
 
 def main(argv: list[str] | None = None) -> int:
+    load_protocol_behaviours()
     parser = argparse.ArgumentParser(prog="python -m tests.hostile", description=__doc__)
     parser.add_argument(
         "--behaviour",
@@ -918,4 +930,8 @@ class HostileServer:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, not this __main__ copy's: the other
+    # protocols' behaviours register into tests.hostile.BEHAVIOURS.
+    from tests import hostile
+
+    sys.exit(hostile.main())

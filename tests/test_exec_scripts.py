@@ -236,6 +236,9 @@ class Cluster:
                 "ISMON_INIT": "sysv",
                 "ISMON_HTTPMON": str(console_script("clp_httpmon")),
                 "ISMON_SMTPMON": str(console_script("clp_smtpmon")),
+                "ISMON_POP3MON": str(console_script("clp_pop3mon")),
+                "ISMON_IMAPMON": str(console_script("clp_imapmon")),
+                "ISMON_FTPMON": str(console_script("clp_ftpmon")),
                 "CLP_GROUPNAME": "failover1",
             }
         )
@@ -344,11 +347,11 @@ def lines(done: subprocess.CompletedProcess[str]) -> list[str]:
 # The scripts themselves
 
 
-def test_the_eight_templates_exist_and_are_executable() -> None:
+def test_the_templates_exist_and_are_executable() -> None:
     names = {str(p.relative_to(EXEC)) for p in SCRIPTS}
     assert names == {
         f"{kind}/{name}.sh"
-        for kind in ("httpd", "httpmon", "smtpd", "smtpmon")
+        for kind in ("httpd", "httpmon", "smtpd", "smtpmon", "pop3mon", "imapmon", "ftpmon")
         for name in ("start", "stop")
     }
     for path in SCRIPTS:
@@ -588,7 +591,7 @@ def test_httpmon_disk_failure_starts_no_watch(cluster: Cluster) -> None:
     assert cluster.ismon("disp", "httpwatch").returncode == 1
 
 
-@pytest.mark.parametrize("kind", ["httpmon", "smtpmon"])
+@pytest.mark.parametrize("kind", ["httpmon", "smtpmon", "pop3mon", "imapmon", "ftpmon"])
 def test_monitor_stop_succeeds_when_nothing_runs(cluster: Cluster, kind: str) -> None:
     # No state folder at all yet ...
     assert not cluster.state_dir.exists()

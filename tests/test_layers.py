@@ -42,7 +42,18 @@ LAYERS: list[tuple[str, list[str]]] = [
             "ismon.timing",
         ],
     ),
-    ("probes", ["ismon.http", "ismon.probe", "ismon.smtp", "ismon.tls"]),
+    (
+        "probes",
+        [
+            "ismon.ftp",
+            "ismon.http",
+            "ismon.imap",
+            "ismon.pop3",
+            "ismon.probe",
+            "ismon.smtp",
+            "ismon.tls",
+        ],
+    ),
     ("schedule", ["ismon.schedule"]),
     (
         "service parts",

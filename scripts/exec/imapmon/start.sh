@@ -1,0 +1,89 @@
+#!/bin/sh
+#***************************************************************************
+#* start.sh  --  EXEC resource "IMAP4 monitor" (ismon template)
+#*
+#* Runs the IMAP4 watch in the FOREGROUND: `clp_imapmon imapwatch ...`.
+#*   Start script: ASYNCHRONOUS.  Stop script: synchronous.
+#*   Depends on the IMAP4 daemon's EXEC resource.
+#*   Add a PID monitor resource on this EXEC resource.
+#*
+#* The watch replaces this shell (exec), so the PID the cluster watches is
+#* the watch's own.  It probes the daemon every interval; when the daemon
+#* stalls or answers wrongly and the retries are used up, the watch logs why
+#* and exits: the PID monitor sees the process end and fails the group over
+#* (or stops the node), as configured.
+#*
+#* CLP_EVENT is START or FAILOVER; when CLP_DISK is not SUCCESS the daemon
+#* was not started, so neither is the watch (exit ISMON_DISK_ERROR_EXIT).
+#***************************************************************************
+
+#==== ADAPT HERE ===========================================================
+# Every value below may also come from the environment.
+#
+# The watch ID: ASCII letters and digits, unique on this machine.  The stop
+# script must name the same ID (and the same ISMON_STATE_DIR, if set).
+: "${ISMON_WATCH_ID:=imapwatch}"
+# The command: clp_imapmon (2004 syntax) or "ismon imap" (same options).
+: "${ISMON_IMAPMON:=clp_imapmon}"
+# The watch's options: server, port, interval, retries, timeout; also
+# --starttls or --tls, --ca-file, --auth-file, --retry-interval, --grace,
+# --logfile, ...  (clp_imapmon --help lists them).  Leave the ID out.
+: "${ISMON_WATCH_OPTS=-s localhost -n 143 -i 60 -c 3 -r 10}"
+# Exit status when the disk resources failed (CLP_DISK is not SUCCESS).
+: "${ISMON_DISK_ERROR_EXIT:=1}"
+# The watch's records (lock, pidfile, control socket) go to /run/ismon when
+# run as root; set ISMON_STATE_DIR to choose another folder.
+#===========================================================================
+
+PATH=$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin
+export PATH
+
+run_watch() {
+    date +"%Y/%m/%d %T"
+    echo "$ISMON_IMAPMON $ISMON_WATCH_ID $ISMON_WATCH_OPTS"
+    echo "EXIT (the watch runs as this process until it stops or the server fails)"
+    # Word splitting of the command and the options is intended.
+    # shellcheck disable=SC2086
+    exec $ISMON_IMAPMON "$ISMON_WATCH_ID" $ISMON_WATCH_OPTS
+}
+
+if [ "$CLP_EVENT" = "START" ]; then
+    if [ "$CLP_DISK" = "SUCCESS" ]; then
+        echo "NORMAL1"
+        if [ "$CLP_SERVER" = "HOME" ]; then
+            echo "NORMAL2"
+        else
+            echo "ON_OTHER1"
+        fi
+        run_watch
+    else
+        echo "ERROR_DISK from START"
+    fi
+elif [ "$CLP_EVENT" = "FAILOVER" ]; then
+    if [ "$CLP_DISK" = "SUCCESS" ]; then
+        echo "FAILOVER1"
+        if [ "$CLP_SERVER" = "HOME" ]; then
+            echo "FAILOVER2"
+        else
+            echo "ON_OTHER2"
+        fi
+        run_watch
+    else
+        echo "ERROR_DISK from FAILOVER"
+    fi
+elif [ -n "$CLP_EVENT" ]; then
+    # A newer cluster version may pass other events (a restart in place):
+    # watch as for START.
+    echo "CLP_EVENT=$CLP_EVENT (watching as for START)"
+    run_watch
+else
+    echo "NO_CLP"
+    date +"%Y/%m/%d %T"
+    echo "EXIT"
+    exit 1
+fi
+# Only reached when the disk failed and the watch was not started.  (When
+# the command cannot be executed at all, the shell exits with 126 or 127.)
+date +"%Y/%m/%d %T"
+echo "EXIT"
+exit "$ISMON_DISK_ERROR_EXIT"
