@@ -44,6 +44,7 @@ APT_PACKAGES=(
     curl libxml2-utils resource-agents
     iptables nftables iproute2 procps
     pacemaker corosync pacemaker-cli-utils shellcheck keepalived
+    dovecot-pop3d dovecot-imapd
 )
 
 POLICY_RC=/usr/sbin/policy-rc.d
@@ -68,7 +69,7 @@ EOF
 }
 
 # PID files the Debian init scripts use; a daemon apt starts is stopped again.
-SERVICE_PIDFILES=(/run/nginx.pid /run/smtpd.pid /run/rsyslogd.pid /run/keepalived.pid)
+SERVICE_PIDFILES=(/run/nginx.pid /run/smtpd.pid /run/rsyslogd.pid /run/keepalived.pid /run/dovecot/master.pid)
 declare -A RUNNING_BEFORE=()
 
 alive_from_pidfile() {
