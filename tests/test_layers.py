@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "ismon.control_client",
             "ismon.control_commands",
             "ismon.exit_status",
+            "ismon.imap_replies",
             "ismon.manual",
             "ismon.options",
             "ismon.protocols",
