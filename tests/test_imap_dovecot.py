@@ -24,7 +24,8 @@ from ismon.result import ProbeResult
 from tests.certs import TestCerts
 from tests.dovecot import Dovecot, dovecot_or_skip
 from tests.netns import TEARDOWN, failure_lines, wait_for_good_probes
-from tests.watchproc import Processes, watch_argv
+from tests.test_hostile_imap import imap_watch_argv
+from tests.watchproc import Processes
 
 pytestmark = pytest.mark.integration
 
@@ -125,10 +126,9 @@ def test_watch_exits_when_dovecot_stalls(
     """
     state = tmp_path / "state"
     auth = _auth_file(tmp_path, own_dovecot.user, own_dovecot.password)
-    argv = watch_argv(
+    argv = imap_watch_argv(
         "clp_imapmon",
         "imap1",
-        own_dovecot.host,
         own_dovecot.imap_port,
         state,
         "--starttls",
@@ -166,17 +166,15 @@ def test_watch_exits_when_the_login_is_refused(
     state = tmp_path / "state"
     wrong = own_dovecot.password + "-wrong"
     auth = _auth_file(tmp_path, own_dovecot.user, wrong)
-    argv = watch_argv(
+    argv = imap_watch_argv(
         "ismon",
         "imap2",
-        own_dovecot.host,
         own_dovecot.imap_port,
         state,
         "--auth-file",
         str(auth),
         timing=["-i", "1", "-c", "1", "-r", str(TIMEOUT)],
     )
-    argv.insert(argv.index("imap2"), "imap")
     watch = processes.start(argv, name="imap2")
     bound = watch.detection_bound()
     assert watch.wait(bound + 10) == 1, watch.output()
