@@ -231,6 +231,45 @@ def start_smtp(work: Path, port: int, servers: list[Server]) -> Server:
     return server
 
 
+# The other protocols' rows: (row name, make(reactor) -> probe function) and
+# (row name, argv, install hint) of their forked peers; filled by main() for
+# the servers it could start (a row whose server could not start is skipped).
+EXTRA_ISMON: list[tuple[str, Callable[[Any], Callable[[], Any]]]] = []
+EXTRA_PEERS: list[tuple[str, list[str], str]] = []
+
+
+def start_imap(work: Path, results: Results) -> Any:
+    """
+    A throwaway dovecot (tests/dovecot.py; root, dovecot-imapd) for the
+    IMAP4 rows: ismon's greeting + NOOP + LOGOUT against check_imap's
+    greeting + LOGOUT.  None, and the rows skipped, when it cannot run.
+    """
+    from tests.certs import make_test_certs
+    from tests.dovecot import start_dovecot
+    from tests.servers import ServerUnavailable
+
+    try:
+        server = start_dovecot(work / "dovecot", make_test_certs(work / "certs"))
+    except (ServerUnavailable, RuntimeError) as e:
+        for name in ("ismon IMAP4", "check_imap"):
+            results.skipped[name] = f"dovecot unavailable: {e}"
+        return None
+    port = server.imap_port
+
+    def make(reactor: Any) -> Callable[[], Any]:
+        from ismon.imap import ImapProbe
+        from ismon.requests import ConversationRequest
+
+        request = ConversationRequest(host="127.0.0.1", port=port, timeout=PROBE_TIMEOUT)
+        return ImapProbe(reactor, request).probe
+
+    EXTRA_ISMON.append(("ismon IMAP4", make))
+    argv = [str(PLUGINS / "check_imap"), "-H", "127.0.0.1", "-p", str(port)]
+    EXTRA_PEERS.append(("check_imap", argv, "apt-get install monitoring-plugins-basic"))
+    print(f"dovecot IMAP4 on 127.0.0.1:{port}", flush=True)
+    return server
+
+
 # --------------------------------------------------------------------------
 # (a) ismon probes on one reactor
 
@@ -360,6 +399,7 @@ def run_ismon(
             (FLOOR_TWISTED, lambda: _bare_twisted_head(reactor, http_port)),
             (FLOOR_SOCKET, lambda: _blocking_head(http_port)),
         ]
+        kinds += [(name, make(reactor)) for name, make in EXTRA_ISMON]
         for name, probe in kinds:
             await sequential(probe, min(WARMUP, n))
             with measure(resource.RUSAGE_SELF) as cpu:
@@ -402,7 +442,8 @@ def run_ismon(
         d.addBoth(finished)
 
     # A bound on the whole reactor phase, so a wedged probe cannot hang the bench.
-    limit = 60 + (4 * n + 4 * WARMUP + 2 * profile) * (0.05 + gap)
+    kinds = 4 + len(EXTRA_ISMON)
+    limit = 60 + (kinds * n + kinds * WARMUP + 2 * profile) * (0.05 + gap)
 
     def too_long() -> None:
         outcome.setdefault("result", "timeout")
@@ -547,6 +588,7 @@ def report(results: Results, n: int, forked_runs: int, gap: float) -> None:
     print("-" * len(head))
     order = ["ismon HTTP", "ismon SMTP", "check_http", "check_smtp", "curl -sI"]
     order += [FLOOR_TWISTED, FLOOR_SOCKET]
+    order += ["ismon IMAP4", "check_imap"]
     for name in order:
         if name in results.skipped:
             print(f"{name:<28} skipped: {results.skipped[name]}")
@@ -580,7 +622,9 @@ def report(results: Results, n: int, forked_runs: int, gap: float) -> None:
 
     print()
     verdicts = []
-    for peer, ours in (("check_http", "ismon HTTP"), ("check_smtp", "ismon SMTP")):
+    pairs = [("check_http", "ismon HTTP"), ("check_smtp", "ismon SMTP")]
+    pairs += [("check_imap", "ismon IMAP4")]
+    for peer, ours in pairs:
         if peer in rows and ours in rows and rows[ours].cpu.total > 0:
             a, b = rows[peer], rows[ours]
             child = a.per_1000(a.cpu.total) / b.per_1000(b.cpu.total)
@@ -680,6 +724,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     servers: list[Server] = []
+    imap: Any = None
     work: Path | None = None
     results = Results()
     try:
@@ -695,9 +740,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
 
+        imap = start_imap(work, results)
+
         t0 = time.perf_counter()
         run_ismon(http_port, smtp_port, args.probes, args.gap, args.profile, results)
-        for name, cmd, hint in peer_commands(http_port, smtp_port):
+        for name, cmd, hint in [*peer_commands(http_port, smtp_port), *EXTRA_PEERS]:
             if not os.access(cmd[0], os.X_OK):
                 results.skipped[name] = f"{cmd[0]} missing ({hint})"
                 continue
@@ -730,6 +777,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(s, signal.SIG_IGN)
         for server in reversed(servers):
             server.stop()
+        if imap is not None:
+            imap.stop()
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
         for s, handler in old.items():

@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.test_imap -*-
 """
-The IMAP4 probe (docs/failure-rules.md, IMAP4): the greeting (C{* OK} or
-C{* PREAUTH}), C{A1 NOOP} until its tagged C{OK} (untagged lines in between
-are allowed), then C{A2 LOGOUT}, written without waiting for its answer.
+The IMAP4 probe (README "What counts as a failure", IMAP4): the greeting
+(C{* OK} or C{* PREAUTH}), C{A1 NOOP} until its tagged C{OK} (untagged
+lines in between are allowed), then C{A2 LOGOUT}, written without waiting
+for its answer.
 
 With STARTTLS: greeting, C{CAPABILITY} (it must list STARTTLS), C{STARTTLS},
 the handshake, then the rest with a fresh parser; the tags keep counting.

@@ -2,10 +2,11 @@
 """
 The real IMAP4 probe against the hostile server's IMAP misbehaviours
 (L{tests.hostile_imap}, served by L{tests.hostile} in a process of its own):
-for each, the documented message and number (docs/failure-rules.md, IMAP4),
-a verdict within the timeout plus 0.5 s, no traceback or leftover; all of
-them at once; floods cut short in bounded memory; and real watch processes
-that exit 1 within their printed bound with the catalogue line.
+for each, the documented message and number (README "What counts as a
+failure", IMAP4), a verdict within the timeout plus 0.5 s, no traceback or
+leftover; all of them at once; floods cut short in bounded memory; and real
+watch processes that exit 1 within their printed bound with the catalogue
+line.
 
 L{tests.hostile_imap} is not imported here (see its docstring): the names
 come from the server process.

@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.test_imap -*-
 """
 Tests for L{ismon.imap}: the greeting / NOOP / LOGOUT conversation, LOGIN,
-STARTTLS, and the IMAP4 probe's verdicts (docs/failure-rules.md, IMAP4), on
-a L{MemoryReactorClock}.
+STARTTLS, and the IMAP4 probe's verdicts (README "What counts as a
+failure", IMAP4), on a L{MemoryReactorClock}.
 """
 
 from __future__ import annotations
