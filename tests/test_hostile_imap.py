@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import errno
 import time
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer
 
 from ismon.catalogue import MessageId
 from ismon.imap import ImapProbe
@@ -32,13 +30,14 @@ from tests.hostile import HostileServer
 from tests.netns import TEARDOWN, failure_lines
 from tests.test_hostile import (
     OK,
-    QUICK,
     RESET,
-    SLACK,
     TIMEOUT,
     Case,
-    Leaks,
+    check_result,
     lost,
+    probe_all_at_once,
+    probe_case,
+    probe_flood,
     status,
     timeout,
     tls_error,
@@ -154,16 +153,8 @@ def make_probe(case: Case, server: HostileServer) -> ImapProbe:
     )
 
 
-async def run_case(case: Case, server: HostileServer) -> tuple[ProbeResult, float]:
-    start = time.monotonic()
-    result = await make_probe(case, server).probe()
-    return result, time.monotonic() - start
-
-
-def check(case: Case, result: ProbeResult, elapsed: float, quick: float = QUICK) -> None:
+def check(case: Case, result: ProbeResult, elapsed: float, quick: float) -> None:
     """What L{tests.test_hostile.check_result} checks, and the password shown nowhere."""
-    from tests.test_hostile import check_result
-
     check_result(case, result, elapsed, quick)
     assert CREDENTIALS.password not in repr(result) + result.describe()
 
@@ -179,28 +170,13 @@ def test_every_behaviour_is_probed(tmp_path: Path) -> None:
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 @pytest_twisted.ensureDeferred
 async def test_hostile(case: Case, hostile: HostileServer) -> None:
-    leaks = Leaks()
-    try:
-        result, elapsed = await run_case(case, hostile)
-    finally:
-        leaks.check()
-    check(case, result, elapsed)
+    await probe_case(case, hostile, make_probe, check)
 
 
 @pytest_twisted.ensureDeferred
 async def test_all_at_once(hostile: HostileServer) -> None:
     """Every case at the same time: no probe disturbs another, or its deadline."""
-    leaks = Leaks()
-    start = time.monotonic()
-    try:
-        outcomes = await defer.gatherResults(
-            [defer.ensureDeferred(run_case(case, hostile)) for case in CASES]
-        )
-    finally:
-        leaks.check()
-    assert time.monotonic() - start <= TIMEOUT + SLACK
-    for case, (result, elapsed) in zip(CASES, outcomes, strict=True):
-        check(case, result, elapsed, quick=TIMEOUT)
+    await probe_all_at_once(CASES, hostile, make_probe, check)
 
 
 FLOODS = [
@@ -214,14 +190,7 @@ FLOODS = [
 @pytest_twisted.ensureDeferred
 async def test_flood_is_cut_short(case: Case, hostile: HostileServer) -> None:
     """A server offering 1-10 MiB is cut off early, in bounded memory."""
-    tracemalloc.start()
-    try:
-        result, elapsed = await run_case(case, hostile)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    check(case, result, elapsed, quick=0.5)
-    assert peak < 1024 * 1024, f"{case.id}: peak {peak} bytes"
+    await probe_flood(case, hostile, make_probe, check)
 
 
 def imap_watch_argv(
