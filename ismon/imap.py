@@ -62,11 +62,21 @@ def _login_command(credentials: BasicCredentials) -> bytes:
     return b"LOGIN " + quoted(credentials.user) + b" " + quoted(credentials.password)
 
 
+def _secrets(credentials: BasicCredentials | None) -> tuple[bytes, ...]:
+    """The password as typed and as quoted on the wire."""
+    if credentials is None:
+        return ()
+    return (credentials.password.encode("utf-8"), quoted(credentials.password)[1:-1])
+
+
 class _NoopProtocol(ProbeProtocol):
-    def __init__(self, request: ConversationRequest, login: bytes | None) -> None:
+    def __init__(
+        self, request: ConversationRequest, login: bytes | None, hidden: tuple[bytes, ...]
+    ) -> None:
         self._request = request
         self._login = login
-        self._parser = ImapResponseParser()
+        self._hidden = hidden
+        self._parser = ImapResponseParser(hidden)
         self._step = _Step.GREETING
         self._tags = 0
         self._tag = ""
@@ -152,7 +162,7 @@ class _NoopProtocol(ProbeProtocol):
 
     def _greeting(self, response: ImapResponse) -> None:
         if response.kind is Kind.TAGGED:
-            self._invalid(response, "reply to no command sent (tag " + response.tag + ")")
+            self._invalid(response, f"reply to no command sent (tag {response.tag})")
         elif response.keyword in ("BYE", "NO", "BAD"):
             self._negative(response)
         elif response.keyword not in ("OK", "PREAUTH"):
@@ -183,7 +193,7 @@ class _NoopProtocol(ProbeProtocol):
         elif self._step is _Step.STARTTLS:
             # Bytes sent before the handshake must not be read as responses
             # after it (RFC 9051 §6.2.1; CVE-2011-0411 style injection).
-            self._parser = ImapResponseParser()
+            self._parser = ImapResponseParser(self._hidden)
             self._step = _Step.HANDSHAKE
             self.start_tls()
         elif self._step is _Step.LOGIN:
@@ -223,6 +233,8 @@ class ImapProbe:
         self._resolver = resolver or system_resolver(reactor)
         # Made once, so that credentials no quoted string can carry fail here.
         self._login = None if request.credentials is None else _login_command(request.credentials)
+        # What a server echoing LOGIN would send back: never shown.
+        self._hidden = _secrets(request.credentials)
         self._tls: ITLSClient | None = None
         if request.tls is not None:
             # Only TLS watches load the TLS stack (ismon.entry).
@@ -237,7 +249,7 @@ class ImapProbe:
             host=self.request.host,
             port=self.request.port,
             timeout=self.request.timeout,
-            protocol_factory=lambda: _NoopProtocol(self.request, self._login),
+            protocol_factory=lambda: _NoopProtocol(self.request, self._login, self._hidden),
             tls=self._tls,
             implicit_tls=self._tls is not None and not self.request.starttls,
         )

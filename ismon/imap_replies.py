@@ -111,8 +111,8 @@ _START = re.compile(
 _LITERAL = re.compile(rb"~?\{([0-9]+)\}\Z")
 
 
-def _parse(line: bytes) -> ImapResponse:
-    text = printable(line, TEXT_LIMIT)
+def _parse(line: bytes, shown: bytes) -> ImapResponse:
+    text = printable(shown, TEXT_LIMIT)
     match = _UNTAGGED.fullmatch(line)
     if match is not None:
         return ImapResponse(Kind.UNTAGGED, "*", match[1].decode().upper(), _rest(match[2]), text)
@@ -123,7 +123,7 @@ def _parse(line: bytes) -> ImapResponse:
     if match is not None and match[1].upper() in (b"OK", b"NO", b"BAD"):
         tag = line.partition(b" ")[0].decode("ascii")
         return ImapResponse(Kind.TAGGED, tag, match[1].decode().upper(), _rest(match[2]), text)
-    raise InvalidImapResponse("not an IMAP response", line)
+    raise InvalidImapResponse("not an IMAP response", shown)
 
 
 def _rest(raw: bytes | None) -> str:
@@ -134,9 +134,15 @@ class ImapResponseParser:
     """
     Incremental parser of IMAP responses.  After it has raised, it must not
     be fed again (the probe gives its verdict and closes).
+
+    C{hidden}: byte strings (a password, as typed and as quoted) replaced by
+    C{***} wherever the parser shows what arrived (L{ImapResponse.text},
+    L{InvalidImapResponse.received}), before it is cut short: a server
+    that echoes LOGIN must not put the password in a log line.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, hidden: tuple[bytes, ...] = ()) -> None:
+        self._hidden = tuple(secret for secret in hidden if secret)
         self._buffer = b""
         # The finished lines of a response interrupted by literals.
         self._segments: list[bytes] = []
@@ -175,27 +181,35 @@ class ImapResponseParser:
         self._buffer = buffer[position:]
         return responses
 
+    def _shown(self, raw: bytes) -> bytes:
+        for secret in self._hidden:
+            raw = raw.replace(secret, b"***")
+        return raw
+
+    def _refuse(self, reason: str, raw: bytes) -> InvalidImapResponse:
+        return InvalidImapResponse(reason, self._shown(raw)[:80])
+
     def _spend(self, size: int, what: bytes, reason: str = "response too large") -> None:
         self._spent += size
         if self._spent > MAX_IMAP_RESPONSE_BYTES:
-            raise InvalidImapResponse(reason, what[:80])
+            raise self._refuse(reason, what)
 
     def _partial(self, head: bytes) -> None:
         if len(head) > MAX_IMAP_LINE_BYTES:
-            raise InvalidImapResponse("line too long", head[:80])
+            raise self._refuse("line too long", head)
         if b"\x00" in head:
-            raise InvalidImapResponse("NUL byte in a response", head[:80])
+            raise self._refuse("NUL byte in a response", head)
         if not self._segments and _START.fullmatch(head) is None:
-            raise InvalidImapResponse("not an IMAP response", head[:80])
+            raise self._refuse("not an IMAP response", head)
 
     def _line(self, line: bytes) -> ImapResponse | None:
         if len(line) > MAX_IMAP_LINE_BYTES:
-            raise InvalidImapResponse("line too long", line[:80])
+            raise self._refuse("line too long", line)
         self._spend(len(line) + 1, line)
         if line.endswith(b"\r"):
             line = line[:-1]
         if b"\x00" in line:
-            raise InvalidImapResponse("NUL byte in a response", line[:80])
+            raise self._refuse("NUL byte in a response", line)
         literal = _LITERAL.search(line)
         if literal is not None:
             # Nine digits keep int() cheap; the bound is far below them anyway.
@@ -206,7 +220,7 @@ class ImapResponseParser:
             return None
         whole = b"".join([*self._segments, line])
         self._segments = []
-        response = _parse(whole)
+        response = _parse(whole, self._shown(whole))
         if response.kind is Kind.TAGGED:
             self._spent = 0
         return response

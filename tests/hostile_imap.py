@@ -211,6 +211,15 @@ def imap_login_refused(c: Conn) -> None:
     imap(c, login=b"@T NO [AUTHENTICATIONFAILED] Authentication failed.\r\n")
 
 
+@behaviour("imap_login_echo")
+def imap_login_echo(c: Conn) -> None:
+    """LOGIN refused as BAD with the command echoed, password and all."""
+    imap(
+        c,
+        login=lambda c, tag, arguments: c.send(tag + b" BAD Error in LOGIN " + arguments + b"\r\n"),
+    )
+
+
 @behaviour("imap_starttls_refused")
 def imap_starttls_refused(c: Conn) -> None:
     imap(c, starttls=b"@T NO [UNAVAILABLE] TLS not available\r\n")

@@ -98,6 +98,7 @@ CASES = [
     Case("imap_bye_during_noop", "imap", **negative()),
     Case("imap_starttls_refused", "starttls", **negative()),
     Case("imap_login_refused", "login", **refused()),
+    Case("imap_login_echo", "login", **negative()),
     Case("imap_login_refused", "starttls-login", **refused()),
     # -- STARTTLS not offered, or not possible: 94
     Case("imap_no_starttls", "starttls", **no_starttls()),

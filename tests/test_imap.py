@@ -322,6 +322,27 @@ class LoginTests(ProbeCase):
         self.assertFailure_(result, MessageId.AUTH_REFUSED, 0, Phase.PARSE)
         self.assertNotIn("s3cr", repr(result) + result.describe())
 
+    def test_echoed_password_hidden(self) -> None:
+        """
+        A server that echoes LOGIN gets its text shown with the password
+        hidden, as typed and as quoted.
+        """
+        for echo in (
+            b'A1 BAD Error in IMAP command LOGIN "wat cher" "s3cr\\"et\\\\pw"\r\n',
+            b"A1 NO no such password: " + PASSWORD.encode() + b"\r\n",
+            b"\x00 " + PASSWORD.encode(),
+        ):
+            with self.subTest(echo=echo):
+                self.setUp()
+                self.protocol.dataReceived(GREETING)
+                self.protocol.dataReceived(echo)
+                self.protocol.connectionLost(aborted())
+                result = self.assertOnlyResult(self.results)
+                self.assertFalse(result.ok)
+                shown = repr(result) + result.describe()
+                self.assertIn("***", shown)
+                self.assertNotIn("s3cr", shown)
+
     def test_bad_login(self) -> None:
         self.protocol.dataReceived(GREETING)
         self.protocol.dataReceived(b"A1 BAD Error in IMAP command LOGIN\r\n")

@@ -151,6 +151,35 @@ class ExampleTests(SynchronousTestCase):
         self.assertLessEqual(len(response.text), 200)
 
 
+class HiddenTests(SynchronousTestCase):
+    """What the parser shows never holds the hidden bytes (a password)."""
+
+    def test_text(self) -> None:
+        parser = ImapResponseParser((b"s3cret", b'q\\"x'))
+        (response,) = parser.feed(b'A1 BAD Error in LOGIN "u" "s3cret" "q\\"x"\r\n')
+        self.assertEqual(response.text, 'A1 BAD Error in LOGIN "u" "***" "***"')
+        self.assertEqual((response.tag, response.keyword), ("A1", "BAD"))
+
+    def test_parsed_before_hiding(self) -> None:
+        """A password that looks like a keyword does not change what is read."""
+        (response,) = ImapResponseParser((b"OK",)).feed(b"A1 OK done\r\n")
+        self.assertEqual((response.keyword, response.text), ("OK", "A1 *** done"))
+
+    def test_refusals_hidden_before_the_cut(self) -> None:
+        """The 80 bytes a refusal keeps are cut from the hidden text, never mid-password."""
+        secret = b"p" * 30
+        for data in (
+            b"* OK " + b"x" * 60 + secret + b"\x00",
+            b"* OK " + b"x" * 60 + secret + b"y" * MAX_IMAP_LINE_BYTES,
+            b"+OK " + b"x" * 60 + secret + b"\r\n",
+        ):
+            with self.subTest(data=data[:20]):
+                parser = ImapResponseParser((secret,))
+                error = self.assertRaises(InvalidImapResponse, parser.feed, data)
+                self.assertNotIn(b"ppp", error.received)
+                self.assertIn(b"***", error.received)
+
+
 class LiteralTests(SynchronousTestCase):
     """
     Literals are skipped and counted, never kept, and what they hold is
