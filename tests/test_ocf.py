@@ -530,7 +530,9 @@ def test_smtp(agents: list[Agent], tmp_path: Path, fresh_servers: FreshServers) 
 @pytest.mark.parametrize(
     ("params", "expected"),
     [
-        ({"protocol": "ftp"}, OCF_ERR_CONFIGURED),
+        ({"protocol": "gopher"}, OCF_ERR_CONFIGURED),
+        ({"protocol": "ftp", "helo": "x"}, OCF_ERR_CONFIGURED),
+        ({"protocol": "imap", "starttls": "true", "port": "143"}, OCF_SUCCESS),
         ({"watch_id": "bad-id"}, OCF_ERR_CONFIGURED),
         ({"port": "70000"}, OCF_ERR_CONFIGURED),
         ({"port": "x"}, OCF_ERR_CONFIGURED),

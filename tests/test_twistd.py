@@ -34,6 +34,7 @@ from pathlib import Path
 
 import pytest
 
+from ismon.protocols import PROTOCOLS
 from tests.conftest import FreshServers
 from tests.servers import Nginx
 from tests.test_manual import unformatted
@@ -147,7 +148,7 @@ def test_the_venv_runs_the_wheel_not_the_working_tree(venv: Venv, tmp_path: Path
     module, plugin, names = json.loads(result.stdout)
     assert Path(module).is_relative_to(venv.path), module
     assert Path(plugin).is_relative_to(venv.path), plugin
-    assert names == ["ismon-http", "ismon-smtp"]
+    assert names == sorted(f"ismon-{name}" for name in PROTOCOLS)
     for script in ("clp_httpmon", "clp_smtpmon", "ismon"):
         assert (venv.bin / script).read_text().startswith(f"#!{venv.python}")
 
