@@ -3,7 +3,8 @@
 CPU cost of one ismon probe against the cost of forking a peer checker.
 
 Starts a real nginx and a real SMTP server (aiosmtpd) on free loopback ports
-in a temporary folder, then, in one run:
+in a temporary folder (and, as root with dovecot installed, a dovecot for the
+POP3 rows: ismon POP3 against check_pop), then, in one run:
 
   (a) runs N sequential ismon HTTP probes and N sequential ismon SMTP probes
       on one real Twisted reactor in this process (the next probe starts when
@@ -231,45 +232,6 @@ def start_smtp(work: Path, port: int, servers: list[Server]) -> Server:
     return server
 
 
-# The other protocols' rows: (row name, make(reactor) -> probe function) and
-# (row name, argv, install hint) of their forked peers; filled by main() for
-# the servers it could start (a row whose server could not start is skipped).
-EXTRA_ISMON: list[tuple[str, Callable[[Any], Callable[[], Any]]]] = []
-EXTRA_PEERS: list[tuple[str, list[str], str]] = []
-
-
-def start_imap(work: Path, results: Results) -> Any:
-    """
-    A throwaway dovecot (tests/dovecot.py; root, dovecot-imapd) for the
-    IMAP4 rows: ismon's greeting + NOOP + LOGOUT against check_imap's
-    greeting + LOGOUT.  None, and the rows skipped, when it cannot run.
-    """
-    from tests.certs import make_test_certs
-    from tests.dovecot import start_dovecot
-    from tests.servers import ServerUnavailable
-
-    try:
-        server = start_dovecot(work / "dovecot", make_test_certs(work / "certs"))
-    except (ServerUnavailable, RuntimeError) as e:
-        for name in ("ismon IMAP4", "check_imap"):
-            results.skipped[name] = f"dovecot unavailable: {e}"
-        return None
-    port = server.imap_port
-
-    def make(reactor: Any) -> Callable[[], Any]:
-        from ismon.imap import ImapProbe
-        from ismon.requests import ConversationRequest
-
-        request = ConversationRequest(host="127.0.0.1", port=port, timeout=PROBE_TIMEOUT)
-        return ImapProbe(reactor, request).probe
-
-    EXTRA_ISMON.append(("ismon IMAP4", make))
-    argv = [str(PLUGINS / "check_imap"), "-H", "127.0.0.1", "-p", str(port)]
-    EXTRA_PEERS.append(("check_imap", argv, "apt-get install monitoring-plugins-basic"))
-    print(f"dovecot IMAP4 on 127.0.0.1:{port}", flush=True)
-    return server
-
-
 # --------------------------------------------------------------------------
 # (a) ismon probes on one reactor
 
@@ -351,9 +313,18 @@ def _blocking_head(port: int) -> Any:
 
 
 def run_ismon(
-    http_port: int, smtp_port: int, n: int, gap: float, profile: int, results: Results
+    http_port: int,
+    smtp_port: int,
+    n: int,
+    gap: float,
+    profile: int,
+    results: Results,
+    extra: Sequence[tuple[str, Callable[[Any], Callable[[], Any]]]] = (),
 ) -> None:
-    """All reactor work of the run: warm-up, two measured batches, optional profile."""
+    """
+    All reactor work of the run: warm-up, the measured batches, optional
+    profile.  C{extra}: more rows, (name, reactor -> probe function).
+    """
     from twisted.internet import reactor
 
     from ismon.http import HttpProbe
@@ -399,7 +370,7 @@ def run_ismon(
             (FLOOR_TWISTED, lambda: _bare_twisted_head(reactor, http_port)),
             (FLOOR_SOCKET, lambda: _blocking_head(http_port)),
         ]
-        kinds += [(name, make(reactor)) for name, make in EXTRA_ISMON]
+        kinds += [(name, make(reactor)) for name, make in extra]
         for name, probe in kinds:
             await sequential(probe, min(WARMUP, n))
             with measure(resource.RUSAGE_SELF) as cpu:
@@ -442,8 +413,7 @@ def run_ismon(
         d.addBoth(finished)
 
     # A bound on the whole reactor phase, so a wedged probe cannot hang the bench.
-    kinds = 4 + len(EXTRA_ISMON)
-    limit = 60 + (kinds * n + kinds * WARMUP + 2 * profile) * (0.05 + gap)
+    limit = 60 + ((4 + len(extra)) * n + (4 + len(extra)) * WARMUP + 2 * profile) * (0.05 + gap)
 
     def too_long() -> None:
         outcome.setdefault("result", "timeout")
@@ -570,6 +540,54 @@ def peer_commands(http_port: int, smtp_port: int) -> list[tuple[str, list[str], 
 
 
 # --------------------------------------------------------------------------
+# POP3 (and IMAP4): a private dovecot of tests/dovecot.py
+
+
+def start_dovecot(work: Path) -> Any:
+    """A throwaway dovecot (POP3 and IMAP4 on free ports); None with a reason if it cannot run."""
+    from tests.certs import make_test_certs
+    from tests.dovecot import start_dovecot as start
+    from tests.servers import ServerUnavailable
+
+    try:
+        return start(work / "dovecot", make_test_certs(work / "certs")), ""
+    except ServerUnavailable as e:
+        return None, str(e)
+
+
+def conversation_rows(
+    row: str, protocol: str, port: int, checker: str, hint: str
+) -> tuple[list[Any], list[tuple[str, list[str], str]]]:
+    """
+    The ismon row of a greeting-and-command protocol (its probe from
+    ismon.protocols) and its forked monitoring-plugins checker, both on
+    127.0.0.1:port.
+    """
+
+    def make(reactor: Any) -> Callable[[], Any]:
+        from ismon.protocols import PROTOCOLS
+        from ismon.requests import ConversationRequest
+
+        request = ConversationRequest(host="127.0.0.1", port=port, timeout=PROBE_TIMEOUT)
+        return PROTOCOLS[protocol].make_probe(reactor, request).probe
+
+    peer = [str(PLUGINS / checker), "-H", "127.0.0.1", "-p", str(port)]
+    return [(row, make)], [(checker, peer, hint)]
+
+
+def pop3_rows(dovecot: Any) -> tuple[list[Any], list[tuple[str, list[str], str]]]:
+    """The ismon POP3 row (greeting, CAPA, QUIT) and check_pop (greeting, QUIT) against dovecot."""
+    hint = "apt-get install monitoring-plugins-standard"
+    return conversation_rows("ismon POP3", "pop3", dovecot.pop3_port, "check_pop", hint)
+
+
+def imap_rows(dovecot: Any) -> tuple[list[Any], list[tuple[str, list[str], str]]]:
+    """The ismon IMAP4 row (greeting, NOOP, LOGOUT) and check_imap (greeting, LOGOUT) against dovecot."""
+    hint = "apt-get install monitoring-plugins-basic"
+    return conversation_rows("ismon IMAP4", "imap", dovecot.imap_port, "check_imap", hint)
+
+
+# --------------------------------------------------------------------------
 # Report
 
 
@@ -588,7 +606,7 @@ def report(results: Results, n: int, forked_runs: int, gap: float) -> None:
     print("-" * len(head))
     order = ["ismon HTTP", "ismon SMTP", "check_http", "check_smtp", "curl -sI"]
     order += [FLOOR_TWISTED, FLOOR_SOCKET]
-    order += ["ismon IMAP4", "check_imap"]
+    order += [name for name in [*rows, *results.skipped] if name not in order]
     for name in order:
         if name in results.skipped:
             print(f"{name:<28} skipped: {results.skipped[name]}")
@@ -623,6 +641,7 @@ def report(results: Results, n: int, forked_runs: int, gap: float) -> None:
     print()
     verdicts = []
     pairs = [("check_http", "ismon HTTP"), ("check_smtp", "ismon SMTP")]
+    pairs += [("check_pop", "ismon POP3")]
     pairs += [("check_imap", "ismon IMAP4")]
     for peer, ours in pairs:
         if peer in rows and ours in rows and rows[ours].cpu.total > 0:
@@ -724,7 +743,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     servers: list[Server] = []
-    imap: Any = None
+    # Servers of tests/ (ServerProcess): stopped by their own stop().
+    stoppers: list[Any] = []
     work: Path | None = None
     results = Results()
     try:
@@ -740,11 +760,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
 
-        imap = start_imap(work, results)
+        extra: list[Any] = []
+        extra_peers: list[tuple[str, list[str], str]] = []
+        dovecot, why = start_dovecot(work)
+        if dovecot is None:
+            results.skipped["ismon POP3"] = results.skipped["check_pop"] = why
+            results.skipped["ismon IMAP4"] = results.skipped["check_imap"] = why
+        else:
+            stoppers.append(dovecot)
+            rows, peers = pop3_rows(dovecot)
+            extra += rows
+            extra_peers += peers
+            print(f"dovecot POP3 on 127.0.0.1:{dovecot.pop3_port}", flush=True)
+            rows, peers = imap_rows(dovecot)
+            extra += rows
+            extra_peers += peers
+            print(f"dovecot IMAP4 on 127.0.0.1:{dovecot.imap_port}", flush=True)
 
         t0 = time.perf_counter()
-        run_ismon(http_port, smtp_port, args.probes, args.gap, args.profile, results)
-        for name, cmd, hint in [*peer_commands(http_port, smtp_port), *EXTRA_PEERS]:
+        run_ismon(http_port, smtp_port, args.probes, args.gap, args.profile, results, extra)
+        for name, cmd, hint in [*peer_commands(http_port, smtp_port), *extra_peers]:
             if not os.access(cmd[0], os.X_OK):
                 results.skipped[name] = f"{cmd[0]} missing ({hint})"
                 continue
@@ -777,8 +812,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(s, signal.SIG_IGN)
         for server in reversed(servers):
             server.stop()
-        if imap is not None:
-            imap.stop()
+        for other in reversed(stoppers):
+            other.stop()
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
         for s, handler in old.items():

@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "ismon.imap_replies",
             "ismon.manual",
             "ismon.options",
+            "ismon.pop3_replies",
             "ismon.protocols",
             "ismon.replies",
             "ismon.requests",
