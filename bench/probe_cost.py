@@ -556,21 +556,36 @@ def start_dovecot(work: Path) -> Any:
         return None, str(e)
 
 
-def pop3_rows(dovecot: Any) -> tuple[list[Any], list[tuple[str, list[str], str]]]:
-    """The ismon POP3 row (greeting, CAPA, QUIT) and check_pop (greeting, QUIT) against dovecot."""
+def conversation_rows(
+    row: str, protocol: str, port: int, checker: str, hint: str
+) -> tuple[list[Any], list[tuple[str, list[str], str]]]:
+    """
+    The ismon row of a greeting-and-command protocol (its probe from
+    ismon.protocols) and its forked monitoring-plugins checker, both on
+    127.0.0.1:port.
+    """
 
     def make(reactor: Any) -> Callable[[], Any]:
-        from ismon.pop3 import Pop3Probe
+        from ismon.protocols import PROTOCOLS
         from ismon.requests import ConversationRequest
 
-        request = ConversationRequest(
-            host="127.0.0.1", port=dovecot.pop3_port, timeout=PROBE_TIMEOUT
-        )
-        return Pop3Probe(reactor, request).probe
+        request = ConversationRequest(host="127.0.0.1", port=port, timeout=PROBE_TIMEOUT)
+        return PROTOCOLS[protocol].make_probe(reactor, request).probe
 
-    peer = [str(PLUGINS / "check_pop"), "-H", "127.0.0.1", "-p", str(dovecot.pop3_port)]
+    peer = [str(PLUGINS / checker), "-H", "127.0.0.1", "-p", str(port)]
+    return [(row, make)], [(checker, peer, hint)]
+
+
+def pop3_rows(dovecot: Any) -> tuple[list[Any], list[tuple[str, list[str], str]]]:
+    """The ismon POP3 row (greeting, CAPA, QUIT) and check_pop (greeting, QUIT) against dovecot."""
     hint = "apt-get install monitoring-plugins-standard"
-    return [("ismon POP3", make)], [("check_pop", peer, hint)]
+    return conversation_rows("ismon POP3", "pop3", dovecot.pop3_port, "check_pop", hint)
+
+
+def imap_rows(dovecot: Any) -> tuple[list[Any], list[tuple[str, list[str], str]]]:
+    """The ismon IMAP4 row (greeting, NOOP, LOGOUT) and check_imap (greeting, LOGOUT) against dovecot."""
+    hint = "apt-get install monitoring-plugins-basic"
+    return conversation_rows("ismon IMAP4", "imap", dovecot.imap_port, "check_imap", hint)
 
 
 def start_ftp(work: Path) -> Any:
@@ -587,17 +602,8 @@ def start_ftp(work: Path) -> Any:
 
 def ftp_rows(vsftpd: Any) -> tuple[list[Any], list[tuple[str, list[str], str]]]:
     """The ismon FTP row (greeting, NOOP, QUIT) and check_ftp (greeting, QUIT) against vsftpd."""
-
-    def make(reactor: Any) -> Callable[[], Any]:
-        from ismon.ftp import FtpProbe
-        from ismon.requests import ConversationRequest
-
-        request = ConversationRequest(host="127.0.0.1", port=vsftpd.port, timeout=PROBE_TIMEOUT)
-        return FtpProbe(reactor, request).probe
-
-    peer = [str(PLUGINS / "check_ftp"), "-H", "127.0.0.1", "-p", str(vsftpd.port)]
     hint = "apt-get install monitoring-plugins-basic"
-    return [("ismon FTP", make)], [("check_ftp", peer, hint)]
+    return conversation_rows("ismon FTP", "ftp", vsftpd.port, "check_ftp", hint)
 
 
 # --------------------------------------------------------------------------
@@ -654,7 +660,8 @@ def report(results: Results, n: int, forked_runs: int, gap: float) -> None:
     print()
     verdicts = []
     pairs = [("check_http", "ismon HTTP"), ("check_smtp", "ismon SMTP")]
-    pairs += [("check_pop", "ismon POP3"), ("check_ftp", "ismon FTP")]
+    pairs += [("check_pop", "ismon POP3"), ("check_imap", "ismon IMAP4")]
+    pairs += [("check_ftp", "ismon FTP")]
     for peer, ours in pairs:
         if peer in rows and ours in rows and rows[ours].cpu.total > 0:
             a, b = rows[peer], rows[ours]
@@ -777,12 +784,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         dovecot, why = start_dovecot(work)
         if dovecot is None:
             results.skipped["ismon POP3"] = results.skipped["check_pop"] = why
+            results.skipped["ismon IMAP4"] = results.skipped["check_imap"] = why
         else:
             stoppers.append(dovecot)
             rows, peers = pop3_rows(dovecot)
             extra += rows
             extra_peers += peers
             print(f"dovecot POP3 on 127.0.0.1:{dovecot.pop3_port}", flush=True)
+            rows, peers = imap_rows(dovecot)
+            extra += rows
+            extra_peers += peers
+            print(f"dovecot IMAP4 on 127.0.0.1:{dovecot.imap_port}", flush=True)
         vsftpd, why = start_ftp(work)
         if vsftpd is None:
             results.skipped["ismon FTP"] = results.skipped["check_ftp"] = why

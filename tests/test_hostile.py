@@ -297,10 +297,9 @@ class Leaks:
 
 
 async def run_case(
-    case: Case, server: HostileServer, make: Callable[[Case, HostileServer], Any] | None = None
+    case: Case, server: HostileServer, make: Callable[[Case, HostileServer], Any] = make_probe
 ) -> tuple[ProbeResult, float]:
-    """Run C{case}'s probe, made by C{make} (L{make_probe}: HTTP and SMTP)."""
-    probe = (make or make_probe)(case, server)
+    probe = make(case, server)
     start = time.monotonic()
     result = await probe.probe()
     return result, time.monotonic() - start
@@ -350,22 +349,26 @@ def test_every_behaviour_is_probed() -> None:
     assert len(BEHAVIOURS) + len(SPECIAL) >= 25
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
-@pytest_twisted.ensureDeferred
-async def test_hostile(case: Case, hostile: HostileServer) -> None:
+# The probe of a case, and the checks of its result: other protocols' suites
+# (tests/test_hostile_imap.py ...) pass their own.
+Make = Callable[[Case, HostileServer], Any]
+Check = Callable[[Case, ProbeResult, float, float], None]
+
+
+async def probe_case(
+    case: Case, server: HostileServer, make: Make = make_probe, check: Check = check_result
+) -> None:
+    """One case: its result checked, and nothing left behind."""
     leaks = Leaks()
     try:
-        result, elapsed = await run_case(case, hostile)
+        result, elapsed = await run_case(case, server, make)
     finally:
         leaks.check()
-    check_result(case, result, elapsed)
+    check(case, result, elapsed, QUICK)
 
 
-async def all_at_once(
-    cases: list[Case],
-    server: HostileServer,
-    make: Callable[[Case, HostileServer], Any] | None = None,
-    check: Callable[..., None] = check_result,
+async def probe_all_at_once(
+    cases: list[Case], server: HostileServer, make: Make = make_probe, check: Check = check_result
 ) -> None:
     """Every case at the same time: no probe disturbs another, or its deadline."""
     leaks = Leaks()
@@ -378,12 +381,36 @@ async def all_at_once(
         leaks.check()
     assert time.monotonic() - start <= TIMEOUT + SLACK
     for case, (result, elapsed) in zip(cases, outcomes, strict=True):
-        check(case, result, elapsed, quick=TIMEOUT)
+        check(case, result, elapsed, TIMEOUT)
+
+
+async def probe_flood(
+    case: Case, server: HostileServer, make: Make = make_probe, check: Check = check_result
+) -> None:
+    """
+    A server offering 1-10 MiB is cut off early: the probe decides at once
+    and its memory never grows with what the server sends.
+    """
+    tracemalloc.start()
+    try:
+        result, elapsed = await run_case(case, server, make)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    check(case, result, elapsed, 0.5)
+    assert peak < 1024 * 1024, f"{case.id}: peak {peak} bytes"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+@pytest_twisted.ensureDeferred
+async def test_hostile(case: Case, hostile: HostileServer) -> None:
+    await probe_case(case, hostile)
 
 
 @pytest_twisted.ensureDeferred
 async def test_all_at_once(hostile: HostileServer) -> None:
-    await all_at_once(CASES, hostile)
+    """Every case at the same time: no probe disturbs another, or its deadline."""
+    await probe_all_at_once(CASES, hostile)
 
 
 FLOODS = [
@@ -399,28 +426,8 @@ FLOODS = [
 @pytest.mark.parametrize("case", FLOODS, ids=[case.id for case in FLOODS])
 @pytest_twisted.ensureDeferred
 async def test_flood_is_cut_short(case: Case, hostile: HostileServer) -> None:
-    """
-    A server offering 1-10 MiB is cut off early: the probe decides at once
-    and its memory never grows with what the server sends.
-    """
-    await cut_short(case, hostile)
-
-
-async def cut_short(
-    case: Case,
-    server: HostileServer,
-    make: Callable[[Case, HostileServer], Any] | None = None,
-    check: Callable[..., None] = check_result,
-) -> None:
-    """C{case}'s flood is decided at once, with at most 1 MiB of memory allocated."""
-    tracemalloc.start()
-    try:
-        result, elapsed = await run_case(case, server, make)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    check(case, result, elapsed, quick=0.5)
-    assert peak < 1024 * 1024, f"{case.id}: peak {peak} bytes"
+    """A server offering 1-10 MiB is cut off early, in bounded memory."""
+    await probe_flood(case, hostile)
 
 
 def test_one_behaviour_per_process(tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -32,12 +32,11 @@ from tests.test_hostile import (
     RESET,
     TIMEOUT,
     Case,
-    Leaks,
-    all_at_once,
     check_result,
-    cut_short,
     lost,
-    run_case,
+    probe_all_at_once,
+    probe_case,
+    probe_flood,
     status,
     timeout,
     tls_error,
@@ -165,25 +164,20 @@ def test_every_ftp_behaviour_is_probed() -> None:
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 @pytest_twisted.ensureDeferred
 async def test_hostile_ftp(case: Case, hostile: HostileServer) -> None:
-    leaks = Leaks()
-    try:
-        result, elapsed = await run_case(case, hostile, make_probe)
-    finally:
-        leaks.check()
-    check_ftp_result(case, result, elapsed)
+    await probe_case(case, hostile, make_probe, check_ftp_result)
 
 
 @pytest_twisted.ensureDeferred
 async def test_all_at_once(hostile: HostileServer) -> None:
     """Every case at the same time: no probe disturbs another, or its deadline."""
-    await all_at_once(CASES, hostile, make_probe, check_ftp_result)
+    await probe_all_at_once(CASES, hostile, make_probe, check_ftp_result)
 
 
 @pytest.mark.parametrize("case", FLOODS, ids=[case.id for case in FLOODS])
 @pytest_twisted.ensureDeferred
 async def test_flood_is_cut_short(case: Case, hostile: HostileServer) -> None:
     """1-10 MiB offered: decided at once, and memory does not grow with it."""
-    await cut_short(case, hostile, make_probe, check_ftp_result)
+    await probe_flood(case, hostile, make_probe, check_ftp_result)
 
 
 def test_watch_on_a_refusing_ftp_server_exits_within_its_bound(

@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "ismon.control_commands",
             "ismon.exit_status",
             "ismon.ftp_replies",
+            "ismon.imap_replies",
             "ismon.manual",
             "ismon.metrics",
             "ismon.options",
