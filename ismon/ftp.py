@@ -22,18 +22,12 @@ L{ismon.ftp_replies}.
 from __future__ import annotations
 
 from enum import Enum, auto
-from typing import Any
-
-import attrs
-from twisted.internet.defer import Deferred
-from zope.interface import implementer
 
 from ismon.catalogue import MessageId
 from ismon.ftp_replies import FtpReply, FtpReplyParser, InvalidReply
-from ismon.probe import IProbe, ITLSClient, ProbeProtocol, ReactorType, Resolver, run_probe
-from ismon.replies import printable
-from ismon.requests import ConversationRequest
-from ismon.result import Phase, ProbeResult
+from ismon.probe import ConversationProbe, ITLSClient, ProbeProtocol, ReactorType, Resolver
+from ismon.requests import ConversationRequest, TLSSettings
+from ismon.result import Phase
 
 __all__ = ["FtpProbe"]
 
@@ -66,10 +60,6 @@ class _FtpProtocol(ProbeProtocol):
         self._request = request
         self._parser = FtpReplyParser()
         self._step = _Step.GREETING
-        self._last = ""
-
-    def begin(self) -> None:
-        self.phase = Phase.WAIT
 
     def dataReceived(self, data: bytes) -> None:
         if self.decided or self._step in (_Step.DONE, _Step.HANDSHAKE):
@@ -78,14 +68,7 @@ class _FtpProtocol(ProbeProtocol):
         try:
             replies = self._parser.feed(data)
         except InvalidReply as e:
-            self.phase = Phase.PARSE
-            # No reply code could be read: message 83 with 0 (documented).
-            self.fail(
-                MessageId.INVALID_STATUS,
-                number=0,
-                reply=printable(e.received, 120),
-                detail=e.reason,
-            )
+            self.fail_unreadable(e.received, e.reason)
             return
         for index, reply in enumerate(replies):
             step = self._step
@@ -115,13 +98,11 @@ class _FtpProtocol(ProbeProtocol):
         )
 
     def _send(self, line: bytes, step: _Step) -> None:
-        self.phase = Phase.SEND
         self._step = step
-        self.transport.write(line + b"\r\n")  # type: ignore[union-attr]
-        self.phase = Phase.WAIT
+        self.send_line(line)
 
     def _reply(self, reply: FtpReply) -> None:
-        self._last = reply.text
+        self.last_reply = reply.text
         step = self._step
         if reply.code not in _GOOD[step]:
             self._refused(step, reply)
@@ -171,48 +152,26 @@ class _FtpProtocol(ProbeProtocol):
 
     def _done(self, reply: FtpReply) -> None:
         self._step = _Step.DONE
-        # QUIT is a courtesy: the verdict is in, and a late or missing 221
-        # must not count against the server.
-        self.transport.write(b"QUIT\r\n")  # type: ignore[union-attr]
-        self.succeed(reply.text)
+        self.finish(b"QUIT", reply.text)
 
     def startTLSCompleted(self) -> None:
         self._command()
 
-    def ended(self, reason: Any) -> ProbeResult:
-        result = super().ended(reason)
-        if self._last and not result.reply:
-            result = attrs.evolve(result, reply=self._last)
-        return result
 
-
-@implementer(IProbe)
-class FtpProbe:
+class FtpProbe(ConversationProbe[ConversationRequest]):
     """Probe an FTP server with NOOP (and, with credentials, a login first)."""
 
     def __init__(
         self, reactor: ReactorType, request: ConversationRequest, resolver: Resolver | None = None
     ) -> None:
-        from ismon.probe import system_resolver
+        tls = None if request.tls is None else _client_tls(request.tls)
+        super().__init__(reactor, request, resolver, tls)
 
-        self._reactor = reactor
-        self.request = request
-        self._resolver = resolver or system_resolver(reactor)
-        self._tls: ITLSClient | None = None
-        if request.tls is not None:
-            # Only TLS watches load the TLS stack (ismon.entry).
-            from ismon.tls import client_tls
+    def conversation(self) -> ProbeProtocol:
+        return _FtpProtocol(self.request)
 
-            self._tls = client_tls(request.tls)
 
-    def probe(self) -> Deferred[ProbeResult]:
-        return run_probe(
-            self._reactor,
-            self._resolver,
-            host=self.request.host,
-            port=self.request.port,
-            timeout=self.request.timeout,
-            protocol_factory=lambda: _FtpProtocol(self.request),
-            tls=self._tls,
-            implicit_tls=self._tls is not None and not self.request.starttls,
-        )
+def _client_tls(settings: TLSSettings) -> ITLSClient:
+    from ismon.tls import client_tls  # only TLS watches load the TLS stack (ismon.entry)
+
+    return client_tls(settings)

@@ -21,11 +21,6 @@ from __future__ import annotations
 
 from enum import Enum, auto
 
-import attrs
-from twisted.internet.defer import Deferred
-from twisted.python.failure import Failure
-from zope.interface import implementer
-
 from ismon.catalogue import MessageId
 from ismon.imap_replies import (
     ImapResponse,
@@ -35,10 +30,9 @@ from ismon.imap_replies import (
     capabilities,
     quoted,
 )
-from ismon.probe import IProbe, ITLSClient, ProbeProtocol, ReactorType, Resolver, run_probe
-from ismon.replies import printable
-from ismon.requests import BasicCredentials, ConversationRequest
-from ismon.result import Phase, ProbeResult
+from ismon.probe import ConversationProbe, ITLSClient, ProbeProtocol, ReactorType, Resolver
+from ismon.requests import BasicCredentials, ConversationRequest, TLSSettings
+from ismon.result import Phase
 
 __all__ = ["ImapProbe"]
 
@@ -81,11 +75,7 @@ class _NoopProtocol(ProbeProtocol):
         self._tags = 0
         self._tag = ""
         self._capabilities: set[str] = set()
-        self._last = ""
         self._sent = False
-
-    def begin(self) -> None:
-        self.phase = Phase.WAIT
 
     def dataReceived(self, data: bytes) -> None:
         if self.decided or self._step in (_Step.DONE, _Step.HANDSHAKE):
@@ -94,14 +84,7 @@ class _NoopProtocol(ProbeProtocol):
         try:
             responses = self._parser.feed(data)
         except InvalidImapResponse as e:
-            self.phase = Phase.PARSE
-            # No IMAP response could be read: message 83 with 0 (documented).
-            self.fail(
-                MessageId.INVALID_STATUS,
-                number=0,
-                reply=printable(e.received, 120),
-                detail=e.reason,
-            )
+            self.fail_unreadable(e.received, e.reason)
             return
         self._sent = False
         for response in responses:
@@ -118,13 +101,11 @@ class _NoopProtocol(ProbeProtocol):
             self.phase = Phase.WAIT
 
     def _send(self, command: bytes, step: _Step) -> None:
-        self.phase = Phase.SEND
         self._step = step
         self._tags += 1
         self._tag = f"A{self._tags}"
-        self.transport.write(self._tag.encode("ascii") + b" " + command + b"\r\n")  # type: ignore[union-attr]
+        self.send_line(self._tag.encode("ascii") + b" " + command)
         self._sent = True
-        self.phase = Phase.WAIT
 
     def _invalid(self, response: ImapResponse, detail: str) -> None:
         self.phase = Phase.PARSE
@@ -135,7 +116,7 @@ class _NoopProtocol(ProbeProtocol):
         self.fail(MessageId.NEGATIVE_REPLY, reply=response.text, detail=response.text)
 
     def _response(self, response: ImapResponse) -> None:
-        self._last = response.text
+        self.last_reply = response.text
         if response.kind is Kind.CONTINUATION:
             # We never send a literal, so nothing may ask for one.
             self._invalid(response, "continuation request to no literal")
@@ -200,11 +181,8 @@ class _NoopProtocol(ProbeProtocol):
             self._send(b"NOOP", _Step.NOOP)
         elif self._step is _Step.NOOP:
             self._step = _Step.DONE
-            # LOGOUT is a courtesy: the verdict is in, and its BYE and OK
-            # must not count against the server.
             self._tags += 1
-            self.transport.write(b"A%d LOGOUT\r\n" % self._tags)  # type: ignore[union-attr]
-            self.succeed(response.text)
+            self.finish(b"A%d LOGOUT" % self._tags, response.text)
 
     def startTLSCompleted(self) -> None:
         if self._login is not None:
@@ -212,44 +190,25 @@ class _NoopProtocol(ProbeProtocol):
         else:
             self._send(b"NOOP", _Step.NOOP)
 
-    def ended(self, reason: Failure) -> ProbeResult:
-        result = super().ended(reason)
-        if self._last and not result.reply:
-            result = attrs.evolve(result, reply=self._last)
-        return result
 
-
-@implementer(IProbe)
-class ImapProbe:
+class ImapProbe(ConversationProbe[ConversationRequest]):
     """Probe an IMAP4 server with NOOP (a LOGIN first with credentials)."""
 
     def __init__(
         self, reactor: ReactorType, request: ConversationRequest, resolver: Resolver | None = None
     ) -> None:
-        from ismon.probe import system_resolver
-
-        self._reactor = reactor
-        self.request = request
-        self._resolver = resolver or system_resolver(reactor)
+        tls = None if request.tls is None else _client_tls(request.tls)
+        super().__init__(reactor, request, resolver, tls)
         # Made once, so that credentials no quoted string can carry fail here.
         self._login = None if request.credentials is None else _login_command(request.credentials)
         # What a server echoing LOGIN would send back: never shown.
         self._hidden = _secrets(request.credentials)
-        self._tls: ITLSClient | None = None
-        if request.tls is not None:
-            # Only TLS watches load the TLS stack (ismon.entry).
-            from ismon.tls import client_tls
 
-            self._tls = client_tls(request.tls)
+    def conversation(self) -> ProbeProtocol:
+        return _NoopProtocol(self.request, self._login, self._hidden)
 
-    def probe(self) -> Deferred[ProbeResult]:
-        return run_probe(
-            self._reactor,
-            self._resolver,
-            host=self.request.host,
-            port=self.request.port,
-            timeout=self.request.timeout,
-            protocol_factory=lambda: _NoopProtocol(self.request, self._login, self._hidden),
-            tls=self._tls,
-            implicit_tls=self._tls is not None and not self.request.starttls,
-        )
+
+def _client_tls(settings: TLSSettings) -> ITLSClient:
+    from ismon.tls import client_tls  # only TLS watches load the TLS stack (ismon.entry)
+
+    return client_tls(settings)

@@ -17,18 +17,13 @@ in the manner of L{ismon.smtp}.
 from __future__ import annotations
 
 from enum import Enum, auto
-from typing import Any
-
-import attrs
-from twisted.internet.defer import Deferred
-from zope.interface import implementer
 
 from ismon.catalogue import MessageId
 from ismon.pop3_replies import InvalidReply, Pop3Reply, Pop3ReplyParser, capabilities
-from ismon.probe import IProbe, ITLSClient, ProbeProtocol, ReactorType, Resolver, run_probe
+from ismon.probe import ConversationProbe, ITLSClient, ProbeProtocol, ReactorType, Resolver
 from ismon.replies import printable
-from ismon.requests import ConversationRequest
-from ismon.result import Phase, ProbeResult
+from ismon.requests import ConversationRequest, TLSSettings
+from ismon.result import Phase
 
 __all__ = ["Pop3Probe"]
 
@@ -60,11 +55,7 @@ class _CapaProtocol(ProbeProtocol):
         self._request = request
         self._parser = Pop3ReplyParser()
         self._step = _Step.GREETING
-        self._last = ""
         self._sent = False
-
-    def begin(self) -> None:
-        self.phase = Phase.WAIT
 
     def _waiting(self) -> bool:
         return not self.decided and self._step not in (_Step.DONE, _Step.HANDSHAKE)
@@ -89,29 +80,21 @@ class _CapaProtocol(ProbeProtocol):
                     self.fail(
                         MessageId.INVALID_STATUS,
                         number=0,
-                        reply=self._last,
+                        reply=self.last_reply,
                         detail="reply before the command was sent",
                     )
                     return
         except InvalidReply as e:
-            self.phase = Phase.PARSE
             # POP3 has no reply codes: text that is no POP3 reply is 83 with 0.
-            self.fail(
-                MessageId.INVALID_STATUS,
-                number=0,
-                reply=printable(e.received, 120),
-                detail=e.reason,
-            )
+            self.fail_unreadable(e.received, e.reason)
             return
         if self._waiting() and not self._parser.pending:
             self.phase = Phase.WAIT
 
     def _send(self, line: bytes, step: _Step) -> None:
-        self.phase = Phase.SEND
         self._step = step
-        self.transport.write(line + b"\r\n")  # type: ignore[union-attr]
+        self.send_line(line)
         self._sent = True
-        self.phase = Phase.WAIT
 
     def _after_capa(self) -> None:
         credentials = self._request.credentials
@@ -122,13 +105,10 @@ class _CapaProtocol(ProbeProtocol):
 
     def _finish(self) -> None:
         self._step = _Step.DONE
-        # QUIT is a courtesy: the verdict is already in, and a late answer
-        # to it must not count against the server.
-        self.transport.write(b"QUIT\r\n")  # type: ignore[union-attr]
-        self.succeed(self._last)
+        self.finish(b"QUIT", self.last_reply)
 
     def _reply(self, reply: Pop3Reply) -> None:
-        self._last = reply.text
+        self.last_reply = reply.text
         if not reply.ok:
             self.phase = Phase.PARSE
             if self._step in _LOGIN:
@@ -173,40 +153,21 @@ class _CapaProtocol(ProbeProtocol):
     def startTLSCompleted(self) -> None:
         self._send(b"CAPA", _Step.CAPA)
 
-    def ended(self, reason: Any) -> ProbeResult:
-        result = super().ended(reason)
-        if self._last and not result.reply:
-            result = attrs.evolve(result, reply=self._last)
-        return result
 
-
-@implementer(IProbe)
-class Pop3Probe:
+class Pop3Probe(ConversationProbe[ConversationRequest]):
     """Probe a POP3 server with CAPA (and, given credentials, a login and STAT)."""
 
     def __init__(
         self, reactor: ReactorType, request: ConversationRequest, resolver: Resolver | None = None
     ) -> None:
-        from ismon.probe import system_resolver
+        tls = None if request.tls is None else _client_tls(request.tls)
+        super().__init__(reactor, request, resolver, tls)
 
-        self._reactor = reactor
-        self.request = request
-        self._resolver = resolver or system_resolver(reactor)
-        self._tls: ITLSClient | None = None
-        if request.tls is not None:
-            # Only TLS watches load the TLS stack (ismon.entry).
-            from ismon.tls import client_tls
+    def conversation(self) -> ProbeProtocol:
+        return _CapaProtocol(self.request)
 
-            self._tls = client_tls(request.tls)
 
-    def probe(self) -> Deferred[ProbeResult]:
-        return run_probe(
-            self._reactor,
-            self._resolver,
-            host=self.request.host,
-            port=self.request.port,
-            timeout=self.request.timeout,
-            protocol_factory=lambda: _CapaProtocol(self.request),
-            tls=self._tls,
-            implicit_tls=self._tls is not None and not self.request.starttls,
-        )
+def _client_tls(settings: TLSSettings) -> ITLSClient:
+    from ismon.tls import client_tls  # only TLS watches load the TLS stack (ismon.entry)
+
+    return client_tls(settings)

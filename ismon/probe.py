@@ -32,7 +32,8 @@ import ipaddress
 import socket
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
+from typing import Protocol as TypingProtocol
 
 import attrs
 from twisted.internet import error as neterror
@@ -44,10 +45,13 @@ from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
 from ismon.catalogue import MessageId
+from ismon.replies import printable
+from ismon.requests import ProbeRequest
 from ismon.result import Phase, ProbeResult, timed_out
 
 __all__ = [
     "Address",
+    "ConversationProbe",
     "IProbe",
     "ITLSClient",
     "ProbeProtocol",
@@ -276,14 +280,18 @@ class ProbeProtocol(Protocol):
     """
     A probe's conversation: the public seam between the shared deadline
     machinery and a protocol (see the module docstring).  Subclasses
-    implement L{begin}, C{dataReceived} and, when a partial answer can
-    still be judged, L{ended}; they report with L{succeed} or L{fail}.
-    Only the first verdict counts.
+    implement C{dataReceived}, L{begin} (unless the server speaks first)
+    and, when a partial answer can still be judged, L{ended}; they report
+    with L{succeed} or L{fail}.  Only the first verdict counts.
     """
 
     # Set by the machinery before the connection is made; a conversation
     # uses the methods below, never this.
     _attempt: _Attempt
+
+    #: The last reply a conversation read; a verdict given by the connection's
+    #: end (L{ended}) carries it, so the status shows what the server said last.
+    last_reply: str = ""
 
     def connectionMade(self) -> None:
         self._attempt.connected(self)
@@ -300,15 +308,21 @@ class ProbeProtocol(Protocol):
             self.startTLSCompleted()
 
     def begin(self) -> None:
-        """The connection (and implicit TLS, if any) is up: start talking."""
-        raise NotImplementedError
+        """
+        The connection (and implicit TLS, if any) is up: start talking.  By
+        default the server speaks first (a greeting), so wait for it.
+        """
+        self.phase = Phase.WAIT
 
     def startTLSCompleted(self) -> None:
         """A STARTTLS begun with L{start_tls} has finished."""
 
     def ended(self, reason: Failure) -> ProbeResult:
         """The verdict when the connection ends before one was given."""
-        return lost_failure(reason, self._attempt.phase, self._attempt.tls)
+        result = lost_failure(reason, self._attempt.phase, self._attempt.tls)
+        if self.last_reply and not result.reply:
+            result = attrs.evolve(result, reply=self.last_reply)
+        return result
 
     def connectionLost(self, reason: Failure = neterror.ConnectionDone) -> None:  # type: ignore[assignment]
         if not self._attempt.decided:
@@ -358,6 +372,32 @@ class ProbeProtocol(Protocol):
         )
         # No reason to read more from a server that already answered wrongly.
         self.transport.abortConnection()  # type: ignore[union-attr]
+
+    # The line protocols' (SMTP, POP3, IMAP4, FTP) common moves.
+
+    def send_line(self, line: bytes) -> None:
+        """Send one command line; CRLF is added."""
+        self.phase = Phase.SEND
+        self.transport.write(line + b"\r\n")  # type: ignore[union-attr]
+        self.phase = Phase.WAIT
+
+    def fail_unreadable(self, received: bytes, reason: str) -> None:
+        """
+        Text that is no reply of the protocol, so no reply code can be read:
+        message 83 with 0 (README "Messages").
+        """
+        self.phase = Phase.PARSE
+        self.fail(MessageId.INVALID_STATUS, number=0, reply=printable(received, 120), detail=reason)
+
+    def finish(self, goodbye: bytes, reply: str) -> None:
+        """
+        The last reply was good: send the protocol's goodbye and succeed
+        without waiting for its answer.  The goodbye is a courtesy; a late
+        or missing answer to it (exim answers QUIT ~200 ms later) must not
+        count against the server.
+        """
+        self.transport.write(goodbye + b"\r\n")  # type: ignore[union-attr]
+        self.succeed(reply)
 
 
 implementer(IHandshakeListener)(ProbeProtocol)
@@ -565,6 +605,53 @@ class _Attempt:
         self.cancel_deadline()
         assert self._result is not None
         self._done.callback(self._result)
+
+
+class _StartTLSRequest(ProbeRequest, TypingProtocol):
+    @property
+    def starttls(self) -> bool: ...
+
+
+_Request = TypeVar("_Request", bound=_StartTLSRequest)
+
+
+@implementer(IProbe)
+class ConversationProbe(Generic[_Request]):
+    """
+    The probe of a protocol that talks after the greeting and may upgrade
+    with STARTTLS (SMTP, POP3, IMAP4, FTP): each probe is one
+    L{conversation} under L{run_probe}'s one deadline.  A subclass makes the
+    conversation and hands in its TLS client (made by C{ismon.tls}, which
+    this module never imports: only TLS watches load the TLS stack).
+    """
+
+    def __init__(
+        self,
+        reactor: ReactorType,
+        request: _Request,
+        resolver: Resolver | None,
+        tls: ITLSClient | None,
+    ) -> None:
+        self._reactor = reactor
+        self.request = request
+        self._resolver = resolver or system_resolver(reactor)
+        self._tls = tls
+
+    def conversation(self) -> ProbeProtocol:
+        """A new conversation for one probe."""
+        raise NotImplementedError
+
+    def probe(self) -> Deferred[ProbeResult]:
+        return run_probe(
+            self._reactor,
+            self._resolver,
+            host=self.request.host,
+            port=self.request.port,
+            timeout=self.request.timeout,
+            protocol_factory=self.conversation,
+            tls=self._tls,
+            implicit_tls=self._tls is not None and not self.request.starttls,
+        )
 
 
 def run_probe(

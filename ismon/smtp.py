@@ -15,17 +15,12 @@ from __future__ import annotations
 
 import socket
 from enum import Enum, auto
-from typing import Any
-
-import attrs
-from twisted.internet.defer import Deferred
-from zope.interface import implementer
 
 from ismon.catalogue import MessageId
-from ismon.probe import IProbe, ITLSClient, ProbeProtocol, ReactorType, Resolver, run_probe
-from ismon.replies import InvalidReply, SmtpReply, SmtpReplyParser, printable
-from ismon.requests import SmtpRequest
-from ismon.result import Phase, ProbeResult, judge_smtp_reply
+from ismon.probe import ConversationProbe, ITLSClient, ProbeProtocol, ReactorType, Resolver
+from ismon.replies import InvalidReply, SmtpReply, SmtpReplyParser
+from ismon.requests import SmtpRequest, TLSSettings
+from ismon.result import Phase, judge_smtp_reply
 
 __all__ = ["SmtpProbe"]
 
@@ -56,11 +51,7 @@ class _NoopProtocol(ProbeProtocol):
         self._helo = helo_name
         self._parser = SmtpReplyParser()
         self._step = _Step.GREETING
-        self._last = ""
         self._sent = False
-
-    def begin(self) -> None:
-        self.phase = Phase.WAIT
 
     def dataReceived(self, data: bytes) -> None:
         if self.decided or self._step in (_Step.DONE, _Step.HANDSHAKE):
@@ -69,14 +60,7 @@ class _NoopProtocol(ProbeProtocol):
         try:
             replies = self._parser.feed(data)
         except InvalidReply as e:
-            self.phase = Phase.PARSE
-            # No reply code could be read: message 83 with 0 (documented).
-            self.fail(
-                MessageId.INVALID_STATUS,
-                number=0,
-                reply=printable(e.received, 120),
-                detail=e.reason,
-            )
+            self.fail_unreadable(e.received, e.reason)
             return
         self._sent = False
         for reply in replies:
@@ -99,14 +83,12 @@ class _NoopProtocol(ProbeProtocol):
             self.phase = Phase.WAIT
 
     def _send(self, line: bytes, step: _Step) -> None:
-        self.phase = Phase.SEND
         self._step = step
-        self.transport.write(line + b"\r\n")  # type: ignore[union-attr]
+        self.send_line(line)
         self._sent = True
-        self.phase = Phase.WAIT
 
     def _reply(self, reply: SmtpReply) -> None:
-        self._last = reply.text
+        self.last_reply = reply.text
         message, number = judge_smtp_reply(reply, _EXPECTED[self._step])
         if message is not None:
             self.phase = Phase.PARSE
@@ -134,52 +116,30 @@ class _NoopProtocol(ProbeProtocol):
             self._send(b"NOOP", _Step.NOOP)
         elif self._step is _Step.NOOP:
             self._step = _Step.DONE
-            # QUIT is a courtesy: the verdict is already in, and a late 221
-            # (exim answers ~200 ms after QUIT) must not count against the server.
-            self.transport.write(b"QUIT\r\n")  # type: ignore[union-attr]
-            self.succeed(reply.text)
+            self.finish(b"QUIT", reply.text)
 
     def startTLSCompleted(self) -> None:
         self._send(b"EHLO " + self._helo.encode("idna"), _Step.EHLO_AGAIN)
 
-    def ended(self, reason: Any) -> ProbeResult:
-        result = super().ended(reason)
-        if self._last and not result.reply:
-            result = attrs.evolve(result, reply=self._last)
-        return result
 
-
-@implementer(IProbe)
-class SmtpProbe:
+class SmtpProbe(ConversationProbe[SmtpRequest]):
     """Probe an SMTP server with NOOP."""
 
     def __init__(
         self, reactor: ReactorType, request: SmtpRequest, resolver: Resolver | None = None
     ) -> None:
-        from ismon.probe import system_resolver
-
-        self._reactor = reactor
-        self.request = request
-        self._resolver = resolver or system_resolver(reactor)
+        tls = None if request.tls is None else _client_tls(request.tls)
+        super().__init__(reactor, request, resolver, tls)
         self._helo = request.helo_name or _local_name()
-        self._tls: ITLSClient | None = None
-        if request.tls is not None:
-            # Only TLS watches load the TLS stack (ismon.entry).
-            from ismon.tls import client_tls
 
-            self._tls = client_tls(request.tls)
+    def conversation(self) -> ProbeProtocol:
+        return _NoopProtocol(self.request, self._helo)
 
-    def probe(self) -> Deferred[ProbeResult]:
-        return run_probe(
-            self._reactor,
-            self._resolver,
-            host=self.request.host,
-            port=self.request.port,
-            timeout=self.request.timeout,
-            protocol_factory=lambda: _NoopProtocol(self.request, self._helo),
-            tls=self._tls,
-            implicit_tls=self._tls is not None and not self.request.starttls,
-        )
+
+def _client_tls(settings: TLSSettings) -> ITLSClient:
+    from ismon.tls import client_tls  # only TLS watches load the TLS stack (ismon.entry)
+
+    return client_tls(settings)
 
 
 def _local_name() -> str:

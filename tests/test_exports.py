@@ -26,6 +26,7 @@ PUBLIC = {
     ],
     "ismon.probe": [
         "Address",
+        "ConversationProbe",
         "IProbe",
         "ITLSClient",
         "ProbeProtocol",
