@@ -598,8 +598,10 @@ def _read_auth_file(path: str) -> BasicCredentials:
         raise ParameterError(f"--auth-file {shown} cannot be read: {e.strerror}") from None
     finally:
         os.close(fd)
-    lines = raw.decode("utf-8", "replace").splitlines()
-    user, colon, password = (lines[0] if lines else "").partition(":")
+    # Lines end at LF (CRLF too); a CR anywhere else is no line end but a
+    # control character, refused below rather than cutting the password short.
+    line = raw.decode("utf-8", "replace").split("\n", 1)[0].removesuffix("\r")
+    user, colon, password = line.partition(":")
     if len(raw) > 4096 or not colon or not user or not password:
         raise ParameterError(f"--auth-file {shown} must hold one line user:password")
     if any(not c.isprintable() for c in user + password):

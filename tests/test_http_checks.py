@@ -274,6 +274,18 @@ def test_auth_file_content_refused_without_quoting_it(tmp_path: Path, text: str)
     assert detail.endswith("must hold one line user:password")
 
 
+def test_auth_file_with_crlf_read(tmp_path: Path) -> None:
+    request = _parse("--auth-file", str(_auth_file(tmp_path, 0o600, "user:pass-9d1\r\n")))
+    assert request.credentials == BasicCredentials("user", "pass-9d1")
+
+
+@pytest.mark.parametrize("text", ["user:pa\rss\n", "user:pa\x00ss\n", "us\rer:pass\n"])
+def test_auth_file_control_characters_refused(tmp_path: Path, text: str) -> None:
+    """A CR inside the line is refused, not taken as a line end that cuts the password."""
+    detail = _refusal("--auth-file", str(_auth_file(tmp_path, 0o600, text)))
+    assert detail.endswith("must hold printable user:password")
+
+
 def test_auth_file_missing(tmp_path: Path) -> None:
     assert "cannot be read: No such file or directory" in _refusal(
         "--auth-file", str(tmp_path / "none")
