@@ -91,6 +91,11 @@ class Prometheus:
         data = self._get("/api/v1/query?" + urllib.parse.urlencode({"query": promql}))
         return {r["metric"].get("watch", ""): float(r["value"][1]) for r in data["result"]}
 
+    def targets(self) -> list[dict[str, Any]]:
+        """The active scrape targets, with their health and last error."""
+        found: list[dict[str, Any]] = self._get("/api/v1/targets")["activeTargets"]
+        return found
+
     def firing(self, alertname: str) -> list[dict[str, str]]:
         """The labels of the alerts named C{alertname} that fire."""
         alerts = self._get("/api/v1/alerts")["alerts"]
@@ -181,6 +186,12 @@ def test_prometheus_sees_a_watch_fail_and_end(
         "ismon_probe_success == 1 for web and mail",
     )
     assert both == {"web": 1.0, "mail": 1.0}
+    # Prometheus asks for OpenMetrics first (its scrape Accept header), so
+    # this also proves the OpenMetrics text is ingested: the stateset's
+    # series, and a scrape without error.
+    assert prometheus.query('ismon_watch_state{ismon_watch_state="watching"} == 1') == both
+    targets = prometheus.targets()
+    assert [(t["health"], t["lastError"]) for t in targets] == [("up", "")], targets
 
     nginx.stall()
     wait_until(
