@@ -41,6 +41,7 @@ from tests.test_hostile import (
     Leaks,
     check_result,
     lost,
+    one_by_one,
     status,
     timeout,
     tls_error,
@@ -180,7 +181,8 @@ def test_every_behaviour_is_probed() -> None:
     assert len(behaviours) >= 20
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+# The cases that time out are checked together in test_all_at_once.
+@pytest.mark.parametrize("case", one_by_one(CASES), ids=[case.id for case in one_by_one(CASES)])
 @pytest_twisted.ensureDeferred
 async def test_hostile_pop3(case: Case, hostile: HostileServer) -> None:
     leaks = Leaks()
