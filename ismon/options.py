@@ -234,6 +234,17 @@ class WatchOptions(usage.Options):
     default_port: ClassVar[int] = 0
     tls_port: ClassVar[int] = 0
 
+    def __init_subclass__(cls, protocol: str | None = None, **kwargs: Any) -> None:
+        """
+        C{class HttpOptions(WatchOptions, protocol="http")}: the name,
+        command and ports come from ismon.protocols, the one table of them.
+        """
+        super().__init_subclass__(**kwargs)
+        if protocol is not None:
+            entry = PROTOCOLS[protocol]
+            cls.protocol, cls.command = entry.name, entry.command
+            cls.default_port, cls.tls_port = entry.default_port, entry.tls_port
+
     optFlags: ClassVar[list[list[str | None]]] = [
         ["stop", None, "Stop the running watch ID; -r then is the wait (s)."],
         ["pause", None, "Suspend probing (message 7)."],
@@ -446,14 +457,9 @@ class WatchOptions(usage.Options):
         raise NotImplementedError
 
 
-class HttpOptions(WatchOptions):
+class HttpOptions(WatchOptions, protocol="http"):
     """C{clp_httpmon} / C{ismon http} / C{twistd ismon-http}."""
 
-    # Its name, command and ports: ismon.protocols, the one table of them.
-    protocol = PROTOCOLS["http"].name
-    command = PROTOCOLS["http"].command
-    default_port = PROTOCOLS["http"].default_port
-    tls_port = PROTOCOLS["http"].tls_port
     longdesc = "Watch an HTTP daemon with HEAD requests."
 
     optParameters: ClassVar[list[list[Any]]] = [
@@ -609,14 +615,9 @@ def _read_auth_file(path: str) -> BasicCredentials:
     return BasicCredentials(user, password)
 
 
-class SmtpOptions(WatchOptions):
+class SmtpOptions(WatchOptions, protocol="smtp"):
     """C{clp_smtpmon} / C{ismon smtp} / C{twistd ismon-smtp}."""
 
-    # Its name, command and ports: ismon.protocols, the one table of them.
-    protocol = PROTOCOLS["smtp"].name
-    command = PROTOCOLS["smtp"].command
-    default_port = PROTOCOLS["smtp"].default_port
-    tls_port = PROTOCOLS["smtp"].tls_port
     longdesc = "Watch an SMTP daemon with NOOP."
 
     optFlags: ClassVar[list[list[str | None]]] = [
@@ -694,31 +695,19 @@ class ConversationOptions(WatchOptions):
         )
 
 
-class Pop3Options(ConversationOptions):
+class Pop3Options(ConversationOptions, protocol="pop3"):
     """C{clp_pop3mon} / C{ismon pop3} / C{twistd ismon-pop3}."""
 
-    protocol = PROTOCOLS["pop3"].name
-    command = PROTOCOLS["pop3"].command
-    default_port = PROTOCOLS["pop3"].default_port
-    tls_port = PROTOCOLS["pop3"].tls_port
     longdesc = "Watch a POP3 daemon with CAPA."
 
 
-class ImapOptions(ConversationOptions):
+class ImapOptions(ConversationOptions, protocol="imap"):
     """C{clp_imapmon} / C{ismon imap} / C{twistd ismon-imap}."""
 
-    protocol = PROTOCOLS["imap"].name
-    command = PROTOCOLS["imap"].command
-    default_port = PROTOCOLS["imap"].default_port
-    tls_port = PROTOCOLS["imap"].tls_port
     longdesc = "Watch an IMAP4 daemon with NOOP."
 
 
-class FtpOptions(ConversationOptions):
+class FtpOptions(ConversationOptions, protocol="ftp"):
     """C{clp_ftpmon} / C{ismon ftp} / C{twistd ismon-ftp}."""
 
-    protocol = PROTOCOLS["ftp"].name
-    command = PROTOCOLS["ftp"].command
-    default_port = PROTOCOLS["ftp"].default_port
-    tls_port = PROTOCOLS["ftp"].tls_port
     longdesc = "Watch an FTP daemon with NOOP."
