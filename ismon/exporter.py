@@ -145,6 +145,8 @@ def parse_listen(text: str) -> Listen:
     @raise ValueError: anything else; the message says what is wrong.
     """
     want = "ADDRESS:PORT with an IP address (127.0.0.1:9785, [::1]:9785, 0.0.0.0:9785)"
+    if text.startswith("[") and "]:" not in text:
+        raise ValueError(f"--listen must be {want}, not {quote(text)}: give the port")
     host, colon, port_text = text.rpartition(":")
     if not colon or not host:
         raise ValueError(f"--listen must be {want}, not {quote(text)}")

@@ -58,6 +58,9 @@ _NOT_LOGGED_IN = 530
 class _FtpProtocol(ProbeProtocol):
     def __init__(self, request: ConversationRequest) -> None:
         self._request = request
+        if request.credentials is not None:
+            # A server may echo a command it refuses, PASS included.
+            self.hidden = (request.credentials.password,)
         self._parser = FtpReplyParser()
         self._step = _Step.GREETING
 

@@ -71,6 +71,8 @@ class _NoopProtocol(ProbeProtocol):
         self._login = login
         self._hidden = hidden
         self._parser = ImapResponseParser(hidden)
+        if request.credentials is not None:
+            self.hidden = (request.credentials.password,)
         self._step = _Step.GREETING
         self._tags = 0
         self._tag = ""
@@ -97,6 +99,14 @@ class _NoopProtocol(ProbeProtocol):
             self._response(response)
             if self.decided or self._step in (_Step.DONE, _Step.HANDSHAKE):
                 return
+        if self._sent and self._parser.pending_completion:
+            # The start of a completion was already here, unfinished, when
+            # our command went out: the same canned answer, split across reads.
+            self.phase = Phase.PARSE
+            self.fail(
+                MessageId.INVALID_STATUS, number=0, detail="reply before the command was sent"
+            )
+            return
         if not self._parser.pending:
             self.phase = Phase.WAIT
 

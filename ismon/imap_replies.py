@@ -154,6 +154,16 @@ class ImapResponseParser:
         """Part of a response has arrived but not its end."""
         return bool(self._buffer or self._segments or self._literal)
 
+    @property
+    def pending_completion(self) -> bool:
+        """
+        What has arrived of an unfinished response may be a tagged
+        completion or a continuation request: it does not start as
+        untagged data (C{*}), which may come at any time.
+        """
+        head = self._segments[0] if self._segments else self._buffer
+        return bool(head) and not head.startswith(b"*")
+
     def feed(self, data: bytes) -> list[ImapResponse]:
         """
         Take the next bytes; return the responses completed by them.

@@ -606,7 +606,13 @@ def _read_auth_file(path: str) -> BasicCredentials:
         os.close(fd)
     # Lines end at LF (CRLF too); a CR anywhere else is no line end but a
     # control character, refused below rather than cutting the password short.
-    line = raw.decode("utf-8", "replace").split("\n", 1)[0].removesuffix("\r")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        # Replacing the bad bytes would log in with another password: every
+        # login refused, and a healthy server failed over.
+        raise ParameterError(f"--auth-file {shown} must be UTF-8 text") from None
+    line = text.split("\n", 1)[0].removesuffix("\r")
     user, colon, password = line.partition(":")
     if len(raw) > 4096 or not colon or not user or not password:
         raise ParameterError(f"--auth-file {shown} must hold one line user:password")

@@ -53,6 +53,9 @@ _LOGIN = frozenset({_Step.USER, _Step.PASS})
 class _CapaProtocol(ProbeProtocol):
     def __init__(self, request: ConversationRequest) -> None:
         self._request = request
+        if request.credentials is not None:
+            # A server may echo a command it refuses, PASS included.
+            self.hidden = (request.credentials.password,)
         self._parser = Pop3ReplyParser()
         self._step = _Step.GREETING
         self._sent = False
@@ -119,7 +122,7 @@ class _CapaProtocol(ProbeProtocol):
                 self.fail(
                     MessageId.NEGATIVE_REPLY,
                     reply=reply.text,
-                    detail=printable(reply.text.encode("utf-8"), _DETAIL_CHARS),
+                    detail=printable(self.shown(reply.text).encode("utf-8"), _DETAIL_CHARS),
                 )
             return
         step = self._step

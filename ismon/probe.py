@@ -50,6 +50,7 @@ from ismon.requests import ProbeRequest
 from ismon.result import Phase, ProbeResult, timed_out
 
 __all__ = [
+    "REPLY_LIMIT",
     "Address",
     "ConversationProbe",
     "IProbe",
@@ -60,6 +61,11 @@ __all__ = [
     "run_probe",
     "system_resolver",
 ]
+
+#: Characters of a server's reply (and of a failure's detail) a result keeps
+#: at most: one syslog line's worth, and far below what the status document
+#: may carry over the control socket.
+REPLY_LIMIT = 400
 
 # A reactor providing IReactorTime, IReactorTCP and IReactorThreads; Python's
 # type system cannot spell that intersection of zope interfaces.
@@ -293,6 +299,23 @@ class ProbeProtocol(Protocol):
     #: end (L{ended}) carries it, so the status shows what the server said last.
     last_reply: str = ""
 
+    #: What a server might echo but no one may read (a login's password):
+    #: shown as C{***} in every reply and detail a verdict carries.
+    hidden: tuple[str, ...] = ()
+
+    def shown(self, text: str) -> str:
+        """
+        C{text} as a verdict may carry it: the L{hidden} strings replaced,
+        then cut to L{REPLY_LIMIT} characters, so that no server can put a
+        password, or a reply too large for the status document, in it.
+        """
+        for secret in self.hidden:
+            if secret:
+                text = text.replace(secret, "***")
+        if len(text) > REPLY_LIMIT:
+            text = text[: REPLY_LIMIT - 1] + "\u2026"
+        return text
+
     def connectionMade(self) -> None:
         self._attempt.connected(self)
         if self._attempt.implicit_tls:
@@ -321,7 +344,7 @@ class ProbeProtocol(Protocol):
         """The verdict when the connection ends before one was given."""
         result = lost_failure(reason, self._attempt.phase, self._attempt.tls)
         if self.last_reply and not result.reply:
-            result = attrs.evolve(result, reply=self.last_reply)
+            result = attrs.evolve(result, reply=self.shown(self.last_reply))
         return result
 
     def connectionLost(self, reason: Failure = neterror.ConnectionDone) -> None:  # type: ignore[assignment]
@@ -358,7 +381,7 @@ class ProbeProtocol(Protocol):
         self.transport.startTLS(tls.connection_creator())  # type: ignore[union-attr]
 
     def succeed(self, reply: str = "") -> None:
-        self._attempt.decide(ProbeResult(ok=True, latency=self.elapsed(), reply=reply))
+        self._attempt.decide(ProbeResult(ok=True, latency=self.elapsed(), reply=self.shown(reply)))
         self.transport.loseConnection()  # type: ignore[union-attr]
         self._attempt.linger()
 
@@ -367,7 +390,11 @@ class ProbeProtocol(Protocol):
     ) -> None:
         self._attempt.decide(
             ProbeResult.failure(
-                message, self._attempt.phase, number=number, reply=reply, detail=detail
+                message,
+                self._attempt.phase,
+                number=number,
+                reply=self.shown(reply),
+                detail=self.shown(detail),
             )
         )
         # No reason to read more from a server that already answered wrongly.
@@ -386,6 +413,9 @@ class ProbeProtocol(Protocol):
         Text that is no reply of the protocol, so no reply code can be read:
         message 83 with 0 (README "Messages").
         """
+        for secret in self.hidden:
+            if secret:
+                received = received.replace(secret.encode("utf-8"), b"***")
         self.phase = Phase.PARSE
         self.fail(MessageId.INVALID_STATUS, number=0, reply=printable(received, 120), detail=reason)
 

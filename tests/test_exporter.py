@@ -66,6 +66,8 @@ def test_listen_addresses(text: str, expected: Listen) -> None:
         (":9785", "ADDRESS:PORT"),
         ("localhost:9785", "ADDRESS:PORT"),
         ("::1:9785", "brackets"),
+        ("[::1]", "give the port"),
+        ("[::1]9785", "give the port"),
         ("[127.0.0.1]:9785", "not an IPv6 address"),
         ("127.0.0.1:0", "1 to 65535"),
         ("127.0.0.1:65536", "1 to 65535"),

@@ -25,6 +25,7 @@ PUBLIC = {
         "timed_out",
     ],
     "ismon.probe": [
+        "REPLY_LIMIT",
         "Address",
         "ConversationProbe",
         "IProbe",

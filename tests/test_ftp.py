@@ -15,7 +15,7 @@ from twisted.internet.testing import MemoryReactorClock
 
 from ismon.catalogue import MessageId
 from ismon.ftp import FtpProbe
-from ismon.probe import IProbe
+from ismon.probe import REPLY_LIMIT, IProbe
 from ismon.requests import BasicCredentials, ConversationRequest, TLSSettings
 from ismon.result import Phase
 from tests.test_probe import (
@@ -229,9 +229,26 @@ class FtpProbeTests(ConnectionFailureTests, ProbeCase):
             credentials=LOGIN,
         )
         result = self.assertOnlyResult(results)
-        # What the server says is reported as it is; the probe adds nothing.
-        self.assertNotIn("s3cret", result.detail)
+        # A server that echoes the password has it shown as *** (README
+        # "Running a watch": never shown), in the reply and everything after.
+        self.assertEqual(result.reply, "500 OOPS: *** leaked by a broken server")
+        self.assertNotIn("s3cret", repr(result) + result.describe())
         self.assertNotIn("s3cret", repr(ConversationRequest(credentials=LOGIN)))
+
+    def test_a_huge_banner_is_cut_short_in_the_result(self) -> None:
+        """
+        A 50 KiB multi-line greeting that the server then cuts off: the
+        result keeps REPLY_LIMIT characters of it, so the status document
+        stays small enough for the control socket.
+        """
+        banner = b"220-" + b"x" * 70 + b"\r\n"
+        results = self.start()
+        protocol, _ = connect(self.reactor)
+        protocol.dataReceived(banner * 700)
+        protocol.connectionLost(closed())
+        result = self.assertOnlyResult(results)
+        self.assertFailure_(result, M.RECV_ERROR, 0, Phase.RECEIVE)
+        self.assertLessEqual(len(result.reply), REPLY_LIMIT)
 
 
 class FtpTlsTests(ProbeCase):

@@ -286,6 +286,13 @@ def test_auth_file_control_characters_refused(tmp_path: Path, text: str) -> None
     assert detail.endswith("must hold printable user:password")
 
 
+def test_auth_file_not_utf8_refused(tmp_path: Path) -> None:
+    path = tmp_path / "auth"
+    path.write_bytes(b"bob:p\xe4ss\n")
+    path.chmod(0o600)
+    assert _refusal("--auth-file", str(path)).endswith("must be UTF-8 text")
+
+
 def test_auth_file_missing(tmp_path: Path) -> None:
     assert "cannot be read: No such file or directory" in _refusal(
         "--auth-file", str(tmp_path / "none")

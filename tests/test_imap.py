@@ -69,6 +69,26 @@ class ImapProbeTests(ConnectionFailureTests, ProbeCase):
         self.assertEqual(resolver.asked, [("mail.example", 143)])
         self.assertEqual(self.reactor.tcpClients[0][:2], ("192.0.2.5", 143))
 
+    def test_completion_split_before_the_command_is_no_answer(self) -> None:
+        """
+        A canned "A1 OK" that began in the greeting's read, before A1 NOOP
+        went out, and ends in the next read, is no answer: 83 with 0.
+        """
+        results = self.start()
+        protocol, _ = connect(self.reactor)
+        protocol.dataReceived(GREETING + b"A1 OK canned")
+        protocol.dataReceived(b"\r\n")
+        self.assertFailsWith(results, protocol, MessageId.INVALID_STATUS, 0)
+
+    def test_untagged_data_split_across_reads_is_fine(self) -> None:
+        results = self.start()
+        protocol, transport = connect(self.reactor)
+        protocol.dataReceived(GREETING + b"* 3 EXI")
+        protocol.dataReceived(b"STS\r\nA1 OK NOOP completed.\r\n")
+        self.assertEqual(transport.value(), b"A1 NOOP\r\nA2 LOGOUT\r\n")
+        protocol.connectionLost(closed())
+        self.assertTrue(self.assertOnlyResult(results).ok)
+
     def test_noop_after_greeting(self) -> None:
         """
         Nothing is sent before the whole greeting line; then A1 NOOP;

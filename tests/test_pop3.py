@@ -271,6 +271,16 @@ class LoginTests(ProbeCase):
         self.assertFailure_(result, MessageId.AUTH_REFUSED, 0, Phase.PARSE)
         self.assertEqual(result.reply, "-ERR [AUTH] Authentication failed.")
 
+    def test_echoed_password_hidden(self) -> None:
+        """A server that echoes the PASS it refuses has the password shown as ***."""
+        self.protocol.dataReceived(b"+OK\r\n")
+        self.protocol.dataReceived(b"-ERR bad command PASS pw with spaces\r\n")
+        self.protocol.connectionLost(aborted())
+        result = self.assertOnlyResult(self.results)
+        self.assertFailure_(result, MessageId.AUTH_REFUSED, 0, Phase.PARSE)
+        self.assertEqual(result.reply, "-ERR bad command PASS ***")
+        self.assertNotIn("pw with", repr(result) + result.describe())
+
     def test_user_refused(self) -> None:
         self.protocol.dataReceived(b"-ERR no such user\r\n")
         self.protocol.connectionLost(aborted())
