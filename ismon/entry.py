@@ -44,7 +44,11 @@ __all__ = [
 # Long options that need TLS; getopt also accepts any unambiguous prefix.
 _TLS_OPTIONS = ("tls", "starttls", "insecure", "ca-file", "servername", "cert-warn-days")
 _TLS_MODULES = ("OpenSSL", "service_identity", "ssl")
-_CONTROL_VERBS = ("stop", "pause", "continue", "status", "disp", "del", "metrics")
+_CONTROL_VERBS = ("stop", "pause", "continue", "status", "disp", "del")
+# The verbs of `ismon` answered without Twisted: the control verbs and
+# `metrics`, which is no clp_* option (a watch's `--me GET`, getopt's prefix
+# of --method, must not make it import the control commands).
+_FAST_ISMON_VERBS = (*_CONTROL_VERBS, "metrics")
 
 
 class _LoadedOnUse(types.ModuleType):
@@ -82,7 +86,7 @@ def _may_be_control(program: str, argv: list[str]) -> bool:
     L{ismon.control_commands} worth importing (~5 ms before a watch starts).
     """
     if program == "ismon":
-        return bool(argv) and argv[0] in _CONTROL_VERBS
+        return bool(argv) and argv[0] in _FAST_ISMON_VERBS
     for arg in argv:
         if arg == "--":
             break

@@ -27,6 +27,8 @@ from ismon import entry
         ("clp_httpmon", ["web", "-s", "host", "-i", "5"], False),
         ("clp_httpmon", ["web", "--", "--stop"], False),
         ("clp_smtpmon", ["web", "--state-dir", "/x", "--pause"], True),
+        ("ismon", ["metrics", "--openmetrics"], True),
+        ("clp_httpmon", ["web", "--me", "GET"], False),  # --method, not metrics
     ],
 )
 def test_may_be_control(program: str, argv: list[str], expected: bool) -> None:
