@@ -206,9 +206,8 @@ class WatchService(Service):
         # Whether --max-pause set the running pause's expiry (message 101).
         self._pause_limited = False
         # For the metrics (docs/metrics.md): failed probes by message id,
-        # the last probe's HTTP status, the last certificate's notAfter.
+        # the last certificate's notAfter.
         self._failures_by_message: dict[int, int] = {}
-        self._http_status: int | None = None
         self._cert_not_after: float | None = None
         self._lifecycle = _LIFECYCLE(self)
 
@@ -339,7 +338,6 @@ class WatchService(Service):
             release_freed_memory()
         for part in self.health:
             part.probed(result, failures)
-        self._http_status = result.http_status()
         if result.cert_not_after is not None:
             self._cert_not_after = result.cert_not_after
         if result.message is not None:
@@ -525,7 +523,14 @@ class WatchService(Service):
             paused_until=paused_until,
             pause_reason=(schedule.pause_reason or None) if schedule is not None else None,
             failures_by_message=dict(self._failures_by_message),
-            http_status_code=self._http_status if self.config.protocol == "http" else None,
+            # Read off the last probe's reply when asked, not at every probe.
+            http_status_code=(
+                schedule.last_result.http_status()
+                if schedule is not None
+                and schedule.last_result is not None
+                and self.config.protocol == "http"
+                else None
+            ),
             cert_not_after=self._cert_not_after,
         )
 
