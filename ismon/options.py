@@ -420,7 +420,12 @@ class WatchOptions(usage.Options):
         )
 
     def _uses_tls(self) -> bool:
-        return bool(self["tls"])
+        # A protocol that has --starttls (SMTP, POP3, IMAP4, FTP) upgrades
+        # with it; a key of these options only where its class declares it.
+        starttls = bool(self.get("starttls"))
+        if self["tls"] and starttls:
+            raise ParameterError("--tls and --starttls cannot be combined: give one")
+        return bool(self["tls"]) or starttls
 
     def _tls(self, server: str) -> TLSSettings | None:
         if not self._uses_tls():
@@ -449,7 +454,7 @@ class WatchOptions(usage.Options):
         return TLSSettings(servername=servername, ca_file=ca_file, insecure=bool(self["insecure"]))
 
     def _tls_alternatives(self) -> str:
-        return ""
+        return " or --starttls" if "starttls" in self else ""
 
     def _request(
         self, server: str, port: int, timeout: int, tls: TLSSettings | None
@@ -635,14 +640,6 @@ class SmtpOptions(WatchOptions, protocol="smtp"):
         ["helo", None, None, "Name sent with EHLO (default: this host's name)."],
     ]
 
-    def _uses_tls(self) -> bool:
-        if self["tls"] and self["starttls"]:
-            raise ParameterError("--tls and --starttls cannot be combined: give one")
-        return bool(self["tls"] or self["starttls"])
-
-    def _tls_alternatives(self) -> str:
-        return " or --starttls"
-
     def _request(
         self, server: str, port: int, timeout: int, tls: TLSSettings | None
     ) -> SmtpRequest:
@@ -679,14 +676,6 @@ class ConversationOptions(WatchOptions):
             "File holding user:password to log in with (mode 0600 or 0400; default: no login).",
         ],
     ]
-
-    def _uses_tls(self) -> bool:
-        if self["tls"] and self["starttls"]:
-            raise ParameterError("--tls and --starttls cannot be combined: give one")
-        return bool(self["tls"] or self["starttls"])
-
-    def _tls_alternatives(self) -> str:
-        return " or --starttls"
 
     def _request(
         self, server: str, port: int, timeout: int, tls: TLSSettings | None
