@@ -58,7 +58,7 @@ from ismon.metrics import (
     render,
 )
 from ismon.options import plain_usage_error, quote
-from ismon.state import StateDir, StateDirError, list_watch_ids
+from ismon.state import StateDir, StateDirError, list_watch_ids, pidfile_pid
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -264,7 +264,7 @@ class Collector:
             _log.failure("Asking watch {watch} for its status failed.", watch=watch_id)
         else:
             return WatchSnapshot(watch_id, status, None)
-        if _pidfile_names_a_live_process(state, watch_id):
+        if pidfile_pid(state, watch_id) is not None:
             # Running but silent: the record of an earlier run says nothing
             # of this one (ismon.metrics.WatchSnapshot).
             return WatchSnapshot(watch_id, None, None)
@@ -273,28 +273,6 @@ class Collector:
         except OSError as e:  # one watch's files must not fail the scrape
             _log.warn("watch {watch}: {why}", watch=watch_id, why=str(e))
             return WatchSnapshot(watch_id, None, None)
-
-
-def _pidfile_names_a_live_process(state: StateDir, watch_id: str) -> bool:
-    """
-    Whether the watch's pidfile names a process that exists: a watch
-    removes its pidfile as it ends.  Read without the watch's lock, which
-    L{ismon.state.running_pid} would take for a moment.
-    """
-    try:
-        with open(state.pid_path(watch_id), "rb") as f:
-            pid = int(f.read(32).strip() or b"0")
-    except (OSError, ValueError):
-        return False
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # -- HTTP ------------------------------------------------------------------------

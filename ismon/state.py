@@ -45,6 +45,7 @@ __all__ = [
     "ended_without_record",
     "exit_meaning",
     "list_watch_ids",
+    "pidfile_pid",
     "read_last_exit",
     "remove_leftovers",
     "running_pid",
@@ -433,6 +434,16 @@ def _proc_locks_holder(path: Path) -> int | None:
     return None
 
 
+def pidfile_pid(state: StateDir, watch_id: str) -> int | None:
+    """
+    The PID the watch's pidfile names, if that process exists.  No lock is
+    taken (L{running_pid} takes it for a moment, which could make a watch
+    starting just then fail): a watch removes its pidfile as it ends.
+    """
+    pid = _read_pid(state.pid_path(watch_id))
+    return pid if pid is not None and _pid_exists(pid) else None
+
+
 def _holder_pid(state: StateDir, watch_id: str, *, use_proc: bool = True) -> int | None:
     """
     Best effort: the PID of whoever holds the ID's lock right now.  The
@@ -440,8 +451,8 @@ def _holder_pid(state: StateDir, watch_id: str, *, use_proc: bool = True) -> int
     also shows a C{--del} or a look-up holding the lock for a moment) only
     when C{use_proc}.
     """
-    pid = _read_pid(state.pid_path(watch_id))
-    if pid is not None and _pid_exists(pid):
+    pid = pidfile_pid(state, watch_id)
+    if pid is not None:
         return pid
     return _proc_locks_holder(state.lock_path(watch_id)) if use_proc else None
 
