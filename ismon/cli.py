@@ -36,11 +36,6 @@ from ismon.protocols import PROTOCOLS, by_command
 
 __all__ = [
     "clp",
-    "clp_ftpmon",
-    "clp_httpmon",
-    "clp_imapmon",
-    "clp_pop3mon",
-    "clp_smtpmon",
     "main",
     "run_command",
 ]
@@ -72,26 +67,6 @@ def _exit_quietly_on_broken_pipe(run: Callable[[], int]) -> NoReturn:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = ExitStatus.STOPPED
     sys.exit(code)
-
-
-def clp_httpmon(argv: list[str] | None = None) -> NoReturn:
-    clp("clp_httpmon", argv)
-
-
-def clp_smtpmon(argv: list[str] | None = None) -> NoReturn:
-    clp("clp_smtpmon", argv)
-
-
-def clp_pop3mon(argv: list[str] | None = None) -> NoReturn:
-    clp("clp_pop3mon", argv)
-
-
-def clp_imapmon(argv: list[str] | None = None) -> NoReturn:
-    clp("clp_imapmon", argv)
-
-
-def clp_ftpmon(argv: list[str] | None = None) -> NoReturn:
-    clp("clp_ftpmon", argv)
 
 
 def _refuse(options: WatchOptions, error: usage.UsageError, *, to_syslog: bool = True) -> int:

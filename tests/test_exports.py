@@ -101,16 +101,7 @@ PUBLIC = {
     ],
     "ismon.service": ["WatchService", "make_probe"],
     "ismon.process": ["exit_now", "make_twistd_service", "use_monotonic_clock"],
-    "ismon.cli": [
-        "clp",
-        "clp_ftpmon",
-        "clp_httpmon",
-        "clp_imapmon",
-        "clp_pop3mon",
-        "clp_smtpmon",
-        "main",
-        "run_command",
-    ],
+    "ismon.cli": ["clp", "main", "run_command"],
     "ismon.report": [
         "CatalogueFilter",
         "JsonLinesObserver",

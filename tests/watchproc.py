@@ -107,7 +107,7 @@ def message_ids(output: str, cmd: str, watch_id: str, among: Sequence[int]) -> l
 # -- commands ---------------------------------------------------------------
 
 _SCRIPT_FALLBACK = {
-    **{name: f"from ismon.cli import {name}; {name}()" for name in _PROTO},
+    **{name: f"from ismon.cli import clp; clp({name!r})" for name in _PROTO},
     "ismon": "from ismon.cli import main; main()",
 }
 
