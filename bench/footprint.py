@@ -35,7 +35,7 @@ for start-up times).  In one run:
               (/proc/PID/status) and CPU (/proc/PID/task/*/schedstat);
               an ``ismon pause``/``continue`` at ~500 probes resets its
               consecutive-failure count so that it lives past 10000.
-  in-process  a child process runs ismon.service.WatchService on a real
+  in-process  a child process runs ismon.watch.service.WatchService on a real
               reactor with a 1 ms interval against nginx (healthy probes,
               back to back): RSS at 1k and 10k probes, then tracemalloc over
               another 1k..10k window (traced growth and where it grew).
@@ -43,7 +43,7 @@ for start-up times).  In one run:
               probe (including its heartbeat and watchdog thread).
   control     wall time of ``ismon status ID`` as a subprocess (p50 over
               --status-runs, 20) and the AMP round trip alone
-              (ismon.control.status from a client process, p50 over 100).
+              (ismon.control.amp.status from a client process, p50 over 100).
 
 Targets (issue 6): no growth (RSS growth 1k->10k <= 1 MiB in both the real
 process and the in-process harness, traced Python memory growth <= 64 KiB
@@ -249,11 +249,11 @@ def child_harness(port: int, first: int, second: int, state_dir: str) -> int:
         textFileLogObserver,
     )
 
-    from ismon.config import WatchConfig
-    from ismon.process import use_monotonic_clock
-    from ismon.requests import HttpRequest
-    from ismon.service import WatchService
-    from ismon.timing import Timing
+    from ismon.cmdline.process import use_monotonic_clock
+    from ismon.core.config import WatchConfig
+    from ismon.core.requests import HttpRequest
+    from ismon.core.timing import Timing
+    from ismon.watch.service import WatchService
 
     use_monotonic_clock(reactor)
     devnull = open(os.devnull, "w")
@@ -335,13 +335,13 @@ def child_harness(port: int, first: int, second: int, state_dir: str) -> int:
 
 
 def child_amp(socket_path: str, count: int) -> int:
-    """count sequential ismon.control.status calls; prints one JSON line of seconds."""
+    """count sequential ismon.control.amp.status calls; prints one JSON line of seconds."""
     for name in ("OpenSSL", "service_identity"):
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]
     from twisted.internet import reactor
     from twisted.internet.defer import Deferred
 
-    from ismon import control
+    from ismon.control import amp as control
 
     times: list[float] = []
     errors: list[str] = []

@@ -328,9 +328,9 @@ def run_ismon(
     """
     from twisted.internet import reactor
 
-    from ismon.http import HttpProbe
-    from ismon.requests import HttpRequest, SmtpRequest
-    from ismon.smtp import SmtpProbe
+    from ismon.core.requests import HttpRequest, SmtpRequest
+    from ismon.probes.http import HttpProbe
+    from ismon.probes.smtp import SmtpProbe
 
     _state["reactor"] = reactor
     http = HttpProbe(reactor, HttpRequest(host="127.0.0.1", port=http_port, timeout=PROBE_TIMEOUT))
@@ -561,13 +561,13 @@ def conversation_rows(
 ) -> tuple[list[Any], list[tuple[str, list[str], str]]]:
     """
     The ismon row of a greeting-and-command protocol (its probe from
-    ismon.protocols) and its forked monitoring-plugins checker, both on
+    ismon.core.protocols) and its forked monitoring-plugins checker, both on
     127.0.0.1:port.
     """
 
     def make(reactor: Any) -> Callable[[], Any]:
-        from ismon.protocols import PROTOCOLS
-        from ismon.requests import ConversationRequest
+        from ismon.core.protocols import PROTOCOLS
+        from ismon.core.requests import ConversationRequest
 
         request = ConversationRequest(host="127.0.0.1", port=port, timeout=PROBE_TIMEOUT)
         return PROTOCOLS[protocol].make_probe(reactor, request).probe

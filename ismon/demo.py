@@ -12,7 +12,6 @@ C{python -m ismon.demo serve PORT_HTTP PORT_SMTP} runs only the server.
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 import signal
@@ -111,7 +110,7 @@ def _ismon(state_dir: str, *args: str) -> int:
 
 def main() -> int:
     try:
-        importlib.import_module("twisted.internet")
+        import twisted.internet  # noqa: F401
     except ImportError:
         # From a checkout root, "import twisted" alone succeeds: it finds the
         # checkout's twisted/plugins folder.

@@ -6,13 +6,15 @@ Fakes for programs that embed ismon, and for ismon's own tests.
     delays on an injected clock, and can stall until its timeout and then
     give the timeout result the real probes give (message 74, ETIMEDOUT).
   - L{FakeWatchControl}: an L{IWatchControl} whose C{stop}, C{pause},
-    C{resume} and C{status} behave as a running watch's do.
+    C{resume} and C{status} behave as a running watch's do: a pause with a
+    duration ends by itself on the injected clock, and C{max_pause} bounds
+    every pause, as C{--max-pause} does.
   - L{FakeWatch}: a real L{WatchService} probing a L{FakeProbe} on a
     L{MemoryReactorClock}, so a test can drive a watch through its retries
     to its exit in no time, with no socket, thread or syslog.
 
 Each fake passes the same contract tests as the real thing: L{FakeProbe}
-those of L{HttpProbe} and L{SmtpProbe} against loopback servers, and
+those of every protocol's probe against loopback servers, and
 L{FakeWatchControl} those of L{WatchService} (C{tests/test_contracts.py});
 L{FakeWatch} logs the same messages and exits with the same status as a
 real C{clp_httpmon} process (C{tests/test_contracts_watch.py}).  README
@@ -42,15 +44,17 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import ILogObserver
 from zope.interface import implementer
 
-from ismon.catalogue import MessageId
-from ismon.control import IWatchControl
-from ismon.probe import IProbe
-from ismon.result import Phase, ProbeResult, timed_out
-from ismon.schedule import WatchState
-from ismon.timing import Timing
+from ismon.control.amp import IWatchControl
+from ismon.core.catalogue import MessageId
+from ismon.core.protocols import PROTOCOLS
+from ismon.core.result import Phase, ProbeResult, timed_out
+from ismon.core.timing import Timing
+from ismon.probes.probe import IProbe
+from ismon.watch.schedule import WatchState
 
 if TYPE_CHECKING:
-    from ismon.service import WatchService
+    from ismon.core.config import WatchConfig
+    from ismon.watch.service import WatchService
 
 __all__ = [
     "STALL",
@@ -206,7 +210,10 @@ class FakeWatchControl:
     An L{IWatchControl} that behaves as a running L{WatchService} does:
     C{pause} returns False when already paused (or stopped), C{resume} False
     when not paused, C{stop} ends it on the next turn of C{clock} (once),
-    and C{status} has the keys and state values of the real one.
+    and C{status} has the keys and state values of the real one.  A pause
+    with a duration ends by itself on C{clock}, and C{max_pause} (seconds,
+    as C{--max-pause}) shortens every longer pause and ends one without a
+    duration.
 
     @ivar state: a L{WatchState} value: C{"watching"}, C{"paused"},
         C{"stopped"}, ...; a test may set it (C{"retrying"}, C{"failed"}).
@@ -226,8 +233,10 @@ class FakeWatchControl:
         target: str = "http://127.0.0.1:80/ HTTP/1.1",
         timing: Timing | None = None,
         on_exit: Callable[[int], None] | None = None,
+        max_pause: float | None = None,
     ) -> None:
         self.clock = clock
+        self.max_pause = max_pause
         self.watch_id = watch_id
         self.protocol = protocol
         self.target = target
@@ -243,6 +252,7 @@ class FakeWatchControl:
         self._paused_at: float | None = None
         self._paused_until: float | None = None
         self._pause_reason = ""
+        self._pause_ends: IDelayedCall | None = None
         self._stopping = False
 
     def _called(self, name: str) -> None:
@@ -281,17 +291,34 @@ class FakeWatchControl:
         return True
 
     def _pause_until(self, duration: float | None, reason: str) -> None:
-        # What the status shows; the fake does not end a pause by itself.
+        # As the watch does: --max-pause bounds every pause, one without an
+        # expiry included; a new pause replaces the running one's expiry.
+        if self.max_pause is not None and (duration is None or self.max_pause < duration):
+            duration = self.max_pause
+        if self._pause_ends is not None and self._pause_ends.active():
+            self._pause_ends.cancel()
+        self._pause_ends = None
         self._paused_until = None if duration is None else self.clock.seconds() + duration
         self._pause_reason = reason
+        if duration is not None:
+            self._pause_ends = self.clock.callLater(duration, self._pause_ran_out)
+
+    def _pause_ran_out(self) -> None:
+        self._pause_ends = None
+        if self.state == WatchState.PAUSED.value:
+            self.state = WatchState.WATCHING.value
+            self._paused_at = None
+            self._paused_until = None
+            self._pause_reason = ""
 
     def resume(self) -> bool:
         self._called("resume")
         if self.state != WatchState.PAUSED.value:
             return False
-        self.state = WatchState.WATCHING.value
-        self._paused_at = None
-        self._pause_until(None, "")
+        self._pause_ran_out()
+        if self._pause_ends is not None:
+            self._pause_ends.cancel()
+            self._pause_ends = None
         return True
 
     def status(self) -> dict[str, object]:
@@ -301,7 +328,7 @@ class FakeWatchControl:
         return {
             "watch_id": self.watch_id,
             "protocol": self.protocol,
-            "command": f"clp_{self.protocol}mon",
+            "command": PROTOCOLS[self.protocol].command,
             "pid": os.getpid(),
             "target": self.target,
             "state": self.state,
@@ -347,6 +374,10 @@ class FakeWatch:
             assert watch.run_until_exit(60) == 1
             assert watch.messages == [2, 99, 1, 74, 96, 74, 96, 74, 6]
 
+    Its configuration is made by the protocol's own option parser
+    (C{protocol}, a name of L{ismon.core.protocols.PROTOCOLS}), then given
+    C{timing} and C{max_pause} (seconds, as C{--max-pause}).
+
     @ivar clock: the reactor the watch runs on.
     @ivar probe: the L{FakeProbe} it asks.
     @ivar service: the watch itself (an L{IWatchControl}: pause, status...).
@@ -363,13 +394,13 @@ class FakeWatch:
         timing: Timing | None = None,
         protocol: str = "http",
         watch_id: str = "fake",
+        max_pause: float | None = None,
     ) -> None:
         # Imported here: the service pulls in the whole watch machinery,
         # which users of the probe and control fakes need not load.
         from twisted.logger import LogPublisher
 
-        from ismon.config import WatchConfig
-        from ismon.service import WatchService
+        from ismon.watch.service import WatchService
 
         timing = timing or Timing(interval=10, retries=2, timeout=1, retry_interval=2)
         self.clock = MemoryReactorClock()
@@ -380,15 +411,9 @@ class FakeWatch:
         # Removed by close(), or at the latest when the watch is collected.
         self._remove_folder = weakref.finalize(self, shutil.rmtree, self._folder, True)
         self._started = False
-        command = f"clp_{protocol}mon"
-        config = WatchConfig(
-            watch_id=watch_id,
-            protocol=protocol,
-            command=command,
-            request=_request(protocol, timing.timeout),
-            timing=timing,
-            state_dir=self._folder / "state",
-            syslog_socket=None,
+        config = attrs.evolve(
+            _config(protocol, watch_id, timing, self._folder / "state"),
+            max_pause=None if max_pause is None else int(max_pause),
         )
         self.service: WatchService = WatchService(
             config,
@@ -468,11 +493,17 @@ class FakeWatch:
         self.close()
 
 
-def _request(protocol: str, timeout: float) -> Any:
-    if protocol == "smtp":
-        from ismon.requests import SmtpRequest
+def _config(protocol: str, watch_id: str, timing: Timing, state_dir: Path) -> WatchConfig:
+    """
+    The configuration of a watch of C{protocol}, made the way a command line
+    makes it: by that protocol's option parser (L{ismon.cmdline.options}),
+    for a server on 127.0.0.1; then given C{timing}.
+    """
+    from ismon.cmdline.options import OPTIONS
 
-        return SmtpRequest(host="127.0.0.1", port=25, timeout=timeout)
-    from ismon.requests import HttpRequest
-
-    return HttpRequest(host="127.0.0.1", port=80, timeout=timeout)
+    options = OPTIONS[protocol]()
+    options.parseOptions([watch_id, "-s", "127.0.0.1", "--syslog-socket", "none"])
+    config = options.config
+    assert config is not None
+    request = attrs.evolve(config.request, timeout=timing.timeout)  # type: ignore[misc]
+    return attrs.evolve(config, request=request, timing=timing, state_dir=state_dir)

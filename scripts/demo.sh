@@ -61,7 +61,7 @@ import importlib.metadata, os, re, sys, tomllib
 
 root = sys.argv[1]
 import twisted.internet
-import ismon.cli, ismon.demo
+import ismon.cmdline.cli, ismon.demo
 
 if os.path.realpath(os.path.dirname(os.path.dirname(ismon.__file__))) != root:
     sys.exit("ismon comes from another checkout")

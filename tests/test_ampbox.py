@@ -1,5 +1,5 @@
 """
-Tests for L{ismon.ampbox}: the stdlib AMP box codec, held to the bytes that
+Tests for L{ismon.wire.ampbox}: the stdlib AMP box codec, held to the bytes that
 Twisted's own AMP implementation writes and reads.
 """
 
@@ -13,13 +13,7 @@ from twisted.protocols import amp
 from twisted.test.iosim import FakeTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from ismon.ampbox import (
-    MAX_KEY_LENGTH,
-    MAX_VALUE_LENGTH,
-    BoxReader,
-    MalformedBox,
-    encode_box,
-)
+from ismon.wire.ampbox import MAX_KEY_LENGTH, MAX_VALUE_LENGTH, BoxReader, MalformedBox, encode_box
 
 keys = st.binary(min_size=1, max_size=MAX_KEY_LENGTH)
 values = st.binary(max_size=2048)

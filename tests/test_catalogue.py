@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_catalogue -*-
 """
-Tests for L{ismon.catalogue}: the 2004 message texts (README: Messages), log-line
+Tests for L{ismon.core.catalogue}: the 2004 message texts (README: Messages), log-line
 safety of substituted values, and the 400-byte folding rule.
 """
 
@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from ismon.catalogue import MAX_LINE_BYTES, MessageId, fold, render
+from ismon.core.catalogue import MAX_LINE_BYTES, MessageId, fold, render
+from ismon.core.protocols import label_of
 
 # The 2004 catalogue (the README's Messages table, ids 1-83), with <cmd>,
 # <P>, xx, nn and xxx filled in.  These strings are what
@@ -69,6 +70,7 @@ class Catalogue2004Tests(SynchronousTestCase):
                         render(
                             MessageId(number),
                             command=command,
+                            protocol=label_of(command),
                             watch_id="w1",
                             number=24,
                             function="socket",
@@ -81,11 +83,21 @@ class Catalogue2004Tests(SynchronousTestCase):
         The example from the brief, spelled out literally.
         """
         self.assertEqual(
-            render(MessageId.STARTED, command="clp_httpmon", watch_id="web1"),
+            render(
+                MessageId.STARTED,
+                command="clp_httpmon",
+                protocol=label_of("clp_httpmon"),
+                watch_id="web1",
+            ),
             "The clp_httpmon has started watching HTTP. [ID:web1]",
         )
         self.assertEqual(
-            render(MessageId.STARTED, command="clp_smtpmon", watch_id="mail1"),
+            render(
+                MessageId.STARTED,
+                command="clp_smtpmon",
+                protocol=label_of("clp_smtpmon"),
+                watch_id="mail1",
+            ),
             "The clp_smtpmon has started watching SMTP. [ID:mail1]",
         )
 
@@ -95,11 +107,23 @@ class Catalogue2004Tests(SynchronousTestCase):
         close), which is rendered, not dropped.
         """
         self.assertEqual(
-            render(MessageId.SELECT_ERROR, command="clp_smtpmon", watch_id="m", number=110),
+            render(
+                MessageId.SELECT_ERROR,
+                command="clp_smtpmon",
+                protocol=label_of("clp_smtpmon"),
+                watch_id="m",
+                number=110,
+            ),
             "The clp_smtpmon has detected network error(select error[110]). [ID:m]",
         )
         self.assertEqual(
-            render(MessageId.RECV_ERROR, command="clp_httpmon", watch_id="m", number=0),
+            render(
+                MessageId.RECV_ERROR,
+                command="clp_httpmon",
+                protocol=label_of("clp_httpmon"),
+                watch_id="m",
+                number=0,
+            ),
             "The clp_httpmon has detected network error(recv error[0]). [ID:m]",
         )
 
@@ -108,7 +132,12 @@ class Catalogue2004Tests(SynchronousTestCase):
         Message 82 names clp_httpmon whatever command renders it (2004 text).
         """
         self.assertEqual(
-            render(MessageId.INVALID_RESPONSE, command="clp_smtpmon", watch_id="x"),
+            render(
+                MessageId.INVALID_RESPONSE,
+                command="clp_smtpmon",
+                protocol=label_of("clp_smtpmon"),
+                watch_id="x",
+            ),
             "The clp_httpmon has detected an error in HTTP(invalid response). [ID:x]",
         )
 
@@ -121,7 +150,14 @@ class Catalogue2004Tests(SynchronousTestCase):
             if message < 90 and not 84 <= message <= 87:
                 continue
             with self.subTest(id=int(message)):
-                text = render(message, command="clp_httpmon", watch_id="w", number=3, detail="d")
+                text = render(
+                    message,
+                    command="clp_httpmon",
+                    protocol=label_of("clp_httpmon"),
+                    watch_id="w",
+                    number=3,
+                    detail="d",
+                )
                 self.assertTrue(text.startswith("The clp_httpmon "), text)
                 self.assertTrue(text.endswith(". [ID:w]"), text)
                 self.assertNotIn("{", text)
@@ -134,6 +170,7 @@ class Catalogue2004Tests(SynchronousTestCase):
             render(
                 MessageId.TLS_HANDSHAKE_ERROR,
                 command="clp_httpmon",
+                protocol=label_of("clp_httpmon"),
                 watch_id="w",
                 detail="alert 40",
             ),
@@ -147,13 +184,19 @@ class NeutralisationTests(SynchronousTestCase):
     """
 
     def test_control_characters_in_watch_id(self) -> None:
-        text = render(MessageId.STARTED, command="clp_httpmon", watch_id="a\nb\rc\x00d\x1be")
+        text = render(
+            MessageId.STARTED,
+            command="clp_httpmon",
+            protocol=label_of("clp_httpmon"),
+            watch_id="a\nb\rc\x00d\x1be",
+        )
         self.assertEqual(text, "The clp_httpmon has started watching HTTP. [ID:a?b?c?d?e]")
 
     def test_control_characters_in_detail(self) -> None:
         text = render(
             MessageId.PROBE_FAILED_RETRYING,
             command="clp_smtpmon",
+            protocol=label_of("clp_smtpmon"),
             watch_id="w",
             detail="250 ok\r\nThe clp_smtpmon will terminate. [ID:w]",
         )
@@ -163,7 +206,12 @@ class NeutralisationTests(SynchronousTestCase):
 
     def test_control_characters_in_function(self) -> None:
         text = render(
-            MessageId.SYSTEM_ERROR, command="clp_httpmon", watch_id="w", function="f\n", number=1
+            MessageId.SYSTEM_ERROR,
+            command="clp_httpmon",
+            protocol=label_of("clp_httpmon"),
+            watch_id="w",
+            function="f\n",
+            number=1,
         )
         self.assertEqual(text, "The clp_httpmon has detected system error (f? 1). [ID:w]")
 
@@ -172,7 +220,10 @@ class NeutralisationTests(SynchronousTestCase):
         Unicode line and paragraph separators and DEL are neutralised too.
         """
         text = render(
-            MessageId.STARTED, command="clp_httpmon", watch_id="a\u2028b\u2029c\x7fd\x85e"
+            MessageId.STARTED,
+            command="clp_httpmon",
+            protocol=label_of("clp_httpmon"),
+            watch_id="a\u2028b\u2029c\x7fd\x85e",
         )
         self.assertTrue(text.endswith("[ID:a?b?c?d?e]"), text)
 
@@ -182,7 +233,13 @@ class NeutralisationTests(SynchronousTestCase):
         Whatever the values, the rendering is one line of printable text.
         """
         for message in MessageId:
-            text = render(message, command="clp_smtpmon", watch_id=watch_id, detail=detail)
+            text = render(
+                message,
+                command="clp_smtpmon",
+                protocol=label_of("clp_smtpmon"),
+                watch_id=watch_id,
+                detail=detail,
+            )
             self.assertTrue(text.isprintable(), repr(text))
             self.assertEqual(len(text.splitlines()), 1)
 
@@ -276,6 +333,7 @@ class FoldTests(SynchronousTestCase):
         text = render(
             MessageId.PROBE_FAILED_RETRYING,
             command="clp_httpmon",
+            protocol=label_of("clp_httpmon"),
             watch_id="w",
             detail="\u00e9" * 1000,
         )

@@ -2,14 +2,18 @@
 Contract tests: each fake of L{ismon.testing} passes the same tests as the
 real thing it stands in for.
 
-  - L{ProbeContract} (L{ismon.probe.IProbe}): run against L{FakeProbe} on a
-    L{Clock}, scripted for each case, and against the real L{HttpProbe} and
-    L{SmtpProbe} on the real reactor: nginx and aiosmtpd for a healthy
-    server, a listening socket that never accepts for a stalled one, a
-    bound socket that does not listen for a refused connection.
-  - L{WatchControlContract} (L{ismon.control.IWatchControl}): run against
+  - L{ProbeContract} (L{ismon.probes.probe.IProbe}): run against L{FakeProbe} on a
+    L{Clock}, scripted for each case, and against the real probe of every
+    protocol on the real reactor: nginx, aiosmtpd, dovecot (POP3, IMAP4)
+    and vsftpd for a healthy server, a listening socket that never accepts
+    for a stalled one, a bound socket that does not listen for a refused
+    connection.  Where those servers must be there (C{scripts/test.sh} as
+    root, C{CI=true} as root, C{ISMON_REQUIRE_SERVERS=1}), a healthy case
+    that cannot start its server fails instead of skipping.
+  - L{WatchControlContract} (L{ismon.control.amp.IWatchControl}): run against
     L{FakeWatchControl} and against a real L{WatchService} (the one inside
-    L{FakeWatch}: a fake clock and a L{FakeProbe}).
+    L{FakeWatch}: a fake clock and a L{FakeProbe}), pauses with an expiry
+    and C{--max-pause} included.
 
 A mixin holds the contract's tests; each subclass only builds the cases.
 """
@@ -24,6 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,14 +39,16 @@ from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
-from ismon.catalogue import MessageId
-from ismon.control import IWatchControl
-from ismon.http import HttpProbe
-from ismon.probe import IProbe
-from ismon.requests import HttpRequest, SmtpRequest
-from ismon.result import Phase, ProbeResult
-from ismon.schedule import WatchState
-from ismon.smtp import SmtpProbe
+from ismon.cmdline.options import OPTIONS
+from ismon.control.amp import IWatchControl
+from ismon.core.catalogue import MessageId
+from ismon.core.requests import HttpRequest, SmtpRequest
+from ismon.core.result import Phase, ProbeResult
+from ismon.core.timing import Timing
+from ismon.probes.http import HttpProbe
+from ismon.probes.probe import IProbe
+from ismon.probes.smtp import SmtpProbe
+from ismon.probes.table import make_probe
 from ismon.testing import (
     STALL,
     Answer,
@@ -52,9 +59,12 @@ from ismon.testing import (
     answered,
     refused,
 )
-from ismon.timing import Timing
+from ismon.watch.schedule import WatchState
+from tests.certs import make_test_certs
+from tests.dovecot import servers_required, start_dovecot
 from tests.servers import ServerProcess, ServerUnavailable, start_aiosmtpd, start_nginx
 from tests.test_service import STATUS_KEYS
+from tests.vsftpd import start_vsftpd
 
 reactor: Any = _reactor
 _T = TypeVar("_T")
@@ -83,7 +93,7 @@ def async_test(
 
 class ProbeContract:
     """
-    What every L{IProbe} promises (L{ismon.probe.IProbe}): C{probe()} always
+    What every L{IProbe} promises (L{ismon.probes.probe.IProbe}): C{probe()} always
     fires with a L{ProbeResult}, never an errback, within the timeout plus
     slack, and leaves no timer or socket behind; a healthy server gives ok,
     a stalled one message 74 with ETIMEDOUT, a refused connection message
@@ -248,7 +258,7 @@ class _RealProbeContract(ProbeContract):
         try:
             server = start(folder)
         except ServerUnavailable as e:
-            if os.environ.get("ISMON_REQUIRE_SERVERS") == "1":
+            if servers_required():
                 raise
             self.skipTest(f"server unavailable: {e}")
         self.addCleanup(server.stop)
@@ -322,6 +332,62 @@ class SmtpProbeContractTests(_RealProbeContract, TestCase):
     def healthy(self) -> IProbe:
         smtpd = self.server(lambda folder: start_aiosmtpd(folder, "plain"))
         return self.make(smtpd.port)
+
+
+class _ParsedProbeContract(_RealProbeContract):
+    """A protocol's probe made as a watch makes it: its parser, then the probe table."""
+
+    protocol = ""
+
+    def make(self, port: int) -> IProbe:
+        self.port = port
+        options = OPTIONS[self.protocol]()
+        options.parseOptions(["contract", "-s", "127.0.0.1", "-n", str(port), "-r", "1"])
+        assert options.config is not None
+        return make_probe(reactor, self.protocol, options.config.request)
+
+    def certs(self) -> Any:
+        return make_test_certs(Path(tempfile.mkdtemp(prefix="ismon-contract-certs-")))
+
+
+class Pop3ProbeContractTests(_ParsedProbeContract, TestCase):
+    """L{ismon.probes.pop3.Pop3Probe}: dovecot; a silent listener; a refusing port."""
+
+    protocol = "pop3"
+
+    def healthy(self) -> IProbe:
+        dovecot = self.server(lambda folder: start_dovecot(folder, self.certs()))
+        return self.make(dovecot.pop3_port)
+
+
+class ImapProbeContractTests(_ParsedProbeContract, TestCase):
+    """L{ismon.probes.imap.ImapProbe}: dovecot; a silent listener; a refusing port."""
+
+    protocol = "imap"
+
+    def healthy(self) -> IProbe:
+        dovecot = self.server(lambda folder: start_dovecot(folder, self.certs()))
+        return self.make(dovecot.imap_port)
+
+
+class FtpProbeContractTests(_ParsedProbeContract, TestCase):
+    """L{ismon.probes.ftp.FtpProbe}: vsftpd; a silent listener; a refusing port."""
+
+    protocol = "ftp"
+
+    def healthy(self) -> IProbe:
+        vsftpd = self.server(lambda folder: start_vsftpd(folder, self.certs()))
+        return self.make(vsftpd.port)
+
+
+def test_every_protocol_has_its_contract() -> None:
+    """A new protocol's probe joins the contract: a test class here, named for it."""
+    classes = {
+        cls.__name__.removesuffix("ProbeContractTests").lower()
+        for cls in _RealProbeContract.__subclasses__() + _ParsedProbeContract.__subclasses__()
+        if cls is not _ParsedProbeContract
+    }
+    assert classes == set(OPTIONS)
 
 
 class FakeProbeScriptTests(SynchronousTestCase):
@@ -402,7 +468,7 @@ class FakeProbeScriptTests(SynchronousTestCase):
 class WatchControlContract:
     """
     What a running watch does for its control channel
-    (L{ismon.control.IWatchControl}): C{pause} and C{resume} say whether
+    (L{ismon.control.amp.IWatchControl}): C{pause} and C{resume} say whether
     they changed anything, C{stop} ends the watch with status 0 on the
     clock's next turn (the client's answer goes first), and C{status} is a
     JSON object with the same keys and state values as L{WatchService}'s.
@@ -417,11 +483,17 @@ class WatchControlContract:
     assertIsNone: Any
     assertIsInstance: Any
     assertIn: Any
+    assertLessEqual: Any
 
-    def running(self) -> IWatchControl:
+    def running(self, max_pause: float | None = None) -> IWatchControl:
+        """A running watch; C{max_pause} as C{--max-pause}."""
         raise NotImplementedError
 
     def turn(self) -> None:
+        raise NotImplementedError
+
+    def advance(self, seconds: float) -> None:
+        """Let C{seconds} pass on the watch's clock."""
         raise NotImplementedError
 
     def exits(self) -> list[int]:
@@ -473,6 +545,57 @@ class WatchControlContract:
         self.turn()
         self.assertEqual(self.exits(), [0])
 
+    def test_a_pause_with_an_expiry_ends_by_itself(self) -> None:
+        watch = self.running()
+        self.assertTrue(watch.pause(30, "kernel update"))
+        status = watch.status()
+        self.assertEqual(status["state"], WatchState.PAUSED.value)
+        self.assertEqual(status["pause_reason"], "kernel update")
+        until = status["paused_until"]
+        assert isinstance(until, float)
+        self.assertLessEqual(abs(until - time.time() - 30), 5)
+        self.advance(29)
+        self.assertEqual(watch.status()["state"], WatchState.PAUSED.value)
+        self.advance(2)
+        status = watch.status()
+        self.assertEqual(status["state"], WatchState.WATCHING.value)
+        self.assertEqual((status["paused_until"], status["pause_reason"]), (None, None))
+
+    def test_a_new_pause_replaces_the_expiry(self) -> None:
+        watch = self.running()
+        watch.pause(30, "first")
+        self.advance(20)
+        self.assertFalse(watch.pause(30, "second"))  # already paused: nothing changed state
+        self.advance(20)
+        status = watch.status()
+        self.assertEqual(status["state"], WatchState.PAUSED.value)
+        self.assertEqual(status["pause_reason"], "second")
+        self.advance(11)
+        self.assertEqual(watch.status()["state"], WatchState.WATCHING.value)
+
+    def test_continue_ends_a_pause_with_an_expiry(self) -> None:
+        watch = self.running()
+        watch.pause(30, "")
+        self.assertTrue(watch.resume())
+        self.advance(31)
+        self.assertEqual(watch.status()["state"], WatchState.WATCHING.value)
+        self.assertTrue(watch.pause())  # a later pause is a pause of its own
+
+    def test_max_pause_bounds_every_pause(self) -> None:
+        watch = self.running(max_pause=60)
+        self.assertTrue(watch.pause())  # no expiry of its own
+        until = watch.status()["paused_until"]
+        assert isinstance(until, float)
+        self.assertLessEqual(abs(until - time.time() - 60), 5)
+        self.advance(61)
+        self.assertEqual(watch.status()["state"], WatchState.WATCHING.value)
+        watch.pause(600, "long")  # longer than the limit: cut to it
+        self.advance(61)
+        self.assertEqual(watch.status()["state"], WatchState.WATCHING.value)
+        watch.pause(30, "short")  # shorter: its own
+        self.advance(31)
+        self.assertEqual(watch.status()["state"], WatchState.WATCHING.value)
+
     def test_status_is_json_with_the_watch_keys(self) -> None:
         status = self.running().status()
         self.assertEqual(set(status), set(STATUS_KEYS))
@@ -488,17 +611,21 @@ TIMING = dict(interval=10, retries=2, timeout=1, retry_interval=2)
 
 
 class FakeWatchControlContractTests(WatchControlContract, SynchronousTestCase):
-    def running(self) -> IWatchControl:
+    def running(self, max_pause: float | None = None) -> IWatchControl:
         self.clock = Clock()
         self._exits: list[int] = []
         return FakeWatchControl(
             self.clock,
             timing=Timing(**TIMING),  # type: ignore[arg-type]
             on_exit=self._exits.append,
+            max_pause=max_pause,
         )
 
     def turn(self) -> None:
         self.clock.advance(0)
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
 
     def exits(self) -> list[int]:
         return self._exits
@@ -507,14 +634,17 @@ class FakeWatchControlContractTests(WatchControlContract, SynchronousTestCase):
 class WatchServiceControlContractTests(WatchControlContract, SynchronousTestCase):
     """The real L{WatchService}, running (inside L{FakeWatch})."""
 
-    def running(self) -> IWatchControl:
-        self.watch = FakeWatch(timing=Timing(**TIMING))  # type: ignore[arg-type]
+    def running(self, max_pause: float | None = None) -> IWatchControl:
+        self.watch = FakeWatch(timing=Timing(**TIMING), max_pause=max_pause)  # type: ignore[arg-type]
         self.addCleanup(self.watch.close)
         self.watch.start()
         return self.watch.service
 
     def turn(self) -> None:
         self.watch.advance(0)
+
+    def advance(self, seconds: float) -> None:
+        self.watch.advance(seconds)
 
     def exits(self) -> list[int]:
         return self.watch.exits
@@ -524,7 +654,7 @@ class FakeWatchControlTests(SynchronousTestCase):
     """What L{FakeWatchControl} adds: records, injected errors, extra status."""
 
     def test_records_and_raises(self) -> None:
-        from ismon.control import ControlRefused
+        from ismon.control.amp import ControlRefused
 
         control = FakeWatchControl(Clock())
         control.raises = ControlRefused("busy")

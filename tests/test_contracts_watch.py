@@ -23,8 +23,8 @@ from typing import Any
 import attrs
 from twisted.trial.unittest import SynchronousTestCase
 
+from ismon.core.timing import Timing
 from ismon.testing import STALL, FakeWatch, answered, refused
-from ismon.timing import Timing
 from tests.watchproc import Processes, command
 
 #: interval 2, retries 2, timeout 1, retry interval 1: a stall is detected within 5 s.

@@ -32,8 +32,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
-from ismon import control
-from ismon.control import (
+from ismon.control import amp as control
+from ismon.control.amp import (
     Continue,
     ControlError,
     ControlFactory,

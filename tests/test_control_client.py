@@ -1,6 +1,6 @@
 """
-The stdlib control client (L{ismon.control_client}) against the real
-control server (L{ismon.control.listen_control} on a real UNIX socket, real
+The stdlib control client (L{ismon.control.client}) against the real
+control server (L{ismon.control.amp.listen_control} on a real UNIX socket, real
 reactor), side by side with the Twisted AMP client of L{ismon.control}:
 the same questions get the same answers and the same errors, word for
 word, and both clients put the same bytes on the wire.
@@ -28,8 +28,9 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import TestCase
 
-from ismon import control, control_client
-from ismon.control import ControlError, ControlRefused, ControlUnavailable, listen_control
+from ismon.control import amp as control
+from ismon.control import client as control_client
+from ismon.control.amp import ControlError, ControlRefused, ControlUnavailable, listen_control
 from ismon.testing import FakeWatchControl
 from tests.test_control import async_test
 

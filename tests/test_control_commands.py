@@ -1,5 +1,5 @@
 """
-The control commands run without Twisted (L{ismon.control_commands},
+The control commands run without Twisted (L{ismon.control.commands},
 dispatched by L{ismon.entry}): which command lines take that way, and, as
 real processes against a real watch, that they print and exit as before
 and never import Twisted.
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from ismon.control_commands import ControlRequest, recognise
+from ismon.control.recognise import recognise
+from ismon.control.request import ControlRequest
 from tests.servers import Nginx
 from tests.watchproc import LOOPBACK, Processes, command, message, watch_argv
 
@@ -39,22 +40,22 @@ ACCEPTED: list[tuple[str, list[str], ControlRequest]] = [
         ["status", "--state-dir=/tmp/st", "--json"],
         request("ismon", None, None, 10, D, True),
     ),
-    ("ismon", ["status", "web"], request("clp_httpmon", "web", None)),
-    ("ismon", ["status", "web", "--json"], request("clp_httpmon", "web", None, 10, None, True)),
-    ("ismon", ["status", "--json", "web"], request("clp_httpmon", "web", None, 10, None, True)),
-    ("ismon", ["status", "--", "web"], request("clp_httpmon", "web", None)),
+    ("ismon", ["status", "web"], request("ismon", "web", None)),
+    ("ismon", ["status", "web", "--json"], request("ismon", "web", None, 10, None, True)),
+    ("ismon", ["status", "--json", "web"], request("ismon", "web", None, 10, None, True)),
+    ("ismon", ["status", "--", "web"], request("ismon", "web", None)),
     (
         "ismon",
         ["disp", "web", "--state-dir", "/tmp/st"],
-        request("clp_httpmon", "web", "disp", 10, D),
+        request("ismon", "web", "disp", 10, D),
     ),
-    ("ismon", ["stop", "web", "-r", "3"], request("clp_httpmon", "web", "stop", 3)),
-    ("ismon", ["stop", "web", "-r3"], request("clp_httpmon", "web", "stop", 3)),
-    ("ismon", ["stop", "web", "--timeout=3"], request("clp_httpmon", "web", "stop", 3)),
-    ("ismon", ["stop", "web", "--timeout", "10000"], request("clp_httpmon", "web", "stop", 10000)),
-    ("ismon", ["pause", "web"], request("clp_httpmon", "web", "pause")),
-    ("ismon", ["continue", "web"], request("clp_httpmon", "web", "continue")),
-    ("ismon", ["del", "web"], request("clp_httpmon", "web", "del")),
+    ("ismon", ["stop", "web", "-r", "3"], request("ismon", "web", "stop", 3)),
+    ("ismon", ["stop", "web", "-r3"], request("ismon", "web", "stop", 3)),
+    ("ismon", ["stop", "web", "--timeout=3"], request("ismon", "web", "stop", 3)),
+    ("ismon", ["stop", "web", "--timeout", "10000"], request("ismon", "web", "stop", 10000)),
+    ("ismon", ["pause", "web"], request("ismon", "web", "pause")),
+    ("ismon", ["continue", "web"], request("ismon", "web", "continue")),
+    ("ismon", ["del", "web"], request("ismon", "web", "del")),
     ("clp_httpmon", ["web", "--stop"], request("clp_httpmon", "web", "stop")),
     ("clp_httpmon", ["web", "--stop", "-r", "20"], request("clp_httpmon", "web", "stop", 20)),
     ("clp_smtpmon", ["mail", "--pause"], request("clp_smtpmon", "mail", "pause")),
@@ -129,15 +130,16 @@ def test_left_to_the_long_way(program: str, argv: list[str]) -> None:
 
 # Runs an entry point as its console script would and records every module
 # of Twisted (and of the libraries only Twisted needs) as it is imported: an
-# audit hook, because the control commands leave with os._exit (no atexit).
+# audit hook, because the control commands leave with os._exit (no atexit),
+# writing unbuffered for the same reason.
 _WRAPPER = """
 import os, sys
-record = open(os.environ["ISMON_TEST_MODULES"], "w", buffering=1)
+record = os.open(os.environ["ISMON_TEST_MODULES"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
 def hook(event, args):
     if event == "import" and args[0].split(".")[0] in (
-        "twisted", "zope", "attr", "attrs", "hashlib"
+        "twisted", "zope", "attr", "attrs", "hashlib", "typing"
     ):
-        record.write(args[0] + " ")
+        os.write(record, (args[0] + " ").encode())
 sys.addaudithook(hook)
 program = sys.argv[1]
 sys.argv = [program, *sys.argv[2:]]
@@ -212,8 +214,9 @@ def test_every_control_command_without_twisted(
         message(14, "clp_httpmon", "web") + f" (--del refused: PID {watch.pid} is alive)\n"
     )
 
+    # The watch's protocol is not known: ismon names itself (not clp_httpmon).
     absent = run("ismon", "status", "other")
-    assert (absent.returncode, absent.stderr) == (1, "clp_httpmon: watch other is not running\n")
+    assert (absent.returncode, absent.stderr) == (1, "ismon: watch other is not running\n")
     absent = run("clp_smtpmon", "other", "--pause")
     assert (absent.returncode, absent.stderr) == (1, "clp_smtpmon: watch other is not running\n")
     absent = run("ismon", "status", "other", "--json")
@@ -225,7 +228,7 @@ def test_every_control_command_without_twisted(
     assert run("clp_httpmon", "web", "--stop").returncode == 0  # nothing to stop
 
     gone = run("ismon", "disp", "web")
-    assert (gone.returncode, gone.stderr) == (1, "clp_httpmon: watch web is not running\n")
+    assert (gone.returncode, gone.stderr) == (1, "ismon: watch web is not running\n")
     # A watch stopped on request leaves only the record of its last exit
     # (README "Records") for --del.
     removed = run("clp_httpmon", "web", "--del")

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_exporter -*-
 """
-Tests for L{ismon.exporter}: the real C{ismon exporter} process, scraped by
+Tests for L{ismon.metrics.exporter}: the real C{ismon exporter} process, scraped by
 real HTTP clients on loopback, serving real watches of a real nginx, a
 watch socket that accepts and never answers, and hostile clients held open
 while a scrape is asked (docs/prometheus.md).  Its parsers are checked as
@@ -23,14 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from ismon.exporter import (
-    Listen,
-    parse_listen,
-    parse_watch_timeout,
-    wants_openmetrics,
-)
-from ismon.metrics import CLASSIC_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE
-from ismon.state import StateDir
+from ismon.cmdline.exporter import parse_listen, parse_watch_timeout
+from ismon.metrics.exporter import Listen, wants_openmetrics
+from ismon.metrics.render import CLASSIC_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE
+from ismon.state.folder import StateDir
 from tests.procs import wait_for_port, wait_until
 from tests.servers import Nginx, free_port, ipv6_loopback
 from tests.watchproc import LOOPBACK, PATIENCE, Processes, WatchProcess, command, watch_argv

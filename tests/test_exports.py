@@ -6,121 +6,145 @@ the public surface is a deliberate one.
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.test_layers import LAYERS
+from tests.test_layers import LAYERS, ROOT, layer_of, sources
 
 PUBLIC = {
     "ismon": ["__version__"],
-    "ismon.catalogue": ["MAX_LINE_BYTES", "MessageId", "fold", "render", "takes_detail"],
-    "ismon.result": [
-        "Phase",
-        "ProbeResult",
-        "StatusSet",
-        "judge_http_body",
-        "judge_http_headers",
-        "judge_http_status",
-        "judge_smtp_reply",
-        "timed_out",
+    "ismon.cmdline.auth_file": [
+        "AuthFileError",
+        "MAX_AUTH_FILE_BYTES",
+        "parse_auth_file",
+        "read_auth_file",
     ],
-    "ismon.probe": [
-        "REPLY_LIMIT",
-        "Address",
-        "ConversationProbe",
-        "IProbe",
-        "ITLSClient",
-        "ProbeProtocol",
-        "Resolver",
-        "lost_failure",
-        "run_probe",
-        "system_resolver",
+    "ismon.cmdline.cli": ["clp", "main", "run_command"],
+    "ismon.cmdline.exporter": [
+        "ExporterOptions",
+        "main",
+        "parse_listen",
+        "parse_watch_timeout",
+        "run",
     ],
-    "ismon.requests": [
-        "DEFAULT_MAX_BODY",
-        "BasicCredentials",
-        "ConversationRequest",
-        "Expectation",
-        "HeaderExpectation",
-        "HttpRequest",
-        "ProbeRequest",
-        "SmtpRequest",
-        "TLSSettings",
+    "ismon.cmdline.manpages": ["full_help_of", "main", "page", "write_pages"],
+    "ismon.cmdline.manual": [
+        "full_help",
+        "help_text",
+        "option_rows",
+        "render_roff",
+        "synopsis_text",
     ],
-    "ismon.timing": ["Timing"],
-    "ismon.ca_file": ["read_ca_file"],
-    "ismon.config": ["WatchConfig"],
-    "ismon.http": ["HttpProbe", "build_request"],
-    "ismon.smtp": ["SmtpProbe"],
-    "ismon.pop3": ["Pop3Probe"],
-    "ismon.imap": ["ImapProbe"],
-    "ismon.ftp": ["FtpProbe"],
-    "ismon.tls": [
-        "certificate_days_left",
-        "certificate_not_after",
-        "client_tls",
-        "connection_creator",
-        "describe_tls_failure",
-        "load_trust_root",
-    ],
-    "ismon.schedule": ["Schedule", "WatchState"],
-    "ismon.options": [
+    "ismon.cmdline.options": [
         "Action",
         "ConversationOptions",
         "FtpOptions",
         "HttpOptions",
         "ImapOptions",
+        "OPTIONS",
         "ParameterError",
         "Pop3Options",
         "SmtpOptions",
         "WatchOptions",
         "control_request",
         "plain_usage_error",
-        "quote",
     ],
-    "ismon.protocols": ["PROTOCOLS", "WatchProtocol", "by_command", "register"],
-    "ismon.status": ["WatchStatus", "result_fields"],
-    "ismon.metrics": [
-        "CLASSIC_CONTENT_TYPE",
-        "FAMILIES",
-        "Family",
-        "OPENMETRICS_CONTENT_TYPE",
-        "WatchSnapshot",
-        "render",
-    ],
-    "ismon.records": ["WatchRecords"],
-    "ismon.log_routing": ["LogRouting"],
-    "ismon.health": [
-        "EXIT_DEADLINE",
-        "IMonitorHealth",
-        "LoopHealth",
-        "LoopWatchdog",
-        "SystemdHealth",
-        "loop_watchdog_limit",
-        "release_freed_memory",
-    ],
-    "ismon.service": ["WatchService", "make_probe"],
-    "ismon.process": ["exit_now", "make_twistd_service", "use_monotonic_clock"],
-    "ismon.cli": ["clp", "main", "run_command"],
-    "ismon.report": [
-        "CatalogueFilter",
-        "JsonLinesObserver",
-        "Reporter",
-        "SyslogObserver",
-        "event_line",
-        "shows",
-    ],
-    "ismon.manual": [
+    "ismon.cmdline.pages": [
+        "ENVIRONMENT",
+        "EXIT_STATUS",
+        "FILES",
         "MANUALS",
         "Manual",
         "OptionRow",
-        "full_help",
-        "help_text",
-        "option_rows",
-        "render_roff",
-        "synopsis_text",
-        "write_pages",
     ],
+    "ismon.cmdline.process": ["exit_now", "use_monotonic_clock"],
+    "ismon.cmdline.startup": [
+        "CONTROL_MODULES",
+        "TLS_MODULES",
+        "defer_cookiejar",
+        "leave_out_tls_stack",
+        "run_if_fast",
+    ],
+    "ismon.cmdline.twistd": [
+        "ExporterMaker",
+        "WatchMaker",
+        "make_twistd_service",
+        "twistd_log_observer",
+    ],
+    "ismon.control.amp": [
+        "Continue",
+        "ControlError",
+        "ControlFactory",
+        "ControlProtocol",
+        "ControlRefused",
+        "ControlUnavailable",
+        "IWatchControl",
+        "Pause",
+        "Status",
+        "Stop",
+        "call",
+        "control_factory",
+        "listen_control",
+        "pause",
+        "peer_allowed",
+        "peer_credentials",
+        "resume",
+        "status",
+        "stop",
+    ],
+    "ismon.control.client": [
+        "ControlError",
+        "ControlRefused",
+        "ControlUnavailable",
+        "call",
+        "pause",
+        "resume",
+        "status",
+        "stop",
+    ],
+    "ismon.control.commands": [
+        "exit_with",
+        "format_status",
+        "open_folder",
+        "run",
+        "run_and_exit",
+        "system_error",
+    ],
+    "ismon.control.recognise": ["recognise"],
+    "ismon.control.request": [
+        "ControlRequest",
+        "MAX_PAUSE_SECONDS",
+        "MAX_REASON_BYTES",
+        "VERBS",
+        "duration_problem",
+        "parse_duration",
+        "pause_detail",
+        "reason_problem",
+    ],
+    "ismon.control.stop": ["stop"],
+    "ismon.core.catalogue": ["MAX_LINE_BYTES", "MessageId", "fold", "render", "takes_detail"],
+    "ismon.core.config": ["WatchConfig"],
+    "ismon.core.exit_status": ["ExitStatus", "exit_meaning"],
+    "ismon.core.protocols": ["PROTOCOLS", "WatchProtocol", "by_command", "label_of"],
+    "ismon.core.requests": [
+        "BasicCredentials",
+        "ConversationRequest",
+        "DEFAULT_MAX_BODY",
+        "Expectation",
+        "HeaderExpectation",
+        "HttpRequest",
+        "ProbeRequest",
+        "SmtpRequest",
+        "StatusSet",
+        "TLSSettings",
+    ],
+    "ismon.core.result": ["Phase", "ProbeResult", "timed_out"],
+    "ismon.core.status": ["WatchStatus", "result_fields"],
+    "ismon.core.text": ["local_time", "printable", "quote"],
+    "ismon.core.timing": ["Timing"],
+    "ismon.demo": ["main", "serve"],
     "ismon.entry": [
         "clp",
         "clp_ftpmon",
@@ -130,8 +154,138 @@ PUBLIC = {
         "clp_smtpmon",
         "main",
     ],
-    "ismon.exit_status": ["ExitStatus"],
-    "ismon.ampbox": [
+    "ismon.metrics.collector": ["Collector", "MAX_PARALLEL_ASKS"],
+    "ismon.metrics.command": ["TEXTFILE_NAME", "metrics", "metrics_and_exit", "wants_help"],
+    "ismon.metrics.exporter": [
+        "DEFAULT_LISTEN",
+        "DEFAULT_PORT",
+        "DEFAULT_WATCH_TIMEOUT",
+        "Exporter",
+        "ExporterConfig",
+        "Listen",
+        "MAX_WATCH_TIMEOUT",
+        "MIN_WATCH_TIMEOUT",
+        "listen_failure",
+        "wants_openmetrics",
+    ],
+    "ismon.metrics.render": [
+        "CLASSIC_CONTENT_TYPE",
+        "FAMILIES",
+        "Family",
+        "OPENMETRICS_CONTENT_TYPE",
+        "WatchSnapshot",
+        "render",
+    ],
+    "ismon.metrics.site": [
+        "GuardedSite",
+        "IDLE_TIMEOUT",
+        "MAX_CONNECTIONS",
+        "MAX_HEAD_BYTES",
+        "REQUEST_DEADLINE",
+        "plain",
+    ],
+    "ismon.metrics.snapshots": ["METRICS_WATCH_TIMEOUT", "ended_snapshot", "metric_snapshots"],
+    "ismon.probes.ca_file": ["read_ca_file"],
+    "ismon.probes.conversation": [
+        "ConversationProbe",
+        "LineConversation",
+        "LineProbe",
+        "StartTLSRequest",
+    ],
+    "ismon.probes.ftp": ["FtpProbe"],
+    "ismon.probes.http": ["HttpProbe", "build_request"],
+    "ismon.probes.imap": ["ImapProbe"],
+    "ismon.probes.pop3": ["Pop3Probe"],
+    "ismon.probes.probe": [
+        "IProbe",
+        "ITLSClient",
+        "ProbeProtocol",
+        "REPLY_LIMIT",
+        "ReactorType",
+        "lost_failure",
+        "run_probe",
+    ],
+    "ismon.probes.resolve": [
+        "Address",
+        "MAX_PENDING_LOOKUPS",
+        "ResolveError",
+        "Resolver",
+        "system_resolver",
+    ],
+    "ismon.probes.smtp": ["SmtpProbe"],
+    "ismon.probes.table": ["PROBES", "ProbeFactory", "make_probe"],
+    "ismon.probes.tls": [
+        "certificate_days_left",
+        "certificate_not_after",
+        "client_tls",
+        "connection_creator",
+        "describe_tls_failure",
+        "load_trust_root",
+    ],
+    "ismon.state.files": ["read_pid", "replace_file", "unlink"],
+    "ismon.state.folder": [
+        "InvalidWatchId",
+        "MAX_WATCH_ID",
+        "StateDir",
+        "StateDirError",
+        "default_state_dir",
+        "file_stem",
+        "is_watch_id",
+        "validate_watch_id",
+    ],
+    "ismon.state.listing": ["list_watch_ids"],
+    "ismon.state.lock": [
+        "AlreadyRunning",
+        "WatchLock",
+        "lock_holder_pid",
+        "remove_leftovers",
+        "running_or_ended",
+        "running_pid",
+        "timed_wait",
+    ],
+    "ismon.state.record": [
+        "MAX_RECORD_SIZE",
+        "RecordUnreadable",
+        "ended_fields",
+        "ended_without_record",
+        "read_last_exit",
+        "read_record",
+        "write_last_exit",
+    ],
+    "ismon.testing": [
+        "Answer",
+        "FakeProbe",
+        "FakeWatch",
+        "FakeWatchControl",
+        "STALL",
+        "Stall",
+        "Step",
+        "answered",
+        "refused",
+    ],
+    "ismon.watch.health": [
+        "EXIT_DEADLINE",
+        "IMonitorHealth",
+        "LoopHealth",
+        "LoopWatchdog",
+        "SystemdHealth",
+        "loop_watchdog_limit",
+        "release_freed_memory",
+    ],
+    "ismon.watch.log_routing": ["LogRouting"],
+    "ismon.watch.notify": ["MAX_STATUS_BYTES", "SystemdNotifier"],
+    "ismon.watch.records": ["WatchRecords"],
+    "ismon.watch.report": [
+        "CatalogueFilter",
+        "JsonLinesObserver",
+        "Reporter",
+        "SyslogObserver",
+        "event_line",
+        "shows",
+    ],
+    "ismon.watch.schedule": ["Schedule", "WatchState"],
+    "ismon.watch.service": ["ProbeMaker", "WatchService"],
+    "ismon.wire.ampbox": [
         "ANSWER",
         "ASK",
         "BoxReader",
@@ -144,51 +298,59 @@ PUBLIC = {
         "MalformedBox",
         "encode_box",
     ],
-    "ismon.control_client": [
-        "ControlError",
-        "ControlRefused",
-        "ControlUnavailable",
-        "call",
-        "pause",
-        "resume",
-        "status",
-        "stop",
+    "ismon.wire.errors": ["InvalidReply"],
+    "ismon.wire.ftp": [
+        "FtpReply",
+        "FtpReplyParser",
+        "InvalidReply",
+        "MAX_FTP_LINE_BYTES",
+        "MAX_FTP_REPLY_BYTES",
     ],
-    "ismon.testing": [
-        "STALL",
-        "Answer",
-        "FakeProbe",
-        "FakeWatch",
-        "FakeWatchControl",
-        "Stall",
-        "Step",
-        "answered",
-        "refused",
+    "ismon.wire.http": [
+        "BodyFraming",
+        "HttpBodyReader",
+        "HttpHeadParser",
+        "InvalidResponse",
+        "MAX_HEADER_BYTES",
+        "MAX_LINE_BYTES",
+        "StatusLine",
+        "body_framing",
+        "judge_http_body",
+        "judge_http_headers",
+        "judge_http_status",
+        "parse_status_line",
     ],
-    "ismon.control_commands": [
-        "ControlRequest",
-        "MAX_PAUSE_SECONDS",
-        "MAX_REASON_BYTES",
-        "METRICS_WATCH_TIMEOUT",
-        "duration_problem",
-        "ended_snapshot",
-        "format_status",
-        "metric_snapshots",
-        "metrics",
-        "metrics_and_exit",
-        "parse_duration",
-        "pause_detail",
-        "reason_problem",
-        "recognise",
-        "run",
-        "run_and_exit",
-        "system_error",
+    "ismon.wire.imap": [
+        "CONDITIONS",
+        "ImapResponse",
+        "ImapResponseParser",
+        "InvalidImapResponse",
+        "Kind",
+        "MAX_IMAP_LINE_BYTES",
+        "MAX_IMAP_RESPONSE_BYTES",
+        "capabilities",
+        "quoted",
+    ],
+    "ismon.wire.pop3": [
+        "InvalidReply",
+        "MAX_POP3_LINE_BYTES",
+        "MAX_POP3_REPLY_BYTES",
+        "Pop3Reply",
+        "Pop3ReplyParser",
+        "capabilities",
+    ],
+    "ismon.wire.smtp": [
+        "InvalidReply",
+        "MAX_SMTP_LINE_BYTES",
+        "MAX_SMTP_REPLY_BYTES",
+        "SmtpReply",
+        "SmtpReplyParser",
+        "judge_smtp_reply",
     ],
 }
 
-# Modules that must not import the reactor or any Twisted networking: the
-# pure rooms of the design, the lowest layer of tests/test_layers.py.
-PURE = [name for name in LAYERS[0][1] if name != "ismon"]
+#: The layers below the probes never import Twisted's networking.
+PURE = sorted(name for name in sources() if name.startswith("ismon.") and 0 <= layer_of(name) <= 2)
 
 
 class ExportsTests(SynchronousTestCase):
@@ -199,15 +361,24 @@ class ExportsTests(SynchronousTestCase):
             for attribute in expected:
                 self.assertTrue(hasattr(module, attribute), f"{name}.{attribute}")
 
-    def test_pure_rooms_do_not_import_twisted(self) -> None:
-        import subprocess
-        import sys
+    def test_every_module_is_pinned(self) -> None:
+        modules = {
+            name
+            for name in sources()
+            if name.startswith("ismon")
+            and name not in ("ismon.__main__",)
+            and not (name.count(".") == 1 and (ROOT / name.replace(".", "/")).is_dir())
+        }
+        self.assertEqual(sorted(modules - set(PUBLIC)), [])
 
-        for name in PURE:
-            code = (
-                f"import sys, {name}; "
-                "bad = [m for m in sys.modules if m.startswith('twisted.internet')]; "
-                "sys.exit(1 if bad else 0)"
-            )
-            done = subprocess.run([sys.executable, "-c", code], check=False)
-            self.assertEqual(done.returncode, 0, f"{name} imports twisted.internet")
+    def test_pure_layers_do_not_import_twisted(self) -> None:
+        self.assertEqual([LAYERS[layer_of(name)][0] for name in PURE][:1], ["core"])
+        code = (
+            f"import sys, {', '.join(PURE)}; "
+            "bad = sorted(m for m in sys.modules if m.startswith('twisted.internet')); "
+            "print(bad); sys.exit(1 if bad else 0)"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=ROOT
+        )
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)

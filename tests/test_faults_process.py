@@ -315,7 +315,7 @@ _HAMMER = r"""
 import json, sys
 from pathlib import Path
 from twisted.internet import defer, task
-from ismon import control
+from ismon.control import amp as control
 
 COMMANDS = {"pause": control.Pause, "continue": control.Continue, "status": control.Status}
 

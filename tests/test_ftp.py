@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_ftp -*-
 """
-Tests for L{ismon.ftp}: the greeting / NOOP / QUIT conversation, the
+Tests for L{ismon.probes.ftp}: the greeting / NOOP / QUIT conversation, the
 optional login, AUTH TLS, and the FTP probe's verdicts
 (README "What counts as a failure", FTP), on a L{MemoryReactorClock}.  The real
 daemon is in L{tests.test_ftp_vsftpd}, the misbehaving ones in
@@ -13,11 +13,11 @@ from typing import Any
 
 from twisted.internet.testing import MemoryReactorClock
 
-from ismon.catalogue import MessageId
-from ismon.ftp import FtpProbe
-from ismon.probe import REPLY_LIMIT, IProbe
-from ismon.requests import BasicCredentials, ConversationRequest, TLSSettings
-from ismon.result import Phase
+from ismon.core.catalogue import MessageId
+from ismon.core.requests import BasicCredentials, ConversationRequest, TLSSettings
+from ismon.core.result import Phase
+from ismon.probes.ftp import FtpProbe
+from ismon.probes.probe import REPLY_LIMIT, IProbe
 from tests.test_probe import (
     ConnectionFailureTests,
     ProbeCase,

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_ftp_replies -*-
 """
-Tests for L{ismon.ftp_replies}: the sans-I/O FTP reply parser (RFC 959
+Tests for L{ismon.wire.ftp}: the sans-I/O FTP reply parser (RFC 959
 §4.2), its multi-line replies, early rejection of text that is no reply,
 and its size bounds.
 """
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from ismon.ftp_replies import (
+from ismon.wire.ftp import (
     MAX_FTP_LINE_BYTES,
     MAX_FTP_REPLY_BYTES,
     FtpReply,

@@ -18,10 +18,10 @@ from typing import Any, cast
 import pytest
 from twisted.internet import reactor as _reactor
 
-from ismon.catalogue import MessageId
-from ismon.ftp import FtpProbe
-from ismon.requests import BasicCredentials, ConversationRequest, TLSSettings
-from ismon.result import Phase, ProbeResult
+from ismon.core.catalogue import MessageId
+from ismon.core.requests import BasicCredentials, ConversationRequest, TLSSettings
+from ismon.core.result import Phase, ProbeResult
+from ismon.probes.ftp import FtpProbe
 from tests.certs import TestCerts
 from tests.conftest import _start
 from tests.test_integration_probes import _probe, inline_callbacks

@@ -26,11 +26,12 @@ import pytest_twisted
 from twisted.internet import defer
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
-from ismon.catalogue import MAX_LINE_BYTES, MessageId, fold, render
-from ismon.http import HttpProbe
-from ismon.requests import HttpRequest, SmtpRequest, TLSSettings
-from ismon.result import Phase, ProbeResult
-from ismon.smtp import SmtpProbe
+from ismon.core.catalogue import MAX_LINE_BYTES, MessageId, fold, render
+from ismon.core.protocols import label_of
+from ismon.core.requests import HttpRequest, SmtpRequest, TLSSettings
+from ismon.core.result import Phase, ProbeResult
+from ismon.probes.http import HttpProbe
+from ismon.probes.smtp import SmtpProbe
 from tests.hostile import BEHAVIOURS, SPECIAL, HostileServer
 
 TIMEOUT = 1.5
@@ -334,6 +335,9 @@ def check_result(case: Case, result: ProbeResult, elapsed: float, quick: float =
         line = render(
             result.message,
             command="clp_smtpmon" if "smtp" in case.kind or "tls" in case.kind else "clp_httpmon",
+            protocol=label_of(
+                "clp_smtpmon" if "smtp" in case.kind or "tls" in case.kind else "clp_httpmon"
+            ),
             watch_id="hostile",
             number=result.number,
             detail=result.detail,

@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 
-from ismon.catalogue import MAX_LINE_BYTES, MessageId, fold, render
-from ismon.ftp import FtpProbe
-from ismon.requests import BasicCredentials, ConversationRequest, TLSSettings
-from ismon.result import Phase, ProbeResult
+from ismon.core.catalogue import MAX_LINE_BYTES, MessageId, fold, render
+from ismon.core.protocols import label_of
+from ismon.core.requests import BasicCredentials, ConversationRequest, TLSSettings
+from ismon.core.result import Phase, ProbeResult
+from ismon.probes.ftp import FtpProbe
 from tests.hostile import HostileServer
 from tests.test_ftp_vsftpd import ended_within_bound
 from tests.test_hostile import (
@@ -138,6 +139,7 @@ def check_ftp_result(case: Case, result: ProbeResult, elapsed: float, quick: flo
         line = render(
             result.message,
             command="clp_ftpmon",
+            protocol=label_of("clp_ftpmon"),
             watch_id="hostile",
             number=result.number,
             detail=result.detail,

@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 import pytest_twisted
 
-from ismon.catalogue import MessageId
-from ismon.imap import ImapProbe
-from ismon.requests import BasicCredentials, ConversationRequest, TLSSettings
-from ismon.result import Phase, ProbeResult
+from ismon.core.catalogue import MessageId
+from ismon.core.requests import BasicCredentials, ConversationRequest, TLSSettings
+from ismon.core.result import Phase, ProbeResult
+from ismon.probes.imap import ImapProbe
 from tests.hostile import HostileServer
 from tests.netns import TEARDOWN, failure_lines
 from tests.test_hostile import (

@@ -28,10 +28,10 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer
 
-from ismon.catalogue import MessageId
-from ismon.pop3 import Pop3Probe
-from ismon.requests import BasicCredentials, ConversationRequest, TLSSettings
-from ismon.result import Phase, ProbeResult
+from ismon.core.catalogue import MessageId
+from ismon.core.requests import BasicCredentials, ConversationRequest, TLSSettings
+from ismon.core.result import Phase, ProbeResult
+from ismon.probes.pop3 import Pop3Probe
 from tests.hostile import HostileServer
 from tests.test_hostile import (
     OK,

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_http -*-
 """
-Tests for L{ismon.http}: the HEAD request bytes and the HTTP probe's
+Tests for L{ismon.probes.http}: the HEAD request bytes and the HTTP probe's
 verdicts (docs/failure-rules.md, HTTP), on a L{MemoryReactorClock}.
 """
 
@@ -13,11 +13,11 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from ismon import __version__
-from ismon.catalogue import MessageId
-from ismon.http import HttpProbe, build_request
-from ismon.probe import IProbe
-from ismon.requests import HttpRequest, TLSSettings
-from ismon.result import Phase, StatusSet
+from ismon.core.catalogue import MessageId
+from ismon.core.requests import HttpRequest, StatusSet, TLSSettings
+from ismon.core.result import Phase
+from ismon.probes.http import HttpProbe, build_request
+from ismon.probes.probe import IProbe
 from tests.test_probe import (
     ConnectionFailureTests,
     ProbeCase,

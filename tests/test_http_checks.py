@@ -25,15 +25,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.protocol import Factory, Protocol
 
-from ismon.catalogue import MessageId, render
-from ismon.http import HttpProbe, build_request
-from ismon.options import HttpOptions, ParameterError
-from ismon.replies import BodyFraming, HttpBodyReader, HttpHeadParser, InvalidResponse, body_framing
-from ismon.requests import (
-    BasicCredentials,
-    Expectation,
-    HeaderExpectation,
-    HttpRequest,
+from ismon.cmdline.options import HttpOptions, ParameterError
+from ismon.core.catalogue import MessageId, render
+from ismon.core.protocols import label_of
+from ismon.core.requests import BasicCredentials, Expectation, HeaderExpectation, HttpRequest
+from ismon.probes.http import HttpProbe, build_request
+from ismon.wire.http import (
+    BodyFraming,
+    HttpBodyReader,
+    HttpHeadParser,
+    InvalidResponse,
+    body_framing,
 )
 from tests.servers import (
     NGINX_AUTH_PASSWORD,
@@ -225,7 +227,12 @@ def test_options_parsed() -> None:
     [
         (("--method", "POST"), '--method must be HEAD or GET, not "POST"'),
         (("--method", "get"), "--method must be HEAD or GET"),
-        (("--max-body", "0"), "--max-body must be a whole number from 1 to 16777216"),
+        (
+            ("--method", "GET", "--max-body", "0"),
+            "--max-body must be a whole number from 1 to 16777216",
+        ),
+        # HEAD reads no body: a bound on it would do nothing.
+        (("--max-body", "100"), "--max-body needs --method GET"),
         (("--expect-body", "x"), "--expect-body needs --method GET"),
         (
             ("--method", "GET", "--expect-body", "(x"),
@@ -309,7 +316,7 @@ def test_auth_file_of_another_user_refused(tmp_path: Path) -> None:
 def test_failure_lines_fit() -> None:
     """Messages 84 and 85 with the longest details stay one 400-byte line."""
     headers = [("x-" + "a" * 300, "v" * 5000)]
-    from ismon.result import judge_http_body, judge_http_headers
+    from ismon.wire.http import judge_http_body, judge_http_headers
 
     expectation = HeaderExpectation("X-" + "A" * 300, Expectation.compile("^" + "z" * 500))
     detail = judge_http_headers(headers, [expectation])
@@ -320,7 +327,13 @@ def test_failure_lines_fit() -> None:
         (MessageId.HEADER_MISSING, detail),
         (MessageId.BODY_MISSING, body_detail),
     ):
-        line = render(message, command="clp_httpmon", watch_id="W" * 64, detail=text)
+        line = render(
+            message,
+            command="clp_httpmon",
+            protocol=label_of("clp_httpmon"),
+            watch_id="W" * 64,
+            detail=text,
+        )
         assert len(line.encode()) <= 400, line
 
 

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_imap -*-
 """
-Tests for L{ismon.imap}: the greeting / NOOP / LOGOUT conversation, LOGIN,
+Tests for L{ismon.probes.imap}: the greeting / NOOP / LOGOUT conversation, LOGIN,
 STARTTLS, and the IMAP4 probe's verdicts (README "What counts as a
 failure", IMAP4), on a L{MemoryReactorClock}.
 """
@@ -11,11 +11,11 @@ from typing import Any
 
 from twisted.internet.testing import MemoryReactorClock
 
-from ismon.catalogue import MessageId
-from ismon.imap import ImapProbe
-from ismon.probe import IProbe
-from ismon.requests import BasicCredentials, ConversationRequest, TLSSettings
-from ismon.result import Phase
+from ismon.core.catalogue import MessageId
+from ismon.core.requests import BasicCredentials, ConversationRequest, TLSSettings
+from ismon.core.result import Phase
+from ismon.probes.imap import ImapProbe
+from ismon.probes.probe import IProbe
 from tests.test_probe import (
     ConnectionFailureTests,
     ProbeCase,

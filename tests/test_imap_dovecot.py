@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import pytest_twisted
 
-from ismon.catalogue import MessageId
-from ismon.imap import ImapProbe
-from ismon.requests import BasicCredentials, ConversationRequest, TLSSettings
-from ismon.result import ProbeResult
+from ismon.core.catalogue import MessageId
+from ismon.core.requests import BasicCredentials, ConversationRequest, TLSSettings
+from ismon.core.result import ProbeResult
+from ismon.probes.imap import ImapProbe
 from tests.certs import TestCerts
 from tests.dovecot import Dovecot, dovecot_or_skip
 from tests.netns import TEARDOWN, failure_lines, wait_for_good_probes

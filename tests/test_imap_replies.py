@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_imap_replies -*-
 """
-Tests for L{ismon.imap_replies}: the sans-I/O IMAP4 response parser (its
+Tests for L{ismon.wire.imap}: the sans-I/O IMAP4 response parser (its
 bounds, literals and early refusal) and the quoting of LOGIN's arguments.
 """
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from ismon.imap_replies import (
+from ismon.wire.imap import (
     MAX_IMAP_LINE_BYTES,
     MAX_IMAP_RESPONSE_BYTES,
     ImapResponse,

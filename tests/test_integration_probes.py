@@ -23,11 +23,11 @@ import pytest_twisted  # type: ignore[import-untyped]
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import inlineCallbacks
 
-from ismon.catalogue import MessageId
-from ismon.http import HttpProbe
-from ismon.requests import HttpRequest, SmtpRequest, TLSSettings
-from ismon.result import Phase, ProbeResult, StatusSet
-from ismon.smtp import SmtpProbe
+from ismon.core.catalogue import MessageId
+from ismon.core.requests import HttpRequest, SmtpRequest, StatusSet, TLSSettings
+from ismon.core.result import Phase, ProbeResult
+from ismon.probes.http import HttpProbe
+from ismon.probes.smtp import SmtpProbe
 from tests.certs import SOON_DAYS
 from tests.conftest import FreshServers
 from tests.servers import Aiosmtpd, Nginx, OpenSmtpd, Rsyslog, free_port, ipv6_loopback

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from ismon.control_commands import ControlRequest, recognise
+from ismon.control.recognise import recognise
+from ismon.control.request import ControlRequest
 from tests.servers import Nginx
 from tests.test_control_commands import Runner
 from tests.watchproc import (
@@ -47,12 +48,12 @@ from tests.watchproc import (
         (
             "ismon",
             ["stop", "web", "--kill-after", "5"],
-            ControlRequest("clp_httpmon", "web", "stop", 10, kill_after=5),
+            ControlRequest("ismon", "web", "stop", 10, kill_after=5),
         ),
         (
             "ismon",
             ["stop", "web", "-r", "3", "--kill-after=7"],
-            ControlRequest("clp_httpmon", "web", "stop", 3, kill_after=7),
+            ControlRequest("ismon", "web", "stop", 3, kill_after=7),
         ),
         (
             "clp_httpmon",
@@ -101,7 +102,7 @@ def _processes(tmp_path: Path) -> Iterator[Processes]:
     [
         (
             ["ismon", "stop", "web", "--kill-after", "0"],
-            message(11, "clp_httpmon", "web")
+            message(11, "ismon", "web")
             + ' --kill-after must be a whole number from 1 to 10000, not "0" (see --help)\n',
         ),
         (
@@ -161,7 +162,7 @@ def test_a_frozen_watch_is_killed(nginx: Nginx, processes: Processes, tmp_path: 
     watch.signal(signal.SIGSTOP)
 
     done, _ = _stop(processes, state, "web", "-r", "1")
-    assert (done.returncode, done.stderr) == (5, message(15, "clp_httpmon", "web") + "\n")
+    assert (done.returncode, done.stderr) == (5, message(15, "ismon", "web") + "\n")
     assert watch.running()
 
     # The whole escalation in the standard library, as every control command.
@@ -173,9 +174,9 @@ def test_a_frozen_watch_is_killed(nginx: Nginx, processes: Processes, tmp_path: 
     pid = watch.pid
     assert (done.returncode, done.stdout) == (0, "")
     assert done.stderr == (
-        f"clp_httpmon: watch web (PID {pid}) did not end within 2 s: SIGTERM\n"
-        f"clp_httpmon: watch web (PID {pid}) did not end within 2 s of SIGTERM: SIGKILL\n"
-        f"clp_httpmon: watch web (PID {pid}) ended after SIGKILL\n"
+        f"ismon: watch web (PID {pid}) did not end within 2 s: SIGTERM\n"
+        f"ismon: watch web (PID {pid}) did not end within 2 s of SIGTERM: SIGKILL\n"
+        f"ismon: watch web (PID {pid}) ended after SIGKILL\n"
     )
     assert watch.wait(10) == -signal.SIGKILL
     # WAIT, then S after SIGTERM; the lock is free as soon as SIGKILL lands.
@@ -203,8 +204,8 @@ def test_a_watch_that_cannot_be_asked_takes_sigterm(
     pid = watch.pid
     assert (done.returncode, done.stdout) == (0, "")
     assert done.stderr == (
-        f"clp_httpmon: watch web (PID {pid}) did not end within 1 s: SIGTERM\n"
-        f"clp_httpmon: watch web (PID {pid}) ended after SIGTERM\n"
+        f"ismon: watch web (PID {pid}) did not end within 1 s: SIGTERM\n"
+        f"ismon: watch web (PID {pid}) ended after SIGTERM\n"
     )
     assert watch.wait(20) == 0
     assert took < 1 + 20, took
@@ -256,8 +257,8 @@ def test_a_pidfile_naming_another_process_gets_nothing_signalled(
     done, _ = _stop(processes, state, "web", "-r", "1", "--kill-after", "1")
     assert done.returncode == 5
     assert done.stderr == (
-        f"clp_httpmon: watch web: PID {bystander.pid} (its pidfile) does not hold its lock:"
-        " not signalled\n" + message(15, "clp_httpmon", "web") + "\n"
+        f"ismon: watch web: PID {bystander.pid} (its pidfile) does not hold its lock:"
+        " not signalled\n" + message(15, "ismon", "web") + "\n"
     )
     assert bystander.running()
     assert holder.running()
@@ -287,10 +288,10 @@ def _outlived(processes: Processes, state: Path, holder: WatchProcess, pid: int)
     done, _ = _stop(processes, state, "web", "-r", "1", "--kill-after", "1")
     assert done.returncode == 5
     assert done.stderr == (
-        f"clp_httpmon: watch web (PID {pid}) did not end within 1 s: SIGTERM\n"
-        f"clp_httpmon: watch web (PID {pid}) did not end within 1 s of SIGTERM: SIGKILL\n"
-        f"clp_httpmon: watch web: PID {pid} still holds its lock 1 s after SIGKILL\n"
-        + message(15, "clp_httpmon", "web")
+        f"ismon: watch web (PID {pid}) did not end within 1 s: SIGTERM\n"
+        f"ismon: watch web (PID {pid}) did not end within 1 s of SIGTERM: SIGKILL\n"
+        f"ismon: watch web: PID {pid} still holds its lock 1 s after SIGKILL\n"
+        + message(15, "ismon", "web")
         + "\n"
     )
     assert holder.process.wait(10) == -signal.SIGTERM
@@ -364,7 +365,7 @@ def test_a_reused_pid_is_never_signalled(processes: Processes, tmp_path: Path) -
     pid = re.fullmatch(r"pid=(\d+) rc=5 bystander_alive=True", first)
     assert pid is not None, driver.stdout
     assert rest == [
-        f"clp_httpmon: watch web: PID {pid[1]} is no longer the watch asked to stop (it ended):"
+        f"ismon: watch web: PID {pid[1]} is no longer the watch asked to stop (it ended):"
         " not signalled",
-        message(15, "clp_httpmon", "web"),
+        message(15, "ismon", "web"),
     ]

@@ -1,6 +1,6 @@
 """
 The last exit on record (README "Records"): the record a watch leaves as it
-ends (L{ismon.state.write_last_exit} / L{ismon.state.read_last_exit}), and
+ends (L{ismon.state.record.write_last_exit} / L{ismon.state.record.read_last_exit}), and
 what C{ismon status}, C{--json}, the status of all watches and C{--del}
 make of it - against real watch processes: a stalled server (exit 1 with
 message 74's text), a stop (0), a second run that keeps the first run's
@@ -23,14 +23,14 @@ from pathlib import Path
 
 import pytest
 
-from ismon.state import (
+from ismon.state.folder import StateDir
+from ismon.state.listing import list_watch_ids
+from ismon.state.lock import remove_leftovers
+from ismon.state.record import (
     MAX_RECORD_SIZE,
     RecordUnreadable,
-    StateDir,
     ended_without_record,
-    list_watch_ids,
     read_last_exit,
-    remove_leftovers,
     write_last_exit,
 )
 from tests.servers import Nginx
@@ -274,7 +274,7 @@ def test_a_stall_then_a_second_run_then_a_stop(
     assert (gone.returncode, gone.stdout, gone.stderr) == (
         1,
         "",
-        "clp_httpmon: watch web is not running\n",
+        "ismon: watch web is not running\n",
     )
     assert status(processes, state).stdout == ""
 

@@ -1,7 +1,8 @@
 """
-The man pages and C{--help} come from one source (L{ismon.manual} and the
-option parsers): the committed pages are what that source generates, they
-render without a warning, and every option the parser knows is in both.
+The man pages and C{--help} come from one source (L{ismon.cmdline.pages}
+and the option parsers): the committed pages are what that source
+generates, they render without a warning, and every option the parser
+knows is in both.
 """
 
 from __future__ import annotations
@@ -15,42 +16,49 @@ from pathlib import Path
 import pytest
 
 from ismon import __version__
-from ismon.manual import MANUALS, full_help, option_rows, render_roff
-from ismon.options import HttpOptions, SmtpOptions
+from ismon.cmdline.manpages import full_help_of, page
+from ismon.cmdline.manual import option_rows
+from ismon.cmdline.options import OPTIONS
+from ismon.cmdline.pages import MANUALS
+from ismon.core.protocols import PROTOCOLS
 from tests.watchproc import command
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ROOT / "man" / "man8"
-PARSERS = {"clp_httpmon": HttpOptions, "clp_smtpmon": SmtpOptions}
+PARSERS = {protocol.command: OPTIONS[name] for name, protocol in PROTOCOLS.items()}
 
 
 @pytest.mark.parametrize("name", list(MANUALS))
 def test_committed_page_is_what_the_source_generates(name: str) -> None:
     committed = (PAGES / f"{name}.8").read_text(encoding="utf-8")
-    assert committed == render_roff(MANUALS[name]), (
-        f"man/man8/{name}.8 is stale: run python -m ismon.manual --write man/man8"
+    assert committed == page(name), (
+        f"man/man8/{name}.8 is stale: run python -m ismon.cmdline.manpages --write man/man8"
     )
+
+
+def test_every_protocol_has_a_page() -> None:
+    assert set(MANUALS) == {*PARSERS, "ismon"}
 
 
 def test_pyproject_installs_every_page() -> None:
     text = (ROOT / "pyproject.toml").read_text()
-    for page in sorted(PAGES.glob("*.8")):
-        assert f'"man/man8/{page.name}"' in text, page.name
+    for path in sorted(PAGES.glob("*.8")):
+        assert f'"man/man8/{path.name}"' in text, path.name
     assert {p.stem for p in PAGES.glob("*.8")} == set(MANUALS)
 
 
 @pytest.mark.parametrize("name", list(PARSERS))
 def test_every_option_is_in_help_and_page(name: str) -> None:
-    page = render_roff(MANUALS[name])
-    text = full_help(name)
+    roff = page(name)
+    text = full_help_of(name)
     rows = option_rows(PARSERS[name]())
     assert {"debug", "version", "help", "stop", "state-dir"} <= {row.long for row in rows}
     for row in rows:
         escaped = row.long.replace("-", "\\-")
-        assert f"\\fB\\-\\-{escaped}\\fR" in page, row.long
+        assert f"\\fB\\-\\-{escaped}\\fR" in roff, row.long
         assert f"--{row.long}" in text, row.long
         # The same words (the help wraps them; roff escapes the hyphens).
-        assert row.doc.replace("-", "\\-") in page, row.doc
+        assert row.doc.replace("-", "\\-") in roff, row.doc
         assert " ".join(row.doc.split()) in " ".join(text.split()), row.doc
 
 
@@ -97,7 +105,7 @@ def test_man_shows_the_page(name: str) -> None:
     assert "--version" in shown
 
 
-@pytest.mark.parametrize("argv", [["clp_httpmon"], ["clp_smtpmon"], ["ismon"]])
+@pytest.mark.parametrize("argv", [[name] for name in MANUALS])
 def test_help_and_version_of_each_command(argv: list[str]) -> None:
     env = dict(os.environ, COLUMNS="80")
     name = argv[0]
@@ -105,7 +113,7 @@ def test_help_and_version_of_each_command(argv: list[str]) -> None:
         [*command(name), "--help"], capture_output=True, text=True, timeout=60, env=env
     )
     assert shown.returncode == 0, shown.stderr
-    assert shown.stdout == full_help(name), "--help is not the manual's text"
+    assert shown.stdout == full_help_of(name), "--help is not the manual's text"
     version = subprocess.run(
         [*command(name), "--version"], capture_output=True, text=True, timeout=60, env=env
     )
@@ -117,7 +125,7 @@ def test_regenerate_command_writes_the_pages(tmp_path: Path) -> None:
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "ismon.manual", "--write", str(tmp_path)],
+        [sys.executable, "-m", "ismon.cmdline.manpages", "--write", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -5,7 +5,7 @@ did not answer; property tests that any status document renders to text
 that keeps the structural rules of the formats (checked here, and by
 prometheus_client's strict OpenMetrics parser); C{promtool check metrics}
 once on a rich document.  And the status fields the metrics read, from a
-real L{ismon.service.WatchService} on a fake clock.
+real L{ismon.watch.service.WatchService} on a fake clock.
 """
 
 from __future__ import annotations
@@ -25,17 +25,17 @@ from hypothesis import strategies as st
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 from prometheus_client.parser import text_string_to_metric_families as parse_classic
 
-from ismon.catalogue import MessageId
-from ismon.metrics import (
+from ismon.core.catalogue import MessageId
+from ismon.core.result import Phase, ProbeResult
+from ismon.core.timing import Timing
+from ismon.metrics.render import (
     CLASSIC_CONTENT_TYPE,
     FAMILIES,
     OPENMETRICS_CONTENT_TYPE,
     WatchSnapshot,
     render,
 )
-from ismon.result import Phase, ProbeResult
 from ismon.testing import FakeWatch, answered
-from ismon.timing import Timing
 
 NOT_AFTER = 1_900_000_000.0
 PAUSED_UNTIL = 1_800_000_900.5
@@ -599,7 +599,7 @@ def test_certificate_not_after_of_a_transport(certs: Any) -> None:
     from cryptography import x509
     from OpenSSL import crypto
 
-    from ismon.tls import certificate_not_after
+    from ismon.probes.tls import certificate_not_after
 
     pem = certs.valid.cert.read_bytes()
     expected = x509.load_pem_x509_certificate(pem).not_valid_after_utc

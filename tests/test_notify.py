@@ -1,5 +1,5 @@
 """
-L{ismon.notify.SystemdNotifier} against a datagram socket bound by the test
+L{ismon.watch.notify.SystemdNotifier} against a datagram socket bound by the test
 as C{NOTIFY_SOCKET} (a path, and an abstract name), as systemd would.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from ismon.notify import MAX_STATUS_BYTES, SystemdNotifier
+from ismon.watch.notify import MAX_STATUS_BYTES, SystemdNotifier
 from tests.conftest import installed_script
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,7 +190,7 @@ def test_watchdog_interval() -> None:
 def test_from_another_process(manager: Manager) -> None:
     """The protocol as a separate process speaks it (the service's own case)."""
     code = (
-        "from ismon.notify import SystemdNotifier\n"
+        "from ismon.watch.notify import SystemdNotifier\n"
         "n = SystemdNotifier()\n"
         "assert n.watchdog_interval() == 2.0, n.watchdog_interval()\n"
         "n.ready('first probe ok')\n"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from ismon.options import HttpOptions, SmtpOptions
+from ismon.cmdline.options import HttpOptions, SmtpOptions
 from tests.conftest import FreshServers
 from tests.conftest import installed_script as console_script
 from tests.procs import alive as _alive
@@ -395,9 +395,9 @@ def test_stop_escalates_to_kill_within_the_timeout(
     # SIGTERM for a 12 s timeout), whose lines reach the log.
     log = (agent.rsctmp / "agent.log").read_text()
     for line in (
-        f"clp_httpmon: watch frozen (PID {pid}) did not end within 4 s: SIGTERM",
-        f"clp_httpmon: watch frozen (PID {pid}) did not end within 2 s of SIGTERM: SIGKILL",
-        f"clp_httpmon: watch frozen (PID {pid}) ended after SIGKILL",
+        f"ismon: watch frozen (PID {pid}) did not end within 4 s: SIGTERM",
+        f"ismon: watch frozen (PID {pid}) did not end within 2 s of SIGTERM: SIGKILL",
+        f"ismon: watch frozen (PID {pid}) ended after SIGKILL",
     ):
         assert line in log, log
 
@@ -408,7 +408,7 @@ def test_a_watch_id_ismon_refuses_is_a_configuration_error(tmp_path: Path) -> No
     for action in ("monitor", "stop"):
         done = agent(action)
         assert done.returncode == OCF_ERR_CONFIGURED, (action, done.stderr)
-        assert "ocf-exit-reason:Invalid parameter in the clp_httpmon. [ID:?]" in done.stderr
+        assert "ocf-exit-reason:Invalid parameter in the ismon. [ID:?]" in done.stderr
 
 
 @needs_resource_agents

@@ -1,5 +1,5 @@
 """
-Tests for L{ismon.options}: the 2004 command line, every range edge, and
+Tests for L{ismon.cmdline.options}: the 2004 command line, every range edge, and
 the refusals (message 11 / 13).
 """
 
@@ -12,11 +12,12 @@ import tempfile
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from ismon.catalogue import MessageId
-from ismon.config import WatchConfig
-from ismon.control_commands import ControlRequest
-from ismon.options import HttpOptions, ParameterError, SmtpOptions, quote
-from ismon.requests import HttpRequest, SmtpRequest
+from ismon.cmdline.options import HttpOptions, ParameterError, SmtpOptions
+from ismon.control.request import ControlRequest
+from ismon.core.catalogue import MessageId
+from ismon.core.config import WatchConfig
+from ismon.core.requests import HttpRequest, SmtpRequest
+from ismon.core.text import quote
 
 
 def parse_http(*args: str) -> WatchConfig:

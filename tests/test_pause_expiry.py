@@ -1,7 +1,7 @@
 """
 Maintenance pauses that end (README "Maintenance pauses"): DURATION and
 reason parsing (pure), the expiry and C{--max-pause} on a fake clock
-(L{ismon.schedule.Schedule}, L{ismon.service.WatchService}), the optional
+(L{ismon.watch.schedule.Schedule}, L{ismon.watch.service.WatchService}), the optional
 arguments of the AMP pause command through both control clients and
 against a watch that predates them, the refusals of bad input, and the
 proof against a real nginx: a watch paused with C{--for 3s} sends no
@@ -32,23 +32,19 @@ from twisted.logger import globalLogPublisher
 from twisted.protocols import amp
 from twisted.trial.unittest import SynchronousTestCase
 
-from ismon import control, control_client
-from ismon.config import WatchConfig
-from ismon.control import ControlRefused
-from ismon.control_commands import (
-    MAX_PAUSE_SECONDS,
-    ControlRequest,
-    format_status,
-    parse_duration,
-    reason_problem,
-    recognise,
-)
-from ismon.options import HttpOptions, ParameterError
-from ismon.requests import HttpRequest
-from ismon.schedule import Schedule, WatchState
-from ismon.service import WatchService
+from ismon.cmdline.options import HttpOptions, ParameterError
+from ismon.control import amp as control
+from ismon.control import client as control_client
+from ismon.control.amp import ControlRefused
+from ismon.control.commands import format_status
+from ismon.control.recognise import recognise
+from ismon.control.request import MAX_PAUSE_SECONDS, ControlRequest, parse_duration, reason_problem
+from ismon.core.config import WatchConfig
+from ismon.core.requests import HttpRequest
+from ismon.core.timing import Timing
 from ismon.testing import FakeProbe
-from ismon.timing import Timing
+from ismon.watch.schedule import Schedule, WatchState
+from ismon.watch.service import WatchService
 from tests.faketime import FakeClock
 from tests.servers import Nginx
 from tests.test_control import async_test
@@ -131,7 +127,7 @@ def test_reason(reason: str, ok: bool) -> None:
 
 
 def _pause(watch_id: str, seconds: int | None, reason: str | None) -> ControlRequest:
-    return ControlRequest("clp_httpmon", watch_id, "pause", 10, None, False, None, seconds, reason)
+    return ControlRequest("ismon", watch_id, "pause", 10, None, False, None, seconds, reason)
 
 
 @pytest.mark.parametrize(
@@ -608,7 +604,7 @@ def test_bad_pauses_leave_the_watch_unchanged(
     watch.wait_for(r"has paused monitoring HTTP \(until .*; reason: kernel update\)")
     before = _status(processes, state)
     assert before["state"] == "paused" and before["pause_reason"] == "kernel update"
-    refusal = message(11, "clp_httpmon", "web")
+    refusal = message(11, "ismon", "web")
     for args, why in (
         (
             ["--for", "0"],

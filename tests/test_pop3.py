@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_pop3 -*-
 """
-Tests for L{ismon.pop3}: the greeting / CAPA / QUIT conversation, STLS, the
+Tests for L{ismon.probes.pop3}: the greeting / CAPA / QUIT conversation, STLS, the
 login with STAT, and the POP3 probe's verdicts (README "What counts as a failure",
 POP3), on a L{MemoryReactorClock}.  The real server is in
 C{tests/test_pop3_dovecot.py}, the misbehaving ones in
@@ -13,11 +13,11 @@ from typing import Any
 
 from twisted.internet.testing import MemoryReactorClock
 
-from ismon.catalogue import MessageId
-from ismon.pop3 import Pop3Probe
-from ismon.probe import IProbe
-from ismon.requests import BasicCredentials, ConversationRequest, TLSSettings
-from ismon.result import Phase
+from ismon.core.catalogue import MessageId
+from ismon.core.requests import BasicCredentials, ConversationRequest, TLSSettings
+from ismon.core.result import Phase
+from ismon.probes.pop3 import Pop3Probe
+from ismon.probes.probe import IProbe
 from tests.test_probe import (
     ConnectionFailureTests,
     ProbeCase,

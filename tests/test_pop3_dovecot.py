@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 
-from ismon.catalogue import MessageId
-from ismon.pop3 import Pop3Probe
-from ismon.requests import BasicCredentials, ConversationRequest, TLSSettings
-from ismon.result import Phase, ProbeResult
+from ismon.core.catalogue import MessageId
+from ismon.core.requests import BasicCredentials, ConversationRequest, TLSSettings
+from ismon.core.result import Phase, ProbeResult
+from ismon.probes.pop3 import Pop3Probe
 from tests.certs import TestCerts
 from tests.dovecot import Dovecot, dovecot_or_skip
 from tests.procs import wait_until

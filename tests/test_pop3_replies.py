@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_pop3_replies -*-
 """
-Tests for L{ismon.pop3_replies}: the sans-I/O POP3 response parser, its
+Tests for L{ismon.wire.pop3}: the sans-I/O POP3 response parser, its
 multi-line bodies (dot-unstuffing) and its bounds.
 """
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from ismon.pop3_replies import (
+from ismon.wire.pop3 import (
     MAX_POP3_LINE_BYTES,
     MAX_POP3_REPLY_BYTES,
     InvalidReply,

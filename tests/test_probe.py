@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_probe -*-
 """
-Tests for L{ismon.probe}: one deadline over resolve / connect / conversation,
+Tests for L{ismon.probes.probe}: one deadline over resolve / connect / conversation,
 exactly one result, no timer or socket left behind, and the mapping of
 connection errors to catalogue messages.
 
@@ -27,19 +27,10 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from ismon.catalogue import MessageId
-from ismon.probe import (
-    Address,
-    ProbeProtocol,
-    ResolveError,
-    _connect_failure,
-    _getaddrinfo,
-    _literal,
-    lost_failure,
-    run_probe,
-    system_resolver,
-)
-from ismon.result import Phase, ProbeResult
+from ismon.core.catalogue import MessageId
+from ismon.core.result import Phase, ProbeResult
+from ismon.probes.probe import ProbeProtocol, _connect_failure, lost_failure, run_probe
+from ismon.probes.resolve import Address, ResolveError, _getaddrinfo, _literal, system_resolver
 
 # ---------------------------------------------------------------------------
 # Shared helpers.
@@ -647,8 +638,8 @@ class LostFailureTests(SynchronousTestCase):
         from OpenSSL import SSL
         from service_identity import VerificationError
 
-        from ismon.requests import TLSSettings
-        from ismon.tls import client_tls
+        from ismon.core.requests import TLSSettings
+        from ismon.probes.tls import client_tls
 
         tls = client_tls(TLSSettings("server.example", insecure=True))
 
@@ -747,7 +738,7 @@ class SystemResolverTests(SynchronousTestCase):
         the limit a probe fails at once with EAI_AGAIN, and a lookup that
         finishes makes room again.
         """
-        from ismon.probe import MAX_PENDING_LOOKUPS
+        from ismon.probes.resolve import MAX_PENDING_LOOKUPS
 
         parked: list[Callable[[], None]] = []
         reactor = _ThreadedReactor()

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_replies -*-
 """
-Tests for L{ismon.replies}: the sans-I/O HTTP status line / header block
+Tests for L{ismon.wire.http}: the sans-I/O HTTP status line / header block
 parser and the SMTP reply parser, including their size bounds.
 """
 
@@ -10,20 +10,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from ismon.replies import (
+from ismon.core.text import printable
+from ismon.wire.errors import InvalidReply
+from ismon.wire.http import (
     MAX_HEADER_BYTES,
     MAX_LINE_BYTES,
-    MAX_SMTP_LINE_BYTES,
-    MAX_SMTP_REPLY_BYTES,
     HttpHeadParser,
-    InvalidReply,
     InvalidResponse,
-    SmtpReply,
-    SmtpReplyParser,
     StatusLine,
     parse_status_line,
-    printable,
 )
+from ismon.wire.smtp import MAX_SMTP_LINE_BYTES, MAX_SMTP_REPLY_BYTES, SmtpReply, SmtpReplyParser
 
 
 def _chunks(data: bytes, cuts: list[int]) -> list[bytes]:

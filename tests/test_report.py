@@ -1,5 +1,5 @@
 """
-Tests for the log filter of L{ismon.report}: a watch's log is the message
+Tests for the log filter of L{ismon.watch.report}: a watch's log is the message
 catalogue, Twisted's own events come only with C{--debug}, and errors --
 from anywhere -- are never dropped (README "Messages").
 """
@@ -23,15 +23,15 @@ from twisted.logger import (
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from ismon.catalogue import MessageId
-from ismon.report import CatalogueFilter, JsonLinesObserver, Reporter, SyslogObserver
+from ismon.core.catalogue import MessageId
+from ismon.watch.report import CatalogueFilter, JsonLinesObserver, Reporter, SyslogObserver
 
 
 def _publish(publisher: LogPublisher) -> None:
     """One catalogue message, one Twisted info line, one unhandled error."""
-    Reporter("clp_httpmon", "w1", Logger(namespace="clp_httpmon", observer=publisher)).emit(
-        MessageId.STARTED
-    )
+    Reporter(
+        "clp_httpmon", "w1", Logger(namespace="clp_httpmon", observer=publisher), protocol="HTTP"
+    ).emit(MessageId.STARTED)
     twisted = Logger(namespace="twisted.internet.base", observer=publisher)
     twisted.info("Main loop terminated.")
     try:

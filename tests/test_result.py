@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_result -*-
 """
-Tests for L{ismon.result}: judging HTTP statuses and SMTP replies (docs/failure-rules.md),
+Tests for L{ismon.core.result}: judging HTTP statuses and SMTP replies (docs/failure-rules.md),
 status sets, and the probe result value.
 """
 
@@ -12,16 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from ismon.catalogue import MessageId
-from ismon.replies import SmtpReply, StatusLine
-from ismon.result import (
-    Phase,
-    ProbeResult,
-    StatusSet,
-    judge_http_status,
-    judge_smtp_reply,
-    timed_out,
-)
+from ismon.core.catalogue import MessageId
+from ismon.core.requests import StatusSet
+from ismon.core.result import Phase, ProbeResult, timed_out
+from ismon.wire.http import StatusLine, judge_http_status
+from ismon.wire.smtp import SmtpReply, judge_smtp_reply
 
 
 def _status(code: int) -> StatusLine:

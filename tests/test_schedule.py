@@ -1,5 +1,5 @@
 """
-Tests for L{ismon.schedule}: the grid, retries, pause, no overlap, on a Clock.
+Tests for L{ismon.watch.schedule}: the grid, retries, pause, no overlap, on a Clock.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from ismon.catalogue import MessageId
-from ismon.probe import IProbe
-from ismon.result import Phase, ProbeResult
-from ismon.schedule import Schedule, WatchState
+from ismon.core.catalogue import MessageId
+from ismon.core.result import Phase, ProbeResult
+from ismon.core.timing import Timing
+from ismon.probes.probe import IProbe
 from ismon.testing import STALL, Answer, FakeProbe
-from ismon.timing import Timing
+from ismon.watch.schedule import Schedule, WatchState
 
 OK = ProbeResult(ok=True, latency=0.01)
 FAIL = ProbeResult.failure(MessageId.SELECT_ERROR, Phase.WAIT, number=errno.ETIMEDOUT)

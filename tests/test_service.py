@@ -1,5 +1,5 @@
 """
-Tests for L{ismon.service.WatchService}: the message sequences, exit
+Tests for L{ismon.watch.service.WatchService}: the message sequences, exit
 statuses and records of a watch, on a fake clock with a scripted probe
 (L{ismon.testing.FakeProbe}).
 """
@@ -18,18 +18,19 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogPublisher, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
-from ismon.catalogue import MessageId
-from ismon.config import WatchConfig
-from ismon.exit_status import ExitStatus
-from ismon.health import SystemdHealth
-from ismon.notify import SystemdNotifier
-from ismon.probe import IProbe
-from ismon.requests import HttpRequest
-from ismon.result import Phase, ProbeResult
-from ismon.service import WatchService
-from ismon.state import StateDir, WatchLock
+from ismon.core.catalogue import MessageId
+from ismon.core.config import WatchConfig
+from ismon.core.exit_status import ExitStatus
+from ismon.core.requests import HttpRequest
+from ismon.core.result import Phase, ProbeResult
+from ismon.core.timing import Timing
+from ismon.probes.probe import IProbe
+from ismon.state.folder import StateDir
+from ismon.state.lock import WatchLock
 from ismon.testing import FakeProbe
-from ismon.timing import Timing
+from ismon.watch.health import SystemdHealth
+from ismon.watch.notify import SystemdNotifier
+from ismon.watch.service import WatchService
 
 OK = ProbeResult(ok=True, latency=0.001, reply="HTTP/1.1 200 OK")
 TIMEOUT = ProbeResult.failure(MessageId.SELECT_ERROR, Phase.WAIT, number=errno.ETIMEDOUT)

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_smtp -*-
 """
-Tests for L{ismon.smtp}: the greeting / NOOP / QUIT conversation, STARTTLS,
+Tests for L{ismon.probes.smtp}: the greeting / NOOP / QUIT conversation, STARTTLS,
 and the SMTP probe's verdicts (docs/failure-rules.md, SMTP), on a L{MemoryReactorClock}.
 """
 
@@ -11,11 +11,11 @@ from typing import Any
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
-from ismon.catalogue import MessageId
-from ismon.probe import IProbe
-from ismon.requests import SmtpRequest, TLSSettings
-from ismon.result import Phase
-from ismon.smtp import SmtpProbe, _local_name
+from ismon.core.catalogue import MessageId
+from ismon.core.requests import SmtpRequest, TLSSettings
+from ismon.core.result import Phase
+from ismon.probes.probe import IProbe
+from ismon.probes.smtp import SmtpProbe, _local_name
 from tests.test_probe import (
     ConnectionFailureTests,
     ProbeCase,

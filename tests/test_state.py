@@ -23,19 +23,16 @@ from pathlib import Path
 from twisted.trial.unittest import SkipTest, TestCase
 
 import ismon
-from ismon import state
-from ismon.state import (
-    AlreadyRunning,
+from ismon.state import folder as state
+from ismon.state.folder import (
     InvalidWatchId,
     StateDir,
     StateDirError,
-    WatchLock,
     default_state_dir,
-    list_watch_ids,
-    remove_leftovers,
-    running_pid,
     validate_watch_id,
 )
+from ismon.state.listing import list_watch_ids
+from ismon.state.lock import AlreadyRunning, WatchLock, remove_leftovers, running_pid
 
 _SOURCE_ROOT = str(Path(ismon.__file__).resolve().parent.parent)
 _OTHER_UID = 12345
@@ -61,7 +58,8 @@ def _python(code: str, *args: str) -> subprocess.Popen[str]:
 _TRY_ACQUIRE = """
     import sys
     from pathlib import Path
-    from ismon.state import AlreadyRunning, StateDir, WatchLock
+    from ismon.state.folder import StateDir
+    from ismon.state.lock import AlreadyRunning, WatchLock
     try:
         WatchLock.acquire(StateDir.open(Path(sys.argv[1])), sys.argv[2])
     except AlreadyRunning as e:
@@ -73,7 +71,8 @@ _TRY_ACQUIRE = """
 _HOLD = """
     import sys, time
     from pathlib import Path
-    from ismon.state import StateDir, WatchLock
+    from ismon.state.folder import StateDir
+    from ismon.state.lock import WatchLock
     lock = WatchLock.acquire(StateDir.open(Path(sys.argv[1])), sys.argv[2])
     print("locked", flush=True)
     time.sleep(60)
@@ -560,7 +559,8 @@ class LockTests(TestCase, _TempFolder):
         worker = """
             import os, sys, time
             from pathlib import Path
-            from ismon.state import AlreadyRunning, StateDir, WatchLock
+            from ismon.state.folder import StateDir
+            from ismon.state.lock import AlreadyRunning, WatchLock
             folder = StateDir.open(Path(sys.argv[1]))
             marker = folder.path / "inside"
             deadline = time.monotonic() + 1.5
@@ -585,7 +585,8 @@ class LockTests(TestCase, _TempFolder):
         meddler = """
             import sys, time
             from pathlib import Path
-            from ismon.state import AlreadyRunning, StateDir, remove_leftovers, running_pid
+            from ismon.state.folder import StateDir
+            from ismon.state.lock import AlreadyRunning, remove_leftovers, running_pid
             folder = StateDir.open(Path(sys.argv[1]))
             deadline = time.monotonic() + 1.5
             while time.monotonic() < deadline:

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_tls -*-
 """
-Tests for L{ismon.tls}: telling TLS failures apart, the certificate expiry
+Tests for L{ismon.probes.tls}: telling TLS failures apart, the certificate expiry
 count, connection creators (verified, with a CA file, and --insecure), and
 whole HTTPS / implicit-TLS probes against an in-memory TLS server.
 
@@ -40,12 +40,12 @@ from twisted.test.iosim import connect as pump_connect
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
-from ismon.catalogue import MessageId
-from ismon.http import HttpProbe
-from ismon.requests import HttpRequest, SmtpRequest, TLSSettings
-from ismon.result import Phase, ProbeResult
-from ismon.smtp import SmtpProbe
-from ismon.tls import (
+from ismon.core.catalogue import MessageId
+from ismon.core.requests import HttpRequest, SmtpRequest, TLSSettings
+from ismon.core.result import Phase, ProbeResult
+from ismon.probes.http import HttpProbe
+from ismon.probes.smtp import SmtpProbe
+from ismon.probes.tls import (
     certificate_days_left,
     connection_creator,
     describe_tls_failure,

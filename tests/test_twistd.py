@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from ismon.protocols import PROTOCOLS
+from ismon.core.protocols import PROTOCOLS
 from tests.conftest import FreshServers
 from tests.servers import Nginx
 from tests.test_manual import unformatted

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from twisted.internet.testing import MemoryReactorClock
 
-from ismon.exit_status import ExitStatus
-from ismon.health import LoopHealth, LoopWatchdog, SystemdHealth, loop_watchdog_limit
-from ismon.notify import SystemdNotifier
-from ismon.timing import Timing
+from ismon.core.exit_status import ExitStatus
+from ismon.core.timing import Timing
+from ismon.watch.health import LoopHealth, LoopWatchdog, SystemdHealth, loop_watchdog_limit
+from ismon.watch.notify import SystemdNotifier
 from tests.procs import end_process
 from tests.watchproc import command
 

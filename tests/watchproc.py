@@ -2,7 +2,7 @@
 Running the product as real processes in tests: watches in the background
 (output to a file, polled), control commands in the foreground, and the
 catalogue texts of the README (Messages) written out here (not taken from
-L{ismon.catalogue}, so that a wrong catalogue cannot agree with itself).
+L{ismon.core.catalogue}, so that a wrong catalogue cannot agree with itself).
 
 Every process started through L{Processes} is ended by PID when the test
 ends, pass or fail: SIGCONT (it may have been stopped), SIGTERM, then
@@ -87,7 +87,7 @@ def message(number: int, cmd: str, watch_id: str | None, nn: int | str = "") -> 
     The text of catalogue message C{number} with its C{[ID:...]} tag (or,
     for messages that carry free text, C{watch_id=None}, just the start).
     """
-    text = _CATALOGUE_TEXTS[number].format(cmd=cmd, proto=_PROTO[cmd], nn=nn)
+    text = _CATALOGUE_TEXTS[number].format(cmd=cmd, proto=_PROTO.get(cmd, ""), nn=nn)
     if watch_id is None or text.endswith("("):
         return text
     return f"{text} [ID:{watch_id}]"
@@ -107,8 +107,8 @@ def message_ids(output: str, cmd: str, watch_id: str, among: Sequence[int]) -> l
 # -- commands ---------------------------------------------------------------
 
 _SCRIPT_FALLBACK = {
-    **{name: f"from ismon.cli import clp; clp({name!r})" for name in _PROTO},
-    "ismon": "from ismon.cli import main; main()",
+    **{name: f"from ismon.cmdline.cli import clp; clp({name!r})" for name in _PROTO},
+    "ismon": "from ismon.cmdline.cli import main; main()",
 }
 
 

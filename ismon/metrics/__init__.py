@@ -1,0 +1,1 @@
+"""The watches as Prometheus metrics: the renderer, the snapshots, ismon metrics and the exporter."""

@@ -1,0 +1,518 @@
+# -*- test-case-name: tests.test_probe -*-
+"""
+The probe seam (L{IProbe}) and the deadline core every probe shares: one
+hard deadline over name resolution, connect, TLS and the whole
+conversation, and the mapping of socket errors to catalogue messages.
+
+A protocol's probe is a conversation on top of this (docs/architecture.md,
+"Adding a protocol"): subclass L{ProbeProtocol} and hand a factory of it to
+L{run_probe} (L{ismon.probes.conversation.ConversationProbe} does that).
+L{ProbeProtocol} is the whole seam:
+
+  - what the conversation gets: L{ProbeProtocol.begin} once the connection
+    (and implicit TLS) is up, C{dataReceived}, L{ProbeProtocol.ended} when
+    the connection ends with no verdict yet, and
+    L{ProbeProtocol.startTLSCompleted} after its own STARTTLS;
+  - what it may do: set L{ProbeProtocol.phase} as it goes (a timeout is
+    reported in the phase it struck), read L{ProbeProtocol.decided} and
+    L{ProbeProtocol.elapsed}, call L{ProbeProtocol.start_tls} for STARTTLS;
+  - what it must do: give one verdict, L{ProbeProtocol.succeed} or
+    L{ProbeProtocol.fail} (only the first counts), or let the connection
+    end.  The deadline, the addresses, closing and the result are not its
+    business.
+
+TLS comes in as an L{ITLSClient} (made by L{ismon.probes.tls.client_tls}),
+so that this module never loads the TLS stack.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+from twisted.internet import error as neterror
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
+from twisted.internet.interfaces import IDelayedCall, IHandshakeListener, IStreamClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
+from twisted.python.failure import Failure
+from zope.interface import Interface, implementer
+
+from ismon.core.catalogue import MessageId
+from ismon.core.result import Phase, ProbeResult, timed_out
+from ismon.probes.resolve import Address, ResolveError, Resolver
+
+__all__ = [
+    "REPLY_LIMIT",
+    "IProbe",
+    "ITLSClient",
+    "ProbeProtocol",
+    "ReactorType",
+    "lost_failure",
+    "run_probe",
+]
+
+#: Characters of a server's reply (and of a failure's detail) a result keeps
+#: at most: one syslog line's worth, and far below what the status document
+#: may carry over the control socket.
+REPLY_LIMIT = 400
+
+# A reactor providing IReactorTime, IReactorTCP and IReactorThreads; Python's
+# type system cannot spell that intersection of zope interfaces.
+ReactorType = Any
+
+
+class IProbe(Interface):
+    """One question to a server, asked on demand."""
+
+    def probe() -> Deferred[ProbeResult]:
+        """
+        Ask once.  The Deferred always fires with a L{ProbeResult} (never an
+        errback) within the probe's timeout plus scheduling slack, and leaves
+        no socket or timer behind.
+        """
+
+
+# Seconds a probe that has its verdict waits for the connection to close
+# before it aborts it.
+LINGER = 0.25
+
+
+class ITLSClient(Interface):
+    """
+    TLS as a probe speaks it: L{ismon.probes.tls.client_tls} makes one from the
+    watch's L{ismon.core.requests.TLSSettings}.
+    """
+
+    def connection_creator() -> Any:
+        """The C{IOpenSSLClientConnectionCreator} for the server's connections."""
+
+    def days_left(transport: object) -> int | None:
+        """Whole days until the peer certificate expires; None without one."""
+
+    def not_after(transport: object) -> float | None:
+        """When the peer certificate expires (epoch seconds); None without one."""
+
+    def describe_failure(reason: Failure) -> tuple[bool, str] | None:
+        """
+        C{(True, text)} for an untrusted certificate, C{(False, text)} for
+        another TLS error, None when C{reason} is no TLS error.
+        """
+
+
+def _connect_failure(reason: Failure) -> ProbeResult:
+    """Map a failed TCP connect to message 72 (or 71) with the errno."""
+    value = reason.value
+    if isinstance(value, neterror.ConnectionRefusedError):
+        number = errno.ECONNREFUSED
+    elif isinstance(value, neterror.TCPTimedOutError | neterror.TimeoutError):
+        number = errno.ETIMEDOUT
+    elif isinstance(value, neterror.NoRouteError):
+        # Twisted raises NoRouteError for ENETUNREACH (101) as well: report
+        # the errno the socket gave, not always EHOSTUNREACH.
+        os_error = value.osError
+        number = os_error if isinstance(os_error, int) else errno.EHOSTUNREACH
+    elif isinstance(value, neterror.ConnectError) and isinstance(value.osError, int):
+        number = value.osError
+    elif isinstance(value, OSError) and value.errno is not None:
+        return ProbeResult.failure(
+            MessageId.SOCKET_ERROR, Phase.CONNECT, number=value.errno, detail=str(value)
+        )
+    else:
+        number = 0
+    return ProbeResult.failure(
+        MessageId.CONNECT_ERROR, Phase.CONNECT, number=number, detail=str(value)[:200]
+    )
+
+
+def _tls_failure(reason: Failure, tls: ITLSClient | None) -> ProbeResult | None:
+    """Map a TLS failure to message 90/91, or None if it is not one."""
+    # Without TLS (a plain-TCP watch) no failure is a TLS one.
+    described = None if tls is None else tls.describe_failure(reason)
+    if described is None:
+        return None
+    verify, text = described
+    message = MessageId.TLS_VERIFY_ERROR if verify else MessageId.TLS_HANDSHAKE_ERROR
+    return ProbeResult.failure(message, Phase.TLS, detail=text)
+
+
+def lost_failure(reason: Failure, phase: Phase, tls: ITLSClient | None = None) -> ProbeResult:
+    """
+    The connection ended before an answer was complete: a TLS error (when
+    the probe speaks TLS), a reset (75 ECONNRESET), or a clean close (75
+    with 0: recv() returned 0).
+    """
+    if phase is Phase.TLS or not isinstance(
+        reason.value, neterror.ConnectionDone | neterror.ConnectionLost
+    ):
+        tls_result = _tls_failure(reason, tls)
+        if tls_result is not None:
+            return tls_result
+    if isinstance(reason.value, neterror.ConnectionDone):
+        return ProbeResult.failure(
+            MessageId.RECV_ERROR, phase, number=0, detail="connection closed by the server"
+        )
+    message = MessageId.SEND_ERROR if phase is Phase.SEND else MessageId.RECV_ERROR
+    return ProbeResult.failure(
+        message, phase, number=errno.ECONNRESET, detail="connection reset by the server"
+    )
+
+
+class ProbeProtocol(Protocol):
+    """
+    A probe's conversation: the public seam between the shared deadline
+    machinery and a protocol (see the module docstring).  Subclasses
+    implement C{dataReceived}, L{begin} (unless the server speaks first)
+    and, when a partial answer can still be judged, L{ended}; they report
+    with L{succeed} or L{fail}.  Only the first verdict counts.
+    """
+
+    # Set by the machinery before the connection is made; a conversation
+    # uses the methods below, never this.
+    _attempt: _Attempt
+
+    #: The last reply a conversation read; a verdict given by the connection's
+    #: end (L{ended}) carries it, so the status shows what the server said last.
+    last_reply: str = ""
+
+    #: What a server might echo but no one may read (a login's password):
+    #: shown as C{***} in every reply and detail a verdict carries.
+    hidden: tuple[str, ...] = ()
+
+    def shown(self, text: str) -> str:
+        """
+        C{text} as a verdict may carry it: the L{hidden} strings replaced,
+        then cut to L{REPLY_LIMIT} characters, so that no server can put a
+        password, or a reply too large for the status document, in it.
+        """
+        for secret in self.hidden:
+            if secret:
+                text = text.replace(secret, "***")
+        if len(text) > REPLY_LIMIT:
+            text = text[: REPLY_LIMIT - 1] + "\u2026"
+        return text
+
+    def connectionMade(self) -> None:
+        self._attempt.connected(self)
+        if self._attempt.implicit_tls:
+            self._attempt.phase = Phase.TLS
+        else:
+            self.begin()
+
+    def handshakeCompleted(self) -> None:
+        self._attempt.tls_done(self)
+        if self._attempt.implicit_tls:
+            self.begin()
+        else:
+            self.startTLSCompleted()
+
+    def begin(self) -> None:
+        """
+        The connection (and implicit TLS, if any) is up: start talking.  By
+        default the server speaks first (a greeting), so wait for it.
+        """
+        self.phase = Phase.WAIT
+
+    def startTLSCompleted(self) -> None:
+        """A STARTTLS begun with L{start_tls} has finished."""
+
+    def ended(self, reason: Failure) -> ProbeResult:
+        """The verdict when the connection ends before one was given."""
+        result = lost_failure(reason, self._attempt.phase, self._attempt.tls)
+        if self.last_reply and not result.reply:
+            result = attrs.evolve(result, reply=self.shown(self.last_reply))
+        return result
+
+    def connectionLost(self, reason: Failure = neterror.ConnectionDone) -> None:  # type: ignore[assignment]
+        if not self._attempt.decided:
+            self._attempt.decide(self.ended(reason))
+        self._attempt.disconnected()
+
+    @property
+    def phase(self) -> Phase:
+        """Where the conversation is: a timeout is reported in this phase."""
+        return self._attempt.phase
+
+    @phase.setter
+    def phase(self, value: Phase) -> None:
+        self._attempt.phase = value
+
+    @property
+    def decided(self) -> bool:
+        """A verdict is in (or the deadline struck): ignore what still arrives."""
+        return self._attempt.decided
+
+    def elapsed(self) -> float:
+        """Seconds since the probe began (name resolution included)."""
+        return self._attempt.elapsed()
+
+    def start_tls(self) -> None:
+        """
+        Upgrade the connection to TLS now (STARTTLS); L{startTLSCompleted}
+        follows the handshake.  Only for a probe given TLS settings.
+        """
+        self.phase = Phase.TLS
+        tls = self._attempt.tls
+        assert tls is not None, "start_tls without TLS settings"
+        self.transport.startTLS(tls.connection_creator())  # type: ignore[union-attr]
+
+    def succeed(self, reply: str = "") -> None:
+        self._attempt.decide(ProbeResult(ok=True, latency=self.elapsed(), reply=self.shown(reply)))
+        self.transport.loseConnection()  # type: ignore[union-attr]
+        self._attempt.linger()
+
+    def fail(
+        self, message: MessageId, *, number: int | None = None, reply: str = "", detail: str = ""
+    ) -> None:
+        self._attempt.decide(
+            ProbeResult.failure(
+                message,
+                self._attempt.phase,
+                number=number,
+                reply=self.shown(reply),
+                detail=self.shown(detail),
+            )
+        )
+        # No reason to read more from a server that already answered wrongly.
+        self.transport.abortConnection()  # type: ignore[union-attr]
+
+
+implementer(IHandshakeListener)(ProbeProtocol)
+
+
+class _Attempt:
+    """
+    One run of one probe: resolve, connect (each address in turn), speak,
+    and give exactly one result, all under one deadline.
+    """
+
+    def __init__(
+        self,
+        reactor: ReactorType,
+        resolver: Resolver,
+        host: str,
+        port: int,
+        timeout: float,
+        protocol_factory: Callable[[], ProbeProtocol],
+        tls: ITLSClient | None,
+        implicit_tls: bool,
+    ) -> None:
+        self._reactor = reactor
+        self._resolver = resolver
+        self._host = host
+        self._port = port
+        self._timeout = timeout
+        self._protocol_factory = protocol_factory
+        self.tls = tls
+        self.implicit_tls = implicit_tls
+        self.phase = Phase.RESOLVE
+        self.decided = False
+        self._result: ProbeResult | None = None
+        self._pending: Deferred[Any] | None = None
+        self._protocol: ProbeProtocol | None = None
+        self._connected = False
+        self._deadline: IDelayedCall | None = None
+        self._linger_call: IDelayedCall | None = None
+        self._done: Deferred[ProbeResult] = Deferred()
+        self._address: Address | None = None
+        self._cert_days_left: int | None = None
+        self._cert_not_after: float | None = None
+        self._start = 0.0
+
+    def run(self) -> Deferred[ProbeResult]:
+        self._start = self._reactor.seconds()
+        self._deadline = self._reactor.callLater(self._timeout, self._expire)
+        self._pending = self._resolver(self._host, self._port)
+        self._pending.addCallbacks(self._resolved, self._resolve_failed)
+        return self._done
+
+    def elapsed(self) -> float:
+        now: float = self._reactor.seconds()
+        return max(0.0, now - self._start)
+
+    def _resolve_failed(self, reason: Failure) -> None:
+        self._pending = None
+        if self.decided:
+            return
+        code = reason.value.code if isinstance(reason.value, ResolveError) else 0
+        self.decide(
+            ProbeResult.failure(
+                MessageId.RESOLVE_ERROR, Phase.RESOLVE, number=code, detail=str(reason.value)
+            )
+        )
+        self._finish()
+
+    def _resolved(self, addresses: Sequence[Address]) -> None:
+        self._pending = None
+        if self.decided:
+            return
+        if not addresses:
+            # An empty answer is a failed lookup (81), not something to connect to.
+            self.decide(
+                ProbeResult.failure(
+                    MessageId.RESOLVE_ERROR,
+                    Phase.RESOLVE,
+                    number=socket.EAI_NONAME,
+                    detail="no address found",
+                )
+            )
+            self._finish()
+            return
+        self.phase = Phase.CONNECT
+        self._try(list(addresses), None)
+
+    def _try(self, addresses: list[Address], last: ProbeResult | None) -> None:
+        if self.decided:
+            self._finish()
+            return
+        if not addresses:
+            assert last is not None
+            self.decide(attrs.evolve(last, latency=self.elapsed()))
+            self._finish()
+            return
+        address = addresses.pop(0)
+        self._address = address
+        endpoint = self._endpoint(address)
+        factory = Factory.forProtocol(self._make_protocol)
+        # One factory per probe: its start/stop lines would flood the log.
+        factory.noisy = False
+        self._pending = endpoint.connect(factory)
+
+        def failed(reason: Failure) -> None:
+            self._pending = None
+            if isinstance(reason.value, CancelledError | neterror.ConnectingCancelledError):
+                # Only _expire cancels, and it finishes once cancel() has
+                # returned: the endpoint errbacks *before* it closes the
+                # socket and cancels its connect timer (stopConnecting).
+                return
+            self._try(addresses, _connect_failure(reason))
+
+        def succeeded(_: object) -> None:
+            self._pending = None
+
+        self._pending.addCallbacks(succeeded, failed)
+
+    def _endpoint(self, address: Address) -> IStreamClientEndpoint:
+        endpoint_type = (
+            TCP6ClientEndpoint if address.family == socket.AF_INET6 else TCP4ClientEndpoint
+        )
+        remaining = max(1, int(self._timeout - self.elapsed() + 1))
+        endpoint: IStreamClientEndpoint = endpoint_type(
+            self._reactor, address.host, address.port, timeout=remaining
+        )
+        if self.implicit_tls:
+            from twisted.internet.endpoints import wrapClientTLS
+
+            assert self.tls is not None
+            endpoint = wrapClientTLS(self.tls.connection_creator(), endpoint)
+        return endpoint
+
+    def _make_protocol(self) -> ProbeProtocol:
+        protocol = self._protocol_factory()
+        protocol._attempt = self
+        return protocol
+
+    def connected(self, protocol: ProbeProtocol) -> None:
+        self._protocol = protocol
+        self._connected = True
+        self.phase = Phase.SEND
+
+    def tls_done(self, protocol: ProbeProtocol) -> None:
+        if self.tls is not None:
+            self._cert_days_left = self.tls.days_left(protocol.transport)
+            self._cert_not_after = self.tls.not_after(protocol.transport)
+
+    def decide(self, result: ProbeResult) -> None:
+        if self.decided:
+            return
+        self.decided = True
+        self._result = attrs.evolve(
+            result,
+            latency=result.latency or self.elapsed(),
+            address=str(self._address) if self._address else "",
+            cert_days_left=self._cert_days_left,
+            cert_not_after=self._cert_not_after,
+        )
+
+    def linger(self) -> None:
+        """
+        After a polite close, give the peer a moment, then abort.  Over TLS
+        loseConnection waits for the server's close_notify, which a server
+        that keeps the connection open never sends: the verdict must not
+        wait for the deadline (and push the next probe off its slot).
+        """
+        if self._connected and self._linger_call is None:
+            self._linger_call = self._reactor.callLater(LINGER, self._abort_lingering)
+
+    def _abort_lingering(self) -> None:
+        self._linger_call = None
+        if self._connected and self._protocol is not None:
+            self._protocol.transport.abortConnection()  # type: ignore[union-attr]
+
+    def disconnected(self) -> None:
+        if self._linger_call is not None and self._linger_call.active():
+            self._linger_call.cancel()
+        self._linger_call = None
+        self._connected = False
+        self._protocol = None
+        self._finish()
+
+    def _expire(self) -> None:
+        self._deadline = None
+        self.decide(timed_out(self.phase, self.elapsed()))
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.cancel()
+        if self._connected and self._protocol is not None:
+            self._protocol.transport.abortConnection()  # type: ignore[union-attr]
+        else:
+            self._finish()
+
+    def cancel_deadline(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+
+    def _finish(self) -> None:
+        """Fire the result once a verdict exists and nothing is left open."""
+        if not self.decided or self._connected or self._pending is not None:
+            return
+        if self._done.called:
+            return
+        self.cancel_deadline()
+        assert self._result is not None
+        self._done.callback(self._result)
+
+
+def run_probe(
+    reactor: ReactorType,
+    resolver: Resolver,
+    *,
+    host: str,
+    port: int,
+    timeout: float,
+    protocol_factory: Callable[[], ProbeProtocol],
+    tls: ITLSClient | None = None,
+    implicit_tls: bool = False,
+) -> Deferred[ProbeResult]:
+    """
+    Run one probe conversation against C{host}:C{port} under a single
+    deadline of C{timeout} seconds.  C{tls} (from L{ismon.probes.tls.client_tls})
+    is spoken from the first byte with C{implicit_tls}, or when the
+    conversation calls L{ProbeProtocol.start_tls}.  The Deferred never
+    errbacks.
+    """
+    attempt = _Attempt(reactor, resolver, host, port, timeout, protocol_factory, tls, implicit_tls)
+    try:
+        return attempt.run()
+    except Exception as e:  # a programming error must not kill the schedule
+        # Leave no timer behind (IProbe): run() may have armed the deadline.
+        attempt.cancel_deadline()
+        return succeed(
+            ProbeResult.failure(
+                MessageId.SYSTEM_ERROR, Phase.CONNECT, number=0, detail=repr(e)[:200]
+            )
+        )

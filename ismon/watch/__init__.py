@@ -1,0 +1,1 @@
+"""One running watch: its schedule, service, records, health and messages."""
