@@ -1,0 +1,1 @@
+"""Sans-io parsers of what servers send: bytes in, values or a declared error out."""
