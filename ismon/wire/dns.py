@@ -536,24 +536,35 @@ def _u32(value: int) -> int:
     return value & 0xFFFFFFFF
 
 
-def _fields(rtype: int, payload: Any) -> tuple[Any, ...]:
-    """The compared fields of a decoded record of one of the nine types, in presentation order."""
+def _values(rtype: int, payload: Any) -> tuple[Any, ...]:
+    """
+    The fields of a decoded record of one of the nine types, in
+    presentation order, names as the server sent them.
+    """
     if rtype == dns.A:
         return (ipaddress.IPv4Address(payload.address),)
     if rtype == dns.AAAA:
         return (ipaddress.IPv6Address(payload.address),)
     if rtype in (dns.NS, dns.CNAME, dns.PTR):
-        return (_name_key(payload.name.name),)
+        return (payload.name.name,)
     if rtype == dns.MX:
-        return (payload.preference, _name_key(payload.name.name))
+        return (payload.preference, payload.name.name)
     if rtype == dns.SRV:
-        return (payload.priority, payload.weight, payload.port, _name_key(payload.target.name))
+        return (payload.priority, payload.weight, payload.port, payload.target.name)
     if rtype == dns.SOA:
         numbers = (payload.serial, payload.refresh, payload.retry, payload.expire, payload.minimum)
-        names = (_name_key(payload.mname.name), _name_key(payload.rname.name))
-        return names + tuple(_u32(n) for n in numbers)
+        return (payload.mname.name, payload.rname.name, *(_u32(n) for n in numbers))
     assert rtype == dns.TXT
     return (b"".join(payload.data),)
+
+
+def _fields(rtype: int, payload: Any) -> tuple[Any, ...]:
+    """The compared fields of a record: L{_values}, names as L{_name_key}."""
+    if rtype == dns.TXT:
+        return _values(rtype, payload)
+    return tuple(
+        _name_key(value) if isinstance(value, bytes) else value for value in _values(rtype, payload)
+    )
 
 
 def _show_record(rtype: int, payload: Any) -> str:
@@ -564,8 +575,8 @@ def _show_record(rtype: int, payload: Any) -> str:
     if rtype == dns.TXT:
         return f"{name} {_show_text(b''.join(payload.data))}"
     shown = [
-        _show_name(field) if isinstance(field, bytes) else str(field)
-        for field in _fields(rtype, payload)
+        _show_name(value) if isinstance(value, bytes) else str(value)
+        for value in _values(rtype, payload)
     ]
     return f"{name} {' '.join(shown)}"
 
@@ -875,10 +886,12 @@ class DnsStreamReader:
     def feed(self, data: bytes) -> bytes | None:
         """Take the next bytes; return the first message once it is complete."""
         self.received += len(data)
-        while self.message is None and data:
+        at = 0
+        # Slicing by index: a flood costs no copy of what is not kept.
+        while self.message is None and at < len(data):
             want = (2 if self._length is None else self._length) - len(self._buffer)
-            self._buffer += data[:want]
-            data = data[want:]
+            self._buffer += data[at : at + want]
+            at += want
             if self._length is None:
                 if len(self._buffer) == 2:
                     (self._length,) = struct.unpack("!H", self._buffer)
