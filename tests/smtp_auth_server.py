@@ -21,7 +21,7 @@ offers it.
 
 Run as a script, this module is that server:
 C{python -m tests.smtp_auth_server --port PORT [--mode plain|starttls|tls]
-[--cert FILE --key FILE]}; it serves until SIGTERM.
+[--cert FILE --key FILE]}; it serves until SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -29,9 +29,7 @@ from __future__ import annotations
 import argparse
 import signal
 import ssl
-import subprocess
 import sys
-import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from tests.procs import wait_for_port
 from tests.servers import (
     AIOSMTPD_MODES,
-    ServerProcess,
+    Aiosmtpd,
     ServerUnavailable,
     _failed_start,
     _spawn,
@@ -58,34 +56,15 @@ SMTP_AUTH_USER = "watcher"
 SMTP_AUTH_PASSWORD = "ismon-Sm-5b2d8e61"
 
 
-class SmtpAuth(ServerProcess):
-    """aiosmtpd with AUTH on 127.0.0.1:C{port}; C{mode} as in L{start_smtp_auth}."""
+class SmtpAuth(Aiosmtpd):
+    """
+    aiosmtpd with AUTH on 127.0.0.1:C{port} (L{Aiosmtpd}'s C{mode}, C{certs}
+    and C{ca}); C{user} and C{password} are the one login it accepts.
+    """
 
     name = "smtp-auth"
-
-    def __init__(
-        self,
-        process: subprocess.Popen[bytes],
-        directory: Path,
-        log: Path,
-        *,
-        port: int,
-        mode: str,
-        certs: TestCerts | None,
-    ) -> None:
-        super().__init__(process, directory, log)
-        self.host = "127.0.0.1"
-        self.port = port
-        self.mode = mode
-        self.certs = certs
-        self.user = SMTP_AUTH_USER
-        self.password = SMTP_AUTH_PASSWORD
-
-    @property
-    def ca(self) -> Path:
-        if self.certs is None:
-            raise ValueError("this server was started without certificates")
-        return self.certs.ca
+    user = SMTP_AUTH_USER
+    password = SMTP_AUTH_PASSWORD
 
 
 def start_smtp_auth(
@@ -170,13 +149,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings["ssl_context"] = context
             settings["server_hostname"] = "localhost"
     controller = Controller(Sink(), hostname="127.0.0.1", port=options.port, **settings)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
+    # Blocked before the server's thread starts (it inherits the mask), the
+    # stop signals are taken by sigwait alone: a clean stop, whenever they come.
+    stop = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)
     controller.start()
     print(f"smtp-auth ({options.mode}) on 127.0.0.1:{options.port}", flush=True)
-    while not done.wait(1.0):
-        pass
+    signal.sigwait(stop)
     controller.stop()
     return 0
 

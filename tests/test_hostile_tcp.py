@@ -15,16 +15,12 @@ would otherwise join the HTTP and SMTP suite's list in this process.
 
 from __future__ import annotations
 
-import os
 import socket
 import ssl
-import subprocess
-import sys
 import time
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,9 +28,7 @@ import pytest
 from ismon.wire.tcp import ExpectMatcher, ExpectOutcome, compile_expect, unescape_send
 from tests.hostile import HostileServer
 from tests.test_hostile import QUICK, SLACK, TIMEOUT, _sockets
-from tests.watchproc import PATIENCE
 
-ROOT = Path(__file__).resolve().parent.parent
 # The shared misbehaviours of tests.hostile the cases use.
 SHARED = ["refused", "tls_stall"]
 
@@ -107,25 +101,16 @@ CASES = [
 ]
 
 
-def tcp_behaviours() -> list[str]:
-    """The TCP misbehaviours the hostile server offers (it loads tests.hostile_tcp)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.hostile", "--list"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=PATIENCE,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-    )
-    return [name for name in done.stdout.split() if name.startswith("tcp_")]
-
-
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    names = [*tcp_behaviours(), *SHARED]
-    with HostileServer(tmp_path_factory.mktemp("hostile-tcp-certs"), names) as server:
+    """Every misbehaviour the hostile server offers (it loads tests.hostile_tcp)."""
+    with HostileServer(tmp_path_factory.mktemp("hostile-tcp-certs")) as server:
         yield server
+
+
+def tcp_behaviours(server: HostileServer) -> set[str]:
+    """The TCP misbehaviours among those C{server} serves."""
+    return {name for name in server.ports if name.startswith("tcp_")}
 
 
 def read(case: Case, server: HostileServer) -> tuple[str, str, float]:
@@ -178,9 +163,9 @@ def check(case: Case, how: str, why: str, elapsed: float, quick: float = QUICK) 
         assert elapsed < quick, said
 
 
-def test_every_behaviour_is_read() -> None:
+def test_every_behaviour_is_read(hostile: HostileServer) -> None:
     """Each TCP misbehaviour has at least one case, and there are at least 8."""
-    behaviours = set(tcp_behaviours())
+    behaviours = tcp_behaviours(hostile)
     assert {case.behaviour for case in CASES} == behaviours | set(SHARED)
     assert len(behaviours) >= 8
 

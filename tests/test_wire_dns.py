@@ -552,8 +552,15 @@ QUESTION = QUERY.udp[12:]
 RECORD_A = b"\xc0\x0c" + struct.pack("!HHIH", dns.A, dns.IN, 300, 4) + bytes([192, 0, 2, 1])
 
 
+def one_record(rtype: int, rdata: bytes) -> bytes:
+    """An answer of one record of C{rtype} owned by the asked name, made by hand."""
+    record = b"\xc0\x0c" + struct.pack("!HHIH", rtype, dns.IN, 300, len(rdata)) + rdata
+    return header(an=1) + QUESTION + record
+
+
 def test_the_malformed_helpers_make_a_good_answer() -> None:
     assert judge(QUERY, header(an=1) + QUESTION + RECORD_A).ok
+    assert judge(QUERY, one_record(dns.A, bytes([192, 0, 2, 1]))).ok
 
 
 MALFORMED = [
@@ -587,62 +594,19 @@ MALFORMED = [
         + b"\x00\x00\x01\x00\x01",
         "a name longer than 255 bytes",
     ),
+    (one_record(dns.A, b"12345"), "an A record of 5 bytes, not 4"),
+    (one_record(dns.AAAA, b"1234"), "an AAAA record of 4 bytes, not 16"),
+    (one_record(dns.TXT, b"\x05abc"), "TXT record whose strings do not fill its data"),
     (
-        header(an=1)
-        + QUESTION
-        + b"\xc0\x0c"
-        + struct.pack("!HHIH", dns.A, dns.IN, 0, 5)
-        + b"12345",
-        "an A record of 5 bytes, not 4",
-    ),
-    (
-        header(an=1)
-        + QUESTION
-        + b"\xc0\x0c"
-        + struct.pack("!HHIH", dns.AAAA, dns.IN, 0, 4)
-        + b"1234",
-        "an AAAA record of 4 bytes, not 16",
-    ),
-    (
-        header(an=1)
-        + QUESTION
-        + b"\xc0\x0c"
-        + struct.pack("!HHIH", dns.TXT, dns.IN, 0, 4)
-        + b"\x05abc",
-        "TXT record whose strings do not fill its data",
-    ),
-    (
-        header(an=1)
-        + QUESTION
-        + b"\xc0\x0c"
-        + struct.pack("!HHIH", dns.CNAME, dns.IN, 0, 4)
-        + b"\xc0\x0c\x00\x00",
+        one_record(dns.CNAME, b"\xc0\x0c\x00\x00"),
         "CNAME record data does not end with its name",
     ),
+    (one_record(dns.MX, b"\x00\x0a"), "an MX record of 2 bytes is too short"),
     (
-        header(an=1)
-        + QUESTION
-        + b"\xc0\x0c"
-        + struct.pack("!HHIH", dns.MX, dns.IN, 0, 2)
-        + b"\x00\x0a",
-        "an MX record of 2 bytes is too short",
-    ),
-    (
-        header(an=1)
-        + QUESTION
-        + b"\xc0\x0c"
-        + struct.pack("!HHIH", dns.SOA, dns.IN, 0, 6)
-        + b"\xc0\x0c\xc0\x0c\x00\x00",
+        one_record(dns.SOA, b"\xc0\x0c\xc0\x0c\x00\x00"),
         "an SOA record whose numbers are not 20 bytes",
     ),
-    (
-        header(an=1)
-        + QUESTION
-        + b"\xc0\x0c"
-        + struct.pack("!HHIH", dns.SOA, dns.IN, 0, 2)
-        + b"\xc0\x0c",
-        "an SOA record too short for its names",
-    ),
+    (one_record(dns.SOA, b"\xc0\x0c"), "an SOA record too short for its names"),
 ]
 
 
