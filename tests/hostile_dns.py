@@ -280,6 +280,20 @@ def _big(query: bytes) -> bytes:
     return answer(query, *records)
 
 
+def _cut_short(query: bytes) -> bytes:
+    """A long answer as Twisted Names sends it over UDP: cut at 512 bytes, counts kept."""
+    dns = _twisted()
+    asked = dns.Message()
+    asked.fromStr(query)
+    message = dns.Message(id=asked.id, answer=1, recDes=asked.recDes, recAv=1)
+    message.queries = asked.queries
+    name = asked.queries[0].name.name
+    message.answers = [
+        dns.RRHeader(name, dns.A, dns.IN, 300, dns.Record_A(f"10.0.0.{i}")) for i in range(100)
+    ]
+    return message.toStr()
+
+
 def _tcp_answer(make: Callable[[bytes], bytes]) -> Callable[[Conn, bytes], None]:
     def serve(c: Conn, query: bytes) -> None:
         c.send(framed(make(query)))
@@ -333,6 +347,13 @@ _register(
     _tc,
     _tcp_stall,
     "UDP: truncated (TC); TCP: the query read, never answered.",
+)
+_register(
+    "dns_tc_cut_short",
+    lambda query: [(0.0, _cut_short(query))],
+    _tcp_answer(ok),
+    "UDP: 512 bytes of a long answer, cut inside a record, TC set (as Twisted Names"
+    " cuts); TCP: the healthy answer.",
 )
 _register(
     "dns_tc_over_tcp",

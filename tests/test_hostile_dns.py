@@ -82,6 +82,8 @@ CASES = [
     Case("dns_tc_then_tcp_ok", "udp", Outcome.TRUNCATED),
     Case("dns_tc_then_tcp_stall", "probe", STALLED),
     Case("dns_tc_over_tcp", "probe", Outcome.TRUNCATED),
+    Case("dns_tc_cut_short", "udp", Outcome.TRUNCATED),
+    Case("dns_tc_cut_short", "probe", Outcome.OK),
     # -- malformed
     *both("dns_garbage", Outcome.MALFORMED),
     *both("dns_short", Outcome.MALFORMED),

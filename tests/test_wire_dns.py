@@ -506,6 +506,29 @@ def test_every_outcome_is_reached() -> None:
     assert reached == set(Outcome)
 
 
+def test_an_answer_cut_short_with_tc_is_truncated() -> None:
+    """
+    Twisted Names (and other servers) cut a UDP answer at 512 bytes inside a
+    record and keep the counts: with our ID, QR and TC, that asks for TCP.
+    """
+    answers = [a(f"10.0.0.{i}") for i in range(100)]
+    message = dns.Message(id=QUERY.id, answer=1, recDes=1)
+    message.queries = [dns.Query(QUERY.name, dns.A, dns.IN)]
+    message.answers = answers
+    cut = message.toStr()
+    assert len(cut) == 512
+    verdict = judge(QUERY, cut)
+    assert verdict.outcome is Outcome.TRUNCATED
+    assert verdict.reason.startswith("the answer is truncated (TC) and cut short (")
+    assert verdict.reason.endswith("): ask again over TCP")
+    # Not ours, or not truncated: malformed.
+    other = build_query("www.example.test", id=QUERY.id + 1)
+    assert judge(other, cut).outcome is Outcome.MALFORMED
+    untruncated = cut[:2] + bytes([cut[2] & ~0x02]) + cut[3:]
+    assert judge(QUERY, untruncated).outcome is Outcome.MALFORMED
+    assert judge(QUERY, cut[:11]).outcome is Outcome.MALFORMED
+
+
 def test_the_text_is_bounded() -> None:
     answers = [a(f"10.0.{i // 256}.{i % 256}") for i in range(300)]
     verdict = judge(QUERY, reply(QUERY, *answers))

@@ -27,7 +27,9 @@ itself counts.  With expected values, one of those records must equal one
 of them.
 
 Everything else is a failure with its own L{Outcome}, checked in this
-order: L{Outcome.MALFORMED}; L{Outcome.NOT_A_RESPONSE} (no QR bit, or an
+order: L{Outcome.MALFORMED} (but an answer to our query, with the TC bit,
+that is cut short in the middle of its records is L{Outcome.TRUNCATED}, as
+resolvers take it); L{Outcome.NOT_A_RESPONSE} (no QR bit, or an
 opcode other than QUERY); L{Outcome.WRONG_ID}; L{Outcome.WRONG_QUESTION}
 (another name, type or class, more than one question, or none -- an answer
 without a question is tolerated only when its RCODE is an error, as servers
@@ -791,6 +793,20 @@ def _of_asked_type(query: DnsQuery, answers: Sequence[Any]) -> list[Any]:
     ]
 
 
+def _cut_short_answer(query: DnsQuery, payload: bytes) -> bool:
+    """
+    Whether C{payload}, which does not decode, has a header saying "an
+    answer to this query, truncated": some servers (Twisted Names' own
+    among them) cut a UDP answer at 512 bytes in the middle of a record and
+    keep the counts; resolvers then ask again over TCP, as the probe will.
+    """
+    if len(payload) < _HEADER.size:
+        return False
+    message_id, flags, _, _, _, _, _ = _HEADER.unpack_from(payload)
+    # QR set, opcode QUERY (0), TC set; AA and RD may be anything.
+    return bool(message_id == query.id and flags & 0b1111_1010 == 0b1000_0010)
+
+
 def judge(query: DnsQuery, payload: bytes, expect: Sequence[Expected] = ()) -> DnsVerdict:
     """
     Judge C{payload}, the answer to C{query} (the UDP payload, or the TCP
@@ -805,6 +821,12 @@ def judge(query: DnsQuery, payload: bytes, expect: Sequence[Expected] = ()) -> D
     try:
         decoded = _decode(payload)
     except MalformedMessage as e:
+        if _cut_short_answer(query, payload):
+            return DnsVerdict(
+                Outcome.TRUNCATED,
+                f"the answer is truncated (TC) and cut short ({e.reason}): ask again over TCP",
+                received=received,
+            )
         return DnsVerdict(Outcome.MALFORMED, f"malformed answer: {e.reason}", received=received)
     message = decoded.message
     rcode = message.rCode
