@@ -47,6 +47,7 @@ APT_PACKAGES=(
     prometheus prometheus-node-exporter
     dovecot-pop3d dovecot-imapd
     vsftpd
+    unbound redis-server bind9-dnsutils
 )
 
 POLICY_RC=/usr/sbin/policy-rc.d
@@ -71,7 +72,8 @@ EOF
 }
 
 # PID files the Debian init scripts use; a daemon apt starts is stopped again.
-SERVICE_PIDFILES=(/run/nginx.pid /run/smtpd.pid /run/rsyslogd.pid /run/keepalived.pid /run/dovecot/master.pid)
+SERVICE_PIDFILES=(/run/nginx.pid /run/smtpd.pid /run/rsyslogd.pid /run/keepalived.pid /run/dovecot/master.pid
+    /run/unbound.pid /run/redis/redis-server.pid)
 declare -A RUNNING_BEFORE=()
 
 alive_from_pidfile() {

@@ -227,3 +227,97 @@ def pytest_collection_modifyitems(
         return cls is not None and issubclass(cls, SynchronousTestCase)
 
     items.sort(key=lambda item: 0 if is_trial(item) else 1)
+
+
+# --------------------------------------------------------------------------
+# The DNS and TCP watches' servers: unbound (tests/dns_server.py),
+# redis-server (tests/redis_server.py) and an SMTP server that offers AUTH
+# (tests/smtp_auth_server.py).  Imported where used, so that a run without
+# them pays nothing.
+
+from typing import TYPE_CHECKING  # noqa: E402  (added below the rest, for these fixtures)
+
+if TYPE_CHECKING:
+    from tests.dns_server import Unbound
+    from tests.redis_server import Redis
+    from tests.smtp_auth_server import SmtpAuth
+
+
+@pytest.fixture(scope="module")
+def unbound(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Unbound]:
+    """unbound serving the private zone C{ismon.test} on 127.0.0.1:C{.port}, UDP and TCP."""
+    from tests.dns_server import start_unbound
+
+    server = _start(lambda: start_unbound(tmp_path_factory.mktemp("unbound")))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
+    """redis-server on 127.0.0.1:C{.port}: C{PING} -> C{+PONG}."""
+    from tests.redis_server import start_redis
+
+    server = _start(lambda: start_redis(tmp_path_factory.mktemp("redis")))
+    yield server
+    server.stop()
+
+
+def _smtp_auth(factory: pytest.TempPathFactory, mode: str, certs: TestCerts) -> SmtpAuth:
+    from tests.smtp_auth_server import start_smtp_auth
+
+    tls = certs if mode != "plain" else None
+    return _start(lambda: start_smtp_auth(factory.mktemp("smtp-auth"), mode, tls))
+
+
+@pytest.fixture(scope="module")
+def smtp_auth(tmp_path_factory: pytest.TempPathFactory, certs: TestCerts) -> Iterator[SmtpAuth]:
+    """SMTP offering AUTH PLAIN and LOGIN in the clear; C{.user}/C{.password} pass, others 535."""
+    server = _smtp_auth(tmp_path_factory, "plain", certs)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def smtp_auth_starttls(
+    tmp_path_factory: pytest.TempPathFactory, certs: TestCerts
+) -> Iterator[SmtpAuth]:
+    """SMTP offering STARTTLS, and AUTH only after it; verify with C{.ca} as localhost."""
+    server = _smtp_auth(tmp_path_factory, "starttls", certs)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def smtp_auth_tls(tmp_path_factory: pytest.TempPathFactory, certs: TestCerts) -> Iterator[SmtpAuth]:
+    """SMTP over implicit TLS (port-465 style) offering AUTH."""
+    server = _smtp_auth(tmp_path_factory, "tls", certs)
+    yield server
+    server.stop()
+
+
+class FreshDnsTcpServers(FreshServers):
+    """L{FreshServers} with the DNS and TCP watches' servers, to stall or stop in one test."""
+
+    def unbound(self) -> Unbound:
+        from tests.dns_server import start_unbound
+
+        return self._keep(_start(lambda: start_unbound(self._dir("unbound"))))
+
+    def redis(self) -> Redis:
+        from tests.redis_server import start_redis
+
+        return self._keep(_start(lambda: start_redis(self._dir("redis"))))
+
+    def smtp_auth(self, mode: str = "plain") -> SmtpAuth:
+        return self._keep(_smtp_auth(self._factory, mode, self._certs))
+
+
+@pytest.fixture
+def fresh_dns_tcp_servers(
+    tmp_path_factory: pytest.TempPathFactory, certs: TestCerts
+) -> Iterator[FreshDnsTcpServers]:
+    """Private, test-scoped C{.unbound()}, C{.redis()}, C{.smtp_auth(mode)}, stopped at its end."""
+    servers = FreshDnsTcpServers(tmp_path_factory, certs)
+    yield servers
+    servers.stop_all()
