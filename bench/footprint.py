@@ -253,6 +253,7 @@ def child_harness(port: int, first: int, second: int, state_dir: str) -> int:
     from ismon.core.config import WatchConfig
     from ismon.core.requests import HttpRequest
     from ismon.core.timing import Timing
+    from ismon.probes.table import make_probe
     from ismon.watch.service import WatchService
 
     use_monotonic_clock(reactor)
@@ -279,7 +280,7 @@ def child_harness(port: int, first: int, second: int, state_dir: str) -> int:
     )
     out: dict[str, Any] = {}
     codes: list[int] = []
-    service = WatchService(config, reactor, on_exit=codes.append)
+    service = WatchService(config, reactor, make_probe=make_probe, on_exit=codes.append)
     me = os.getpid()
     plan = [first, second, second + first, 2 * second]
     snapshots: list[Any] = []

@@ -561,16 +561,16 @@ def conversation_rows(
 ) -> tuple[list[Any], list[tuple[str, list[str], str]]]:
     """
     The ismon row of a greeting-and-command protocol (its probe from
-    ismon.core.protocols) and its forked monitoring-plugins checker, both on
+    ismon.probes.table) and its forked monitoring-plugins checker, both on
     127.0.0.1:port.
     """
 
     def make(reactor: Any) -> Callable[[], Any]:
-        from ismon.core.protocols import PROTOCOLS
         from ismon.core.requests import ConversationRequest
+        from ismon.probes.table import make_probe
 
         request = ConversationRequest(host="127.0.0.1", port=port, timeout=PROBE_TIMEOUT)
-        return PROTOCOLS[protocol].make_probe(reactor, request).probe
+        return make_probe(reactor, protocol, request).probe
 
     peer = [str(PLUGINS / checker), "-H", "127.0.0.1", "-p", str(port)]
     return [(row, make)], [(checker, peer, hint)]
