@@ -19,6 +19,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 from twisted.trial.unittest import SkipTest, TestCase
 
@@ -726,3 +727,53 @@ class ListWatchIdsTests(TestCase, _TempFolder):
 
     def test_empty(self) -> None:
         self.assertEqual(list_watch_ids(self.folder), [])
+
+
+class ReusedPidTests(TestCase, _TempFolder):
+    """
+    One answer to "is this watch running?" (L{running_pid}: its lock),
+    everywhere it is asked: a pidfile left by a killed watch whose PID now
+    belongs to another live process never makes the watch look alive, not
+    to C{ismon status}, C{ismon metrics} or the exporter.
+    """
+
+    def setUp(self) -> None:
+        self.folder = StateDir.open(self.make_temp(self) / "state")
+        # A live process that is not the watch, with the killed watch's PID.
+        self.stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        self.addCleanup(self.stranger.wait)
+        self.addCleanup(self.stranger.kill)
+        self.folder.lock_path("web").write_text("web\n")
+        self.folder.pid_path("web").write_text(f"{self.stranger.pid}\n")
+
+    def test_not_running(self) -> None:
+        from ismon.state.lock import running_or_ended
+
+        self.assertIsNone(running_pid(self.folder, "web"))
+        self.assertEqual(
+            running_or_ended(self.folder, "web"),
+            (None, {"last_exit": None, "ended_without_record": True}),
+        )
+        # No running_pid of its own anywhere: the exporter's pidfile guess is gone.
+        import ismon.state.lock
+
+        self.assertNotIn("pidfile_pid", ismon.state.lock.__all__)
+
+    def test_metrics_and_the_exporter_agree(self) -> Any:
+        """
+        The loop watchdog's exit 4 writes the record and leaves the pidfile:
+        its record is shown, though the pidfile's PID is alive again.
+        """
+        from twisted.internet import reactor
+
+        from ismon.metrics.collector import Collector
+        from ismon.metrics.render import WatchSnapshot
+        from ismon.metrics.snapshots import metric_snapshots
+        from ismon.state.record import write_last_exit
+
+        record = {"watch_id": "web", "pid": self.stranger.pid, "exit_code": 4, "time": 1.0}
+        write_last_exit(self.folder, "web", record)
+        ended = WatchSnapshot("web", None, record)
+        self.assertEqual(metric_snapshots(self.folder, timeout=1), [ended])
+        collected = Collector(reactor, self.folder.path, 1.0).snapshots()
+        return collected.addCallback(self.assertEqual, [ended])

@@ -309,3 +309,22 @@ def test_twistd_bad_parameter_ends_with_twistd_status_1(
     assert "Traceback" not in both
     assert not pidfile.exists()
     assert not state.exists()
+
+
+def test_the_private_twistd_api_is_still_there() -> None:
+    """
+    ismon.cmdline.twistd.twistd_log_observer is the one use of twistd's
+    private API (UnixAppLogger._getLogObserver).  When a Twisted release
+    changes it, the adapter falls back to an unfiltered log; this test fails
+    loudly instead, so that the change is seen here and not in a watch's log.
+    """
+    from twisted.logger import ILogObserver
+    from twisted.scripts.twistd import ServerOptions
+
+    from ismon.cmdline.twistd import twistd_log_observer
+
+    options = ServerOptions()
+    options.parseOptions(["-n", "--pidfile", "", "ismon-http", "web1"])
+    observer = twistd_log_observer(options)
+    assert observer is not None, "twisted.scripts._twistd_unix changed: see ismon.cmdline.twistd"
+    assert ILogObserver.providedBy(observer)
