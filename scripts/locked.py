@@ -203,7 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.verb == "requirements":
             text = requirements(args.extra, args.group, args.only_group)
             if args.output:
-                args.output.write_text(text)
+                try:
+                    args.output.write_text(text)
+                except OSError as e:
+                    raise LockError(f"cannot write {args.output}: {e.strerror}") from None
             else:
                 sys.stdout.write(text)
         else:
