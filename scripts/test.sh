@@ -47,6 +47,7 @@ APT_PACKAGES=(
     prometheus prometheus-node-exporter
     dovecot-pop3d dovecot-imapd
     vsftpd
+    systemd-container debootstrap dh-virtualenv debhelper build-essential lintian
 )
 
 POLICY_RC=/usr/sbin/policy-rc.d

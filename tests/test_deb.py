@@ -387,6 +387,40 @@ def test_systemctl_stop_ends_the_unit_cleanly(node: Container) -> None:
     assert _status(node, "web6")["state"] == "watching"
 
 
+def test_the_exec_templates_run_the_watch_as_ismon(node: Container) -> None:
+    """
+    /usr/share/ismon/exec/httpmon as CLUSTERPRO runs it (as root, the start
+    script asynchronous): the watch replaces the script as the user ismon,
+    root's control commands find it, and the stop script ends it.
+    """
+    env = [
+        "CLP_EVENT=START",
+        "CLP_DISK=SUCCESS",
+        "CLP_SERVER=HOME",
+        "ISMON_WATCH_ID=execweb",
+        f"ISMON_WATCH_OPTS={FAST.format(port=node.port)}",
+    ]
+    node.run(
+        "systemd-run",
+        "--unit=clp-httpmon",
+        *(f"--setenv={e}" for e in env),
+        "/usr/share/ismon/exec/httpmon/start.sh",
+    )
+    deadline = time.monotonic() + 30
+    while node.run("ismon", "status", "execweb", check=False).returncode != 0:
+        assert time.monotonic() < deadline, node.run("journalctl", "-u", "clp-httpmon").stdout
+        time.sleep(0.2)
+    main = int(node.show("clp-httpmon", "MainPID")["MainPID"])
+    assert _status(node, "execweb")["pid"] == main
+    assert node.run("ps", "-o", "user=", "-p", str(main)).stdout.strip() == "ismon"
+    stopped = node.run(
+        "env", *env[:3], "ISMON_WATCH_ID=execweb", "/usr/share/ismon/exec/httpmon/stop.sh"
+    )
+    assert "EXIT" in stopped.stdout
+    node.wait_for("clp-httpmon", ["inactive", "failed"], 30)
+    assert node.show("clp-httpmon", "ExecMainStatus")["ExecMainStatus"] == "0"
+
+
 # -- upgrade and purge ----------------------------------------------------------
 
 
