@@ -17,6 +17,8 @@ Debian 12 booted in systemd-nspawn (L{tests.container}), then:
   - a SIGSTOPped nginx fails the unit with exit status 1 within the bound;
   - a SIGSTOPped watch is killed by systemd's watchdog (Result watchdog);
   - `systemctl stop` ends a unit cleanly, and the other units' records stay;
+  - the EXEC templates and the OCF agent, run as root by the cluster, run
+    the watch as ismon, and root's commands find it;
   - an upgrade to a higher version keeps the running watch: same PID, and
     it still detects a stall and exits 1 (the new version's modules refuse
     to load into an old process, so a late import would show);
@@ -419,6 +421,43 @@ def test_the_exec_templates_run_the_watch_as_ismon(node: Container) -> None:
     assert "EXIT" in stopped.stdout
     node.wait_for("clp-httpmon", ["inactive", "failed"], 30)
     assert node.show("clp-httpmon", "ExecMainStatus")["ExecMainStatus"] == "0"
+
+
+def test_the_ocf_agent_runs_the_watch_as_ismon(node: Container) -> None:
+    """ocf:ismon:ismon as Pacemaker runs it (root): start, monitor, stop."""
+    started = time.monotonic()
+    node.run(
+        "env",
+        "DEBIAN_FRONTEND=noninteractive",
+        "apt-get",
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+        "resource-agents",
+        timeout=600,
+    )
+    _timed("apt-get install resource-agents", started)
+    agent = "/usr/lib/ocf/resource.d/ismon/ismon"
+    env = [
+        "env",
+        "OCF_ROOT=/usr/lib/ocf",
+        "OCF_RESOURCE_INSTANCE=webwatch",
+        "OCF_RESKEY_protocol=http",
+        "OCF_RESKEY_watch_id=ocfweb",
+        "OCF_RESKEY_server=127.0.0.1",
+        f"OCF_RESKEY_port={node.port}",
+        "OCF_RESKEY_interval=1",
+        "OCF_RESKEY_retries=2",
+        "OCF_RESKEY_timeout=1",
+    ]
+    for action, code in (("validate-all", 0), ("monitor", 7), ("start", 0), ("monitor", 0)):
+        done = node.run(*env, agent, action, check=False)
+        assert done.returncode == code, (action, done)
+    status = _status(node, "ocfweb")
+    assert node.run("ps", "-o", "user=", "-p", str(status["pid"])).stdout.strip() == "ismon"
+    assert node.run(*env, agent, "stop", check=False).returncode == 0
+    assert node.run(*env, agent, "monitor", check=False).returncode == 7
 
 
 # -- upgrade and purge ----------------------------------------------------------
