@@ -190,6 +190,13 @@ def _env(node: Container, watch_id: str, extra: str = "") -> None:
     node.write(f"/etc/ismon/{watch_id}.env", f'ISMON_ARGS="{FAST.format(port=port)}{extra}"\n')
 
 
+def _apt(node: Container, *argv: str, offline: bool = False) -> str:
+    """apt-get ARGV -y -q inside (non-interactive); its output."""
+    prefix = ["unshare", "--net"] if offline else []
+    command = ["env", "DEBIAN_FRONTEND=noninteractive", *prefix, "apt-get", *argv, "-y", "-q"]
+    return node.run(*command, timeout=600).stdout
+
+
 def _status(node: Container, watch_id: str) -> dict[str, object]:
     done = node.run("ismon", "status", watch_id, "--json")
     answer: dict[str, object] = json.loads(done.stdout)
@@ -225,15 +232,14 @@ def test_lintian_finds_no_error_and_no_warning(deb_package: Path) -> None:
 def test_apt_installs_it_from_debian_alone_and_offline(node: Container, deb_package: Path) -> None:
     started = time.monotonic()
     inside = node.put(deb_package)
-    env = ["env", "DEBIAN_FRONTEND=noninteractive"]
     sources = node.run(
         "sh", "-c", "cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null; true"
     )
     assert re.findall(r"(?m)^deb (\S+)", sources.stdout) == ["http://deb.debian.org/debian"]
-    node.run(*env, "apt-get", "install", "-y", "-q", "--download-only", inside, timeout=300)
+    _apt(node, "install", "--download-only", inside)
     # The maintainer scripts run without any network.
-    done = node.run(*env, "unshare", "--net", "apt-get", "install", "-y", "-q", inside, timeout=300)
-    assert "Setting up ismon" in done.stdout, done.stdout
+    done = _apt(node, "install", inside, offline=True)
+    assert "Setting up ismon" in done, done
     _timed("apt-get install", started)
     assert node.run("dpkg-query", "-W", "-f=${Status}", "ismon").stdout == "install ok installed"
     assert node.run("id", "-un", "ismon").stdout.strip() == "ismon"
@@ -426,17 +432,7 @@ def test_the_exec_templates_run_the_watch_as_ismon(node: Container) -> None:
 def test_the_ocf_agent_runs_the_watch_as_ismon(node: Container) -> None:
     """ocf:ismon:ismon as Pacemaker runs it (root): start, monitor, stop."""
     started = time.monotonic()
-    node.run(
-        "env",
-        "DEBIAN_FRONTEND=noninteractive",
-        "apt-get",
-        "install",
-        "-y",
-        "-q",
-        "--no-install-recommends",
-        "resource-agents",
-        timeout=600,
-    )
+    _apt(node, "install", "--no-install-recommends", "resource-agents")
     _timed("apt-get install resource-agents", started)
     agent = "/usr/lib/ocf/resource.d/ismon/ismon"
     env = [
@@ -472,18 +468,9 @@ def test_an_upgrade_keeps_the_running_watch(
     before = {w: node.show(f"ismon-http@{w}", "MainPID")["MainPID"] for w in ("web6", "web5")}
     started = time.monotonic()
     upgrade = node.put(repack_upgrade(deb_package, tmp_path))
-    done = node.run(
-        "env",
-        "DEBIAN_FRONTEND=noninteractive",
-        "apt-get",
-        "install",
-        "-y",
-        "-q",
-        upgrade,
-        timeout=300,
-    )
+    done = _apt(node, "install", upgrade)
     _timed("upgrade (repack + apt-get install)", started)
-    assert f"Unpacking ismon ({UPGRADE_VERSION}) over ({__version__})" in done.stdout, done.stdout
+    assert f"Unpacking ismon ({UPGRADE_VERSION}) over ({__version__})" in done, done
     assert node.run("dpkg-query", "-W", "-f=${Version}", "ismon").stdout == UPGRADE_VERSION
     after = {w: node.show(f"ismon-http@{w}", "MainPID")["MainPID"] for w in ("web6", "web5")}
     assert after == before
@@ -524,16 +511,7 @@ def test_purge_leaves_none_of_the_packages_files(node: Container) -> None:
     node.run("systemctl", "start", "ismon-http@web7")
     assert node.run("pgrep", "-u", "ismon").stdout.strip()
     started = time.monotonic()
-    node.run(
-        "env",
-        "DEBIAN_FRONTEND=noninteractive",
-        "apt-get",
-        "purge",
-        "-y",
-        "-q",
-        "ismon",
-        timeout=300,
-    )
+    _apt(node, "purge", "ismon")
     _timed("apt-get purge", started)
     left = node.run(
         "sh",
