@@ -262,6 +262,14 @@ def test_every_command_answers_help(node: Container) -> None:
     assert agent.returncode == 0
     completion = "/usr/share/bash-completion/completions/clp_ftpmon"
     assert node.run("test", "-e", completion, check=False).returncode == 0
+    completed = node.run(
+        "bash",
+        "-c",
+        "source /usr/share/bash-completion/completions/ismon;"
+        " COMP_WORDS=(ismon sta); COMP_CWORD=1; _ismon; echo ${COMPREPLY[*]};"
+        " COMP_WORDS=(clp_httpmon web1 --ins); COMP_CWORD=2; _ismon; echo ${COMPREPLY[*]}",
+    )
+    assert completed.stdout.split() == ["status", "--insecure"], completed
 
 
 # -- a unit ---------------------------------------------------------------------
