@@ -28,10 +28,40 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["BASE_PACKAGES", "Container", "ContainerUnavailable", "base_root"]
+__all__ = ["BASE_PACKAGES", "Container", "ContainerUnavailable", "base_root", "host_mirror"]
 
 SUITE = "bookworm"
-MIRROR = "http://deb.debian.org/debian"
+
+
+def host_mirror() -> str:
+    """
+    The Debian mirror this machine's apt uses for its own suite (the first
+    C{URIs:} of a C{.sources} file, or C{deb} line, whose suites include
+    C{bookworm}): the base root and the container get their packages from
+    where the machine does.
+    """
+    import glob
+    import re
+
+    for name in ["/etc/apt/sources.list", *sorted(glob.glob("/etc/apt/sources.list.d/*"))]:
+        try:
+            text = Path(name).read_text()
+        except OSError:
+            continue
+        if name.endswith(".sources"):
+            for stanza in re.split(r"\n\s*\n", text):
+                uris = re.search(r"(?m)^URIs:\s*(\S+)", stanza)
+                suites = re.search(r"(?m)^Suites:(.*)$", stanza)
+                if uris and suites and SUITE in suites.group(1).split():
+                    return uris.group(1)
+        elif name.endswith(".list"):
+            for line in text.splitlines():
+                match = re.match(r"deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+(\S+)", line)
+                if match and match.group(2) == SUITE:
+                    return match.group(1)
+    raise ContainerUnavailable(f"no Debian {SUITE} mirror in this machine's apt sources")
+
+
 #: What the base root holds besides minbase: a booting systemd, the
 #: interpreter the package's venv links to, ps, and nginx to watch (its
 #: own service masked: the tests run theirs on a free port).
@@ -48,8 +78,8 @@ class ContainerUnavailable(Exception):
 
 
 def _recipe() -> str:
-    # A new package list (or mirror) makes a new base, under a new name.
-    text = f"{SUITE} {MIRROR} {','.join(BASE_PACKAGES)} masked:nginx.service"
+    # A new package list makes a new base, under a new name.
+    text = f"{SUITE} {','.join(BASE_PACKAGES)} masked:nginx.service"
     return f"{SUITE}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
@@ -95,7 +125,7 @@ def base_root() -> Path:
                 "--include=" + ",".join(BASE_PACKAGES),
                 SUITE,
                 str(tmp),
-                MIRROR,
+                host_mirror(),
             ],
             capture_output=True,
             text=True,

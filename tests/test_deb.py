@@ -44,7 +44,7 @@ from pathlib import Path
 import pytest
 
 from ismon import __version__
-from tests.container import Container, ContainerUnavailable, base_root
+from tests.container import Container, ContainerUnavailable, base_root, host_mirror
 from tests.servers import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -235,7 +235,8 @@ def test_apt_installs_it_from_debian_alone_and_offline(node: Container, deb_pack
     sources = node.run(
         "sh", "-c", "cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null; true"
     )
-    assert re.findall(r"(?m)^deb (\S+)", sources.stdout) == ["http://deb.debian.org/debian"]
+    # Debian's archive alone, as debootstrap left it.
+    assert re.findall(r"(?m)^deb (\S+)", sources.stdout) == [host_mirror()]
     _apt(node, "install", "--download-only", inside)
     # The maintainer scripts run without any network.
     done = _apt(node, "install", inside, offline=True)
