@@ -414,45 +414,10 @@ def system_error(
 
 
 def _folder(state_dir: Path | None) -> state.StateDir:
+    # Root may control the watches of another user, in that user's folder
+    # (README "Records"); a watch never uses such a folder.
     where = state_dir or state.default_state_dir()
-    _act_as_owner(where)
-    return state.StateDir.open(where, create=False)
-
-
-def _act_as_owner(where: Path) -> bool:
-    """
-    Root controls the watches of other users (README "Records"): in a
-    folder another user owns (C{/run/ismon} of the Debian package's
-    C{ismon} user), this command goes on as that user, uid and gid, real
-    and effective, so that the folder's rules hold unchanged -- the folder
-    and its records are the user's own -- and the signals of C{stop
-    --kill-after} can only reach that user's processes, whatever a pidfile
-    there says.  The saved uid stays 0 for L{_regain_root}.  Does nothing
-    for other users (the folder check refuses a folder not theirs), for a
-    folder of root's, or when it is no directory (refused there too).
-
-    @return: whether this process changed its user.
-    """
-    if os.geteuid() != 0:
-        return False
-    import stat
-
-    try:
-        found = os.lstat(where)
-        if not stat.S_ISDIR(found.st_mode) or found.st_uid == 0:
-            return False
-        os.setgroups([])
-        os.setresgid(found.st_gid, found.st_gid, -1)
-        os.setresuid(found.st_uid, found.st_uid, -1)
-    except OSError:
-        return False  # the folder check says what is wrong
-    return True
-
-
-def _regain_root() -> None:
-    """Root again after L{_act_as_owner}, to write where the user may not."""
-    os.seteuid(0)
-    os.setegid(0)
+    return state.StateDir.open(where, create=False, of_other_user=True)
 
 
 def _control(request: ControlRequest, watch_id: str) -> int:
@@ -665,8 +630,14 @@ class _WatchProcess:
             pidfd = None  # no pidfds here: the start time must do
         watch = cls(pid, pidfd, _start_time(pid))
         # Confirmed after the pidfd was opened: the lock is held under PID,
-        # so the pidfd (and the start time) is the watch's process.
-        if watch.start_time is None or not _holds_lock(folder, watch_id, pid):
+        # so the pidfd (and the start time) is the watch's process; and it
+        # runs as the folder's owner, so that root, in another user's
+        # folder, signals none but that user's processes.
+        if (
+            watch.start_time is None
+            or not _holds_lock(folder, watch_id, pid)
+            or not _runs_as_owner(folder, pid)
+        ):
             watch.close()
             return None
         return watch
@@ -705,6 +676,14 @@ def _holds_lock(folder: state.StateDir, watch_id: str, pid: int) -> bool:
     # The kernel's record of the flock; unreadable (no /proc) counts as agreeing.
     holder = state._proc_locks_holder(folder.lock_path(watch_id))
     return holder is None or holder == pid
+
+
+def _runs_as_owner(folder: state.StateDir, pid: int) -> bool:
+    """Whether process C{pid} runs as the owner of C{folder} (its /proc entry's owner)."""
+    try:
+        return os.stat(f"/proc/{pid}").st_uid == os.stat(folder.path).st_uid
+    except OSError:
+        return False
 
 
 def _start_time(pid: int) -> int | None:
@@ -965,7 +944,6 @@ def metrics(argv: list[str]) -> int:
     from ismon.metrics import render
 
     state_dir = given.get("state-dir")
-    root = os.geteuid() == 0
     try:
         folder = _folder(Path(state_dir) if state_dir is not None else None)
         snapshots = metric_snapshots(folder)
@@ -977,8 +955,6 @@ def metrics(argv: list[str]) -> int:
         return ExitStatus.STOPPED
     path = Path(textfile) / TEXTFILE_NAME
     try:
-        if root and os.geteuid() != 0:
-            _regain_root()  # node_exporter's folder is root's, not the watches' user's
         # Atomic (README "Records" writes ID.last the same way), and
         # readable by node_exporter, which seldom runs as our user.
         state._replace_file(

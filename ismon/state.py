@@ -196,7 +196,9 @@ class StateDir:
         return f"StateDir(path={self.path!r})"
 
     @classmethod
-    def open(cls, path: Path | None = None, create: bool = True) -> StateDir:
+    def open(
+        cls, path: Path | None = None, create: bool = True, *, of_other_user: bool = False
+    ) -> StateDir:
         """
         Check (and with C{create}, make) the state folder.
 
@@ -208,6 +210,11 @@ class StateDir:
 
         Without C{create}, a missing folder is no error: the result simply
         holds no watch (every query answers "not running").
+
+        With C{of_other_user}, root may open the folder of another user
+        (its control commands: README "Records"), whose records it then
+        trusts as well (L{read_last_exit}); for anybody else, and for a
+        watch, the folder must be its own.
 
         @param path: the folder; L{default_state_dir} when L{None}.
         @raise StateDirError: the folder is unusable or unsafe.
@@ -244,7 +251,7 @@ class StateDir:
                 e.errno, f"cannot open the state folder {where}: {e.strerror}"
             ) from e
         try:
-            _check_folder(fd, where, created=created)
+            _check_folder(fd, where, created=created, of_other_user=of_other_user)
         finally:
             os.close(fd)
         return cls(where)
@@ -284,12 +291,14 @@ class StateDir:
         return hashed
 
 
-def _check_folder(fd: int, where: Path, *, created: bool = False) -> None:
+def _check_folder(
+    fd: int, where: Path, *, created: bool = False, of_other_user: bool = False
+) -> None:
     st = os.fstat(fd)
     if not stat.S_ISDIR(st.st_mode):
         raise StateDirError(errno.ENOTDIR, f"the state folder {where} is not a directory")
     uid = os.geteuid()
-    if st.st_uid != uid:
+    if st.st_uid != uid and not (uid == 0 and of_other_user):
         raise StateDirError(
             errno.EPERM,
             f"the state folder {where} belongs to uid {st.st_uid}, not to us (uid {uid});"
@@ -810,7 +819,7 @@ def _read_record(path: Path) -> dict[str, object] | None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise RecordUnreadable(f"the record {path} is not a regular file")
-        if st.st_uid != os.geteuid():
+        if st.st_uid != os.geteuid() and not _root_trusts(st.st_uid, path):
             raise RecordUnreadable(
                 f"the record {path} belongs to uid {st.st_uid}, not to us (uid {os.geteuid()})"
             )
@@ -845,6 +854,19 @@ def _read_record(path: Path) -> dict[str, object] | None:
     ):
         raise RecordUnreadable(f"the record {path} is not a last-exit record")
     return record
+
+
+def _root_trusts(owner: int, path: Path) -> bool:
+    """
+    Root trusts a record of the user whose folder holds it: that user's
+    watches wrote it (L{StateDir.open} with C{of_other_user}).
+    """
+    if os.geteuid() != 0:
+        return False
+    try:
+        return os.stat(path.parent, follow_symlinks=False).st_uid == owner
+    except OSError:
+        return False
 
 
 def ended_without_record(state: StateDir, watch_id: str, record: dict[str, object] | None) -> bool:
