@@ -203,11 +203,22 @@ def _status(node: Container, watch_id: str) -> dict[str, object]:
     return answer
 
 
+def _signal_nginx(node: Container, name: str) -> None:
+    """SIGSTOP or SIGCONT to the test's nginx, master and worker, by PID."""
+    node.run(
+        "sh",
+        "-c",
+        'master=$(cat /run/ismon-test-nginx.pid) && kill -s "$1" "$master" $(pgrep -P "$master")',
+        "-",
+        name,
+    )
+
+
 @pytest.fixture
 def web_resumed(node: Container) -> Iterator[None]:
     """nginx runs again after the test, whatever it stopped."""
     yield
-    node.run("systemctl", "kill", "-s", "CONT", "testweb", check=False)
+    _signal_nginx(node, "CONT")
 
 
 # -- the package ----------------------------------------------------------------
@@ -353,7 +364,7 @@ def test_a_stalled_nginx_fails_the_unit_within_the_bound(
     node.run("systemctl", "start", "ismon-http@web2")
     assert node.run("ismon", "status", "web2").returncode == 0
     started = time.monotonic()
-    node.run("systemctl", "kill", "-s", "STOP", "testweb")
+    _signal_nginx(node, "STOP")
     elapsed = node.wait_for("ismon-http@web2", ["failed", "inactive"], BOUND + MARGIN)
     TIMINGS["stall to unit failed (bound 4 s)"] = round(elapsed, 2)
     print(f"[test_deb] stall -> failed: {elapsed:.2f} s")
@@ -498,7 +509,7 @@ def test_an_upgrade_keeps_the_running_watch(
     )
     assert "a module of the new version loaded into a running old one" in mixed.stderr, mixed
     # ... which still detects a stall and exits 1, loading nothing new.
-    node.run("systemctl", "kill", "-s", "STOP", "testweb")
+    _signal_nginx(node, "STOP")
     node.wait_for("ismon-http@web5", ["failed", "inactive"], BOUND + MARGIN)
     shown = node.show("ismon-http@web5", "Result", "ExecMainStatus", "ExecMainPID")
     assert shown == {"Result": "exit-code", "ExecMainStatus": "1", "ExecMainPID": before["web5"]}

@@ -1,9 +1,9 @@
 """
-Root controls the watches of another user (README "Records"): in a state
-folder that user owns -- C{/run/ismon} of the Debian package's C{ismon}
-user -- root's control commands act as that user, so its records and
-its socket answer them; a watch started by root still refuses such a
-folder, and a third user is still refused.
+Root controls the watches of another user (README "Records"): root's
+control commands accept a state folder that user owns -- C{/run/ismon} of
+the Debian package's C{ismon} user -- and trust its records; their
+signals reach only that user's processes; a watch started by root still
+refuses such a folder, and a third user is still refused.
 
 The same with a real watch of the C{ismon} user under systemd:
 C{tests/test_deb.py}.
@@ -112,7 +112,7 @@ def test_root_reads_the_records_of_the_folders_owner(folder: Path) -> None:
     assert entry["watch_id"] == "w1" and entry["last_exit"]["pid"] == 4242
 
 
-def test_root_deletes_as_the_owner(folder: Path) -> None:
+def test_root_deletes_the_records_of_the_folders_owner(folder: Path) -> None:
     done = _ismon("del", "w1", "--state-dir", str(folder))
     assert done.returncode == 0, done
     assert "removed" in done.stdout
@@ -154,12 +154,15 @@ def test_another_user_is_still_refused(folder: Path) -> None:
     assert _as_user(OWNER, status) == 1  # the owner reads its own record: not running
 
 
-def test_root_stays_root_in_a_folder_of_its_own(tmp_path: Path) -> None:
-    own = tmp_path / "own"
-    own.mkdir(mode=0o700)
+def test_only_control_commands_of_root_open_another_users_folder(folder: Path) -> None:
+    with pytest.raises(state.StateDirError, match=f"belongs to uid {OWNER}, not to us"):
+        state.StateDir.open(folder, create=False)
+    opened = state.StateDir.open(folder, create=False, of_other_user=True)
+    assert state.read_last_exit(opened, "w1") is not None  # the owner's record is trusted
 
-    def stays() -> int:
-        changed = control_commands._act_as_owner(own)
-        return 1 if changed or os.geteuid() != 0 else 0
 
-    assert _as_user(0, stays) == 0
+def test_root_signals_only_the_folder_owners_processes(folder: Path) -> None:
+    """stop --kill-after, in another user's folder, pins no process of root's."""
+    opened = state.StateDir.open(folder, create=False, of_other_user=True)
+    assert not control_commands._runs_as_owner(opened, os.getpid())
+    assert control_commands._WatchProcess.pin(opened, "w1", os.getpid()) is None
