@@ -123,5 +123,5 @@ step "built dist/$DEB ($(du -k "$ROOT/dist/$DEB" | cut -f1) KiB)"
 
 if [ "${ISMON_LINTIAN:-}" = 1 ]; then
     step "lintian"
-    lintian --info --display-info --fail-on error "$ROOT/dist/$DEB" || die "lintian reports errors"
+    lintian --fail-on error "$ROOT/dist/$DEB" || die "lintian reports errors"
 fi
