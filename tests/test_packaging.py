@@ -121,9 +121,15 @@ def test_the_package_installs_every_unit() -> None:
     install = (ROOT / "debian" / "ismon.install").read_text()
     assert "scripts/systemd/ismon-*@.service lib/systemd/system/" in install
     links = (ROOT / "debian" / "ismon.links").read_text()
+    completion = (ROOT / "scripts" / "completion" / "ismon").read_text()
+    verbs = re.search(r'verbs="([^"]*)"', completion)
+    completes = re.search(r"(?m)^complete -F _ismon (.*)$", completion)
+    assert verbs and completes
     for protocol in PROTOCOLS.values():
         assert f"usr/lib/ismon/bin/{protocol.command} usr/bin/{protocol.command}" in links
         assert f"completions/{protocol.command}\n" in links
+        assert protocol.name in verbs.group(1).split()
+        assert protocol.command in completes.group(1).split()
 
 
 def test_shell_scripts_of_the_package_pass_shellcheck() -> None:
