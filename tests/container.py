@@ -79,7 +79,7 @@ class ContainerUnavailable(Exception):
 
 def _recipe() -> str:
     # A new package list makes a new base, under a new name.
-    text = f"{SUITE} {','.join(BASE_PACKAGES)} masked:nginx.service"
+    text = f"{SUITE} {','.join(BASE_PACKAGES)} masked:nginx.service hosts"
     return f"{SUITE}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
@@ -135,6 +135,9 @@ def base_root() -> Path:
         )
         if built.returncode != 0:
             raise ContainerUnavailable(f"debootstrap failed: {built.stdout[-2000:]}")
+        # debootstrap writes no /etc/hosts, which the installer of a real
+        # node does: without it "localhost" does not resolve.
+        (tmp / "etc" / "hosts").write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n")
         masked = tmp / "etc" / "systemd" / "system" / "nginx.service"
         masked.unlink(missing_ok=True)
         masked.symlink_to("/dev/null")
@@ -178,7 +181,8 @@ class Container:
         self.pid = 0  # the container's systemd, as the host sees it
         self.log = work / "nspawn.log"
         self.timings: dict[str, float] = {}
-        self.port = 0  # what its user serves on (a free loopback port)
+        self.port = 0  # what its user serves on (free loopback ports)
+        self.tls_port = 0
 
     # -- life ----------------------------------------------------------------
 

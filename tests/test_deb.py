@@ -12,6 +12,7 @@ Debian 12 booted in systemd-nspawn (L{tests.container}), then:
   - ismon-http@ID becomes active only after the first probe; StatusText
     names the last probe;
   - journald holds the catalogue lines with SYSLOG_IDENTIFIER clp_httpmon;
+  - a TLS watch verifies its server inside the unit's sandbox;
   - the watch runs as ismon, root's `ismon status|pause|continue` answer
     for it (its PID is MainPID), and another user is refused;
   - a SIGSTOPped nginx fails the unit with exit status 1 within the bound;
@@ -44,6 +45,7 @@ from pathlib import Path
 import pytest
 
 from ismon import __version__
+from tests.certs import TestCerts
 from tests.container import Container, ContainerUnavailable, base_root, host_mirror
 from tests.servers import free_port
 
@@ -152,8 +154,14 @@ def repack_upgrade(deb: Path, out: Path, version: str = UPGRADE_VERSION) -> Path
 
 
 @pytest.fixture(scope="module")
-def node(deb_package: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
-    """A booted Debian 12 with nginx on a free port (unit testweb); the package not yet in."""
+def node(
+    deb_package: Path, tmp_path_factory: pytest.TempPathFactory, certs: TestCerts
+) -> Iterator[Container]:
+    """
+    A booted Debian 12 with nginx (unit testweb) on a free port, and over
+    TLS on C{node.tls_port} (certificate for localhost, CA in
+    /etc/ismon/ca.pem); the package not yet in.
+    """
     started = time.monotonic()
     try:
         base = base_root()
@@ -170,14 +178,21 @@ def node(deb_package: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     TIMINGS["container boot"] = round(container.timings["boot"], 1)
     print(f"[test_deb] container boot: {TIMINGS['container boot']} s")
     try:
-        port = free_port()
+        port, tls_port = free_port(), free_port()
         container.port = port
+        container.tls_port = tls_port
+        container.write("/etc/ismon-test/cert.pem", certs.valid.cert.read_text())
+        container.write("/etc/ismon-test/key.pem", certs.valid.key.read_text())
+        container.write("/etc/ismon/ca.pem", certs.ca.read_text())
+        answer = 'location / { return 200 "ok\\n"; }'
         container.write(
             "/etc/ismon-test/nginx.conf",
             "daemon off;\nworker_processes 1;\npid /run/ismon-test-nginx.pid;\n"
             "error_log stderr;\nevents { worker_connections 64; }\n"
-            f"http {{ access_log off; server {{ listen 127.0.0.1:{port};"
-            ' location / { return 200 "ok\\n"; } } }\n',
+            f"http {{ access_log off; server {{ listen 127.0.0.1:{port}; {answer} }}\n"
+            f"server {{ listen 127.0.0.1:{tls_port} ssl;"
+            " ssl_certificate /etc/ismon-test/cert.pem;"
+            f" ssl_certificate_key /etc/ismon-test/key.pem; {answer} }} }}\n",
         )
         container.run("systemd-run", "--unit=testweb", "nginx", "-c", "/etc/ismon-test/nginx.conf")
         yield container
@@ -355,6 +370,19 @@ def test_the_watch_runs_as_ismon_and_root_controls_it(node: Container) -> None:
     TIMINGS["systemd-analyze security exposure"] = float(match.group(1))
     print(f"[test_deb] systemd-analyze security: {match.group(1)}")
     assert float(match.group(1)) <= 3.0
+
+
+def test_a_tls_watch_verifies_its_server_under_the_units_hardening(node: Container) -> None:
+    """pyOpenSSL's verify callback works in the sandbox (README "Install on a node")."""
+    tls = node.tls_port
+    node.write(
+        "/etc/ismon/tls1.env",
+        f'ISMON_ARGS="-s localhost -n {tls} -i 1 -c 2 -r 2 --tls --ca-file /etc/ismon/ca.pem"\n',
+    )
+    node.run("systemctl", "start", "ismon-http@tls1", timeout=60)
+    text = node.show("ismon-http@tls1", "StatusText")["StatusText"]
+    assert text.startswith("last probe ok in "), text
+    node.run("systemctl", "stop", "ismon-http@tls1")
 
 
 def test_a_stalled_nginx_fails_the_unit_within_the_bound(
@@ -548,8 +576,9 @@ def test_purge_leaves_none_of_the_packages_files(node: Container) -> None:
         "systemctl", "list-units", "--plain", "--no-legend", "--state=active", "ismon-*"
     ).stdout
     assert active.strip() == ""
-    # What stays: the admin's env files, and the user (Debian keeps system users).
+    # What stays: the admin's files (env files, a CA), and the user (Debian
+    # keeps system users).
     kept = node.run("ls", "/etc/ismon").stdout.split()
-    assert kept and all(name.endswith(".env") for name in kept), kept
+    assert kept and all(name.endswith(".env") or name == "ca.pem" for name in kept), kept
     assert node.run("id", "-u", "ismon", check=False).returncode == 0
     print(f"[test_deb] timings: {json.dumps(TIMINGS)}")
