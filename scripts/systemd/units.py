@@ -50,7 +50,7 @@ def render(protocol: WatchProtocol) -> str:
 
 def main(argv: list[str]) -> int:
     if argv not in (["--write"], ["--check"]):
-        print(__doc__.strip(), file=sys.stderr)
+        print("usage: python3 scripts/systemd/units.py --write | --check", file=sys.stderr)
         return 2
     stale = []
     for protocol in PROTOCOLS.values():
