@@ -65,10 +65,15 @@ import ismon.cmdline.cli, ismon.demo
 
 if os.path.realpath(os.path.dirname(os.path.dirname(ismon.__file__))) != root:
     sys.exit("ismon comes from another checkout")
-# A dependency added to pyproject.toml since the venv was made means reinstall.
+# A lock changed since the venv was made (another version of a dependency)
+# means install again: every locked dependency must be there at its version.
+with open(os.path.join(root, "uv.lock"), "rb") as f:
+    locked = {p["name"]: p.get("version") for p in tomllib.load(f)["package"]}
 with open(os.path.join(root, "pyproject.toml"), "rb") as f:
     for requirement in tomllib.load(f)["project"]["dependencies"]:
-        importlib.metadata.distribution(re.match(r"[A-Za-z0-9._-]+", requirement).group())
+        name = re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9._-]+", requirement).group()).lower()
+        if importlib.metadata.version(name) != locked.get(name):
+            sys.exit(f"{name} is not at its locked version")
 EOF
 }
 
@@ -100,9 +105,10 @@ if ! installed; then
         make_venv
     fi
     echo "installing ismon and Twisted into $VENV (first run only, about 20 s) ..."
+    # The versions of the lock (uv.lock, hashes checked); ismon editable in
     # compat mode: twistd only finds twisted/plugins in a compat editable install.
-    "$VENV_PYTHON" -m pip install -q -e "$ROOT" --config-settings editable_mode=compat </dev/null ||
-        die "pip could not install ismon into $VENV (see above)"
+    "$VENV_PYTHON" "$ROOT/scripts/locked.py" install --editable </dev/null ||
+        die "could not install ismon into $VENV from the lock (see above)"
     installed || die "ismon is still not importable from $VENV after installing it"
 fi
 cd /

@@ -48,6 +48,7 @@ APT_PACKAGES=(
     dovecot-pop3d dovecot-imapd
     vsftpd
     unbound redis-server bind9-dnsutils
+    systemd-container debootstrap dh-virtualenv debhelper build-essential lintian
 )
 
 POLICY_RC=/usr/sbin/policy-rc.d
@@ -154,9 +155,10 @@ install_python_packages() {
         fi
         use_venv
     fi
-    # compat mode: twistd only finds twisted/plugins in a compat editable install.
-    "$PYTHON" -m pip install -q -e ".[test]" --config-settings editable_mode=compat </dev/null ||
-        die "pip install -e .[test] failed"
+    # From the lock (uv.lock, hashes checked), ismon itself editable in compat
+    # mode: twistd only finds twisted/plugins in a compat editable install.
+    "$PYTHON" scripts/locked.py install --extra test --editable </dev/null ||
+        die "installing from the lock (scripts/locked.py install) failed"
     "$PYTHON" -m pip --version
 }
 

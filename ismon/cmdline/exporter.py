@@ -174,7 +174,7 @@ def run(config: ExporterConfig) -> int:
     )
 
     try:
-        StateDir.open(config.state_dir, create=False)
+        StateDir.open(config.state_dir, create=False, of_other_user=True)
     except StateDirError as e:
         _say(f"cannot use the state folder: {e}")
         return ExitStatus.SYSTEM_ERROR

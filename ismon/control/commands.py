@@ -98,7 +98,13 @@ def system_error(
 
 
 def open_folder(state_dir: Path | None) -> StateDir:
-    return StateDir.open(state_dir or default_state_dir(), create=False)
+    """
+    The state folder a control command reads.  Root may control the
+    watches of another user, in that user's folder (README "Records"); a
+    watch never uses such a folder.
+    """
+    where = state_dir or default_state_dir()
+    return StateDir.open(where, create=False, of_other_user=True)
 
 
 def _control(request: ControlRequest, watch_id: str) -> int:

@@ -148,8 +148,14 @@ class _WatchProcess:
             pidfd = None  # no pidfds here: the start time must do
         watch = cls(pid, pidfd, _start_time(pid))
         # Confirmed after the pidfd was opened: the lock is held under PID,
-        # so the pidfd (and the start time) is the watch's process.
-        if watch.start_time is None or not _holds_lock(folder, watch_id, pid):
+        # so the pidfd (and the start time) is the watch's process; and it
+        # runs as the folder's owner, so that root, in another user's
+        # folder, signals none but that user's processes.
+        if (
+            watch.start_time is None
+            or not _holds_lock(folder, watch_id, pid)
+            or not _runs_as_owner(folder, pid)
+        ):
             watch.close()
             return None
         return watch
@@ -188,6 +194,14 @@ def _holds_lock(folder: StateDir, watch_id: str, pid: int) -> bool:
     # The kernel's record of the flock; unreadable (no /proc) counts as agreeing.
     holder = lock_holder_pid(folder.lock_path(watch_id))
     return holder is None or holder == pid
+
+
+def _runs_as_owner(folder: StateDir, pid: int) -> bool:
+    """Whether process C{pid} runs as the owner of C{folder} (its /proc entry's owner)."""
+    try:
+        return os.stat(f"/proc/{pid}").st_uid == os.stat(folder.path).st_uid
+    except OSError:
+        return False
 
 
 def _start_time(pid: int) -> int | None:

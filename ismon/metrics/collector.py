@@ -77,7 +77,7 @@ class Collector:
     async def _ask_all(self) -> list[WatchSnapshot]:
         # Checked at every scrape: the folder may appear, or be replaced,
         # after the exporter started; an unsafe one is refused (StateDirError).
-        state = StateDir.open(self._state_dir, create=False)
+        state = StateDir.open(self._state_dir, create=False, of_other_user=True)
         asking = [self._limit.run(self._ask, state, w) for w in list_watch_ids(state)]
         return list(await gatherResults(asking))
 

@@ -160,7 +160,9 @@ class StateDir:
         return f"StateDir(path={self.path!r})"
 
     @classmethod
-    def open(cls, path: Path | None = None, create: bool = True) -> StateDir:
+    def open(
+        cls, path: Path | None = None, create: bool = True, *, of_other_user: bool = False
+    ) -> StateDir:
         """
         Check (and with C{create}, make) the state folder.
 
@@ -172,6 +174,11 @@ class StateDir:
 
         Without C{create}, a missing folder is no error: the result simply
         holds no watch (every query answers "not running").
+
+        With C{of_other_user}, root may open the folder of another user
+        (its control commands: README "Records"), whose records it then
+        trusts as well (L{ismon.state.record.read_last_exit}); for anybody
+        else, and for a watch, the folder must be its own.
 
         @param path: the folder; L{default_state_dir} when L{None}.
         @raise StateDirError: the folder is unusable or unsafe.
@@ -208,7 +215,7 @@ class StateDir:
                 e.errno, f"cannot open the state folder {where}: {e.strerror}"
             ) from e
         try:
-            _check_folder(fd, where, created=created)
+            _check_folder(fd, where, created=created, of_other_user=of_other_user)
         finally:
             os.close(fd)
         return cls(where)
@@ -248,12 +255,14 @@ class StateDir:
         return hashed
 
 
-def _check_folder(fd: int, where: Path, *, created: bool = False) -> None:
+def _check_folder(
+    fd: int, where: Path, *, created: bool = False, of_other_user: bool = False
+) -> None:
     st = os.fstat(fd)
     if not stat.S_ISDIR(st.st_mode):
         raise StateDirError(errno.ENOTDIR, f"the state folder {where} is not a directory")
     uid = os.geteuid()
-    if st.st_uid != uid:
+    if st.st_uid != uid and not (uid == 0 and of_other_user):
         raise StateDirError(
             errno.EPERM,
             f"the state folder {where} belongs to uid {st.st_uid}, not to us (uid {uid});"

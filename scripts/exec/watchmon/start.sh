@@ -33,8 +33,12 @@
 : "${ISMON_WATCH_OPTS=-s localhost -i 60 -c 3 -r 10}"
 # Exit status when the disk resources failed (CLP_DISK is not SUCCESS).
 : "${ISMON_DISK_ERROR_EXIT:=1}"
+# The user the watch runs as: ismon, the Debian package's user, when it
+# exists (its records are in /run/ismon, where the stop script, run as
+# root, finds them); empty: the cluster's own user (root).
+: "${ISMON_USER=$(id -u ismon >/dev/null 2>&1 && echo ismon)}"
 # The watch's records (lock, pidfile, control socket) go to /run/ismon when
-# run as root; set ISMON_STATE_DIR to choose another folder.
+# run as root or as ismon; set ISMON_STATE_DIR to choose another folder.
 #===========================================================================
 
 PATH=$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin
@@ -44,9 +48,17 @@ run_watch() {
     date +"%Y/%m/%d %T"
     echo "$ISMON_WATCHMON $ISMON_WATCH_ID $ISMON_WATCH_OPTS"
     echo "EXIT (the watch runs as this process until it stops or the server fails)"
+    # As ISMON_USER, through setpriv, which execs the watch: the PID the
+    # cluster watches stays the watch's own.
+    as_user=
+    if [ -n "$ISMON_USER" ] && [ "$(id -un)" != "$ISMON_USER" ]; then
+        as_user="setpriv --reuid=$ISMON_USER --regid=$(id -g "$ISMON_USER") --init-groups --"
+        : "${ISMON_STATE_DIR:=/run/ismon}"
+        export ISMON_STATE_DIR
+    fi
     # Word splitting of the command and the options is intended.
     # shellcheck disable=SC2086
-    exec $ISMON_WATCHMON "$ISMON_WATCH_ID" $ISMON_WATCH_OPTS
+    exec $as_user $ISMON_WATCHMON "$ISMON_WATCH_ID" $ISMON_WATCH_OPTS
 }
 
 if [ "$CLP_EVENT" = "START" ]; then
