@@ -228,8 +228,14 @@ class WatchOptions(usage.Options):
 
     protocol: ClassVar[str] = ""
     command: ClassVar[str] = ""
+    # 0: the protocol has no standard port (plain TCP), so -n must be given.
     default_port: ClassVar[int] = 0
     tls_port: ClassVar[int] = 0
+    #: What a start of this protocol must give besides the ID, with example
+    #: values (C{("--query", "www.example.com")} for DNS): the fakes
+    #: (L{ismon.testing}) and the tests build the shortest valid command
+    #: line of every protocol with it.
+    example_arguments: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, protocol: str | None = None, **kwargs: Any) -> None:
         """
@@ -380,13 +386,7 @@ class WatchOptions(usage.Options):
         timeout = _integer("-r (timeout)", self["timeout"], 1, 10000)
         server = _text("-s (server)", self["server"])
         tls = self._tls(server)
-        port = (
-            self.default_port
-            if self["port"] is None
-            else _integer("-n (port)", self["port"], 1, 65535)
-        )
-        if self["port"] is None and self["tls"]:
-            port = self.tls_port
+        port = self._port()
         interval = _integer("-i (interval)", self["interval"], 1, 10000)
         retries = _integer("-c (retries)", self["retries"], 1, 10000)
         retry_interval = (
@@ -418,6 +418,16 @@ class WatchOptions(usage.Options):
             debug=bool(self["debug"]),
             max_pause=_duration("--max-pause", self["max-pause"]),
         )
+
+    def _port(self) -> int:
+        """-n, else the protocol's standard port (with --tls, its TLS port)."""
+        if self["port"] is not None:
+            return _integer("-n (port)", self["port"], 1, 65535)
+        port = self.tls_port if self["tls"] else self.default_port
+        if not port:
+            label = PROTOCOLS[self.protocol].label
+            raise ParameterError(f"-n (port) must be given: {label} has no standard port")
+        return port
 
     def _uses_tls(self) -> bool:
         # A protocol that has --starttls (SMTP, POP3, IMAP4, FTP) upgrades

@@ -164,11 +164,20 @@ def _watch_manual(
     first: str,
     *,
     example: tuple[str, str] = ("mail1", "mx.example.com"),
+    needs: str = "",
+    ports: tuple[int, int] | None = None,
 ) -> Manual:
+    """
+    The page of a watch command.  The examples are C{name ID -s server -n
+    port}, then C{needs} (what a start must give besides, e.g. C{--query
+    NAME}); C{ports}, the plain and TLS ports they show, for a protocol
+    without standard ones (the table's).
+    """
     registered = by_command(name)
     assert registered is not None, name
-    port, tls_port = registered.default_port, registered.tls_port
+    port, tls_port = ports or (registered.default_port, registered.tls_port)
     watch_id, server = example
+    needs = f" {needs}" if needs else ""
     others = tuple(f"{p.command}(8)" for p in _PROTOCOLS if p.command != name)
     return Manual(
         name=name,
@@ -196,11 +205,12 @@ def _watch_manual(
         examples=(
             (
                 f"Watch the {protocol} daemon on this node, probing every 60 s:",
-                f"{name} {watch_id} -s localhost -n {port}",
+                f"{name} {watch_id} -s localhost -n {port}{needs}",
             ),
             (
                 "The same over TLS, trusting a private CA:",
-                f"{name} {watch_id} -s {server} -n {tls_port} --tls --ca-file /etc/ssl/my-ca.pem",
+                f"{name} {watch_id} -s {server} -n {tls_port} --tls --ca-file /etc/ssl/my-ca.pem"
+                f"{needs}",
             ),
             ("Stop it, waiting up to 30 s for the exit:", f"{name} {watch_id} --stop -r 30"),
             (
@@ -212,7 +222,7 @@ def _watch_manual(
                 "The same watch run by twistd (see README, Exit codes, for what twistd "
                 "cannot report):",
                 f"twistd -n --pidfile /run/ismon/{watch_id}.twistd.pid {registered.tapname} "
-                f"{watch_id} -s localhost",
+                f"{watch_id} -s localhost{needs}",
             ),
         ),
         see_also=("ismon(8)", *others),
