@@ -197,12 +197,15 @@ PUBLIC = {
     "ismon.probes.imap": ["ImapProbe"],
     "ismon.probes.pop3": ["Pop3Probe"],
     "ismon.probes.probe": [
+        "DatagramProbeProtocol",
         "IProbe",
         "ITLSClient",
+        "MAX_DATAGRAM_BYTES",
         "ProbeProtocol",
         "REPLY_LIMIT",
         "ReactorType",
         "lost_failure",
+        "run_datagram_probe",
         "run_probe",
     ],
     "ismon.probes.resolve": [
