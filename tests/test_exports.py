@@ -40,6 +40,7 @@ PUBLIC = {
     "ismon.cmdline.options": [
         "Action",
         "ConversationOptions",
+        "DnsOptions",
         "FtpOptions",
         "HttpOptions",
         "ImapOptions",
@@ -132,6 +133,7 @@ PUBLIC = {
         "BasicCredentials",
         "ConversationRequest",
         "DEFAULT_MAX_BODY",
+        "DnsRequest",
         "Expectation",
         "HeaderExpectation",
         "HttpRequest",
@@ -147,6 +149,7 @@ PUBLIC = {
     "ismon.demo": ["main", "serve"],
     "ismon.entry": [
         "clp",
+        "clp_dnsmon",
         "clp_ftpmon",
         "clp_httpmon",
         "clp_imapmon",
@@ -192,6 +195,7 @@ PUBLIC = {
         "LineProbe",
         "StartTLSRequest",
     ],
+    "ismon.probes.dns": ["DnsProbe"],
     "ismon.probes.ftp": ["FtpProbe"],
     "ismon.probes.http": ["HttpProbe", "build_request"],
     "ismon.probes.imap": ["ImapProbe"],

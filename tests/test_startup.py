@@ -169,11 +169,14 @@ def test_what_each_way_loads(processes: Processes, tmp_path: Path) -> None:
         ("clp_httpmon", ["web", "--pause"]),
         ("clp_httpmon", ["web", "--continue"]),
         ("clp_smtpmon", ["web", "--disp"]),
+        ("clp_dnsmon", ["web", "--disp"]),
         ("ismon", ["status", "other"]),
         ("ismon", ["del", "other"]),
         ("ismon", ["metrics"]),
         ("ismon", ["metrics", "--openmetrics"]),
-        ("ismon", ["stop", "web", "-r", "20"]),
+        ("ismon", ["stop", "other"]),
+        # Any protocol's command stops any watch, the fast way.
+        ("clp_dnsmon", ["web", "--stop", "-r", "20"]),
         ("clp_httpmon", ["web", "--del"]),
     ):
         code, modules = recorder.run(program, *args)

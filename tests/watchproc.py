@@ -78,6 +78,7 @@ _PROTO = {
     "clp_pop3mon": "POP3",
     "clp_imapmon": "IMAP4",
     "clp_ftpmon": "FTP",
+    "clp_dnsmon": "DNS",
 }
 ETIMEDOUT = 110
 

@@ -30,6 +30,7 @@ from ismon.core.requests import (
     DEFAULT_MAX_BODY,
     BasicCredentials,
     ConversationRequest,
+    DnsRequest,
     Expectation,
     HeaderExpectation,
     HttpRequest,
@@ -46,6 +47,7 @@ __all__ = [
     "OPTIONS",
     "Action",
     "ConversationOptions",
+    "DnsOptions",
     "FtpOptions",
     "HttpOptions",
     "ImapOptions",
@@ -691,3 +693,76 @@ class FtpOptions(ConversationOptions, protocol="ftp"):
     """C{clp_ftpmon} / C{ismon ftp} / C{twistd ismon-ftp}."""
 
     longdesc = "Watch an FTP daemon with NOOP."
+
+
+#: --expect values a DNS watch takes at most, and bytes each may have.
+MAX_DNS_EXPECT = 16
+MAX_DNS_EXPECT_BYTES = 1024
+
+
+class DnsOptions(WatchOptions, protocol="dns"):
+    """C{clp_dnsmon} / C{ismon dns} / C{twistd ismon-dns}."""
+
+    longdesc = "Watch a DNS server with one query."
+
+    example_arguments = ("--query", "www.example.com")
+
+    optFlags: ClassVar[list[list[str | None]]] = [
+        *WatchOptions.optFlags,
+        ["tcp", None, "Ask over TCP instead of UDP (with --tls: DNS over TLS)."],
+    ]
+    optParameters: ClassVar[list[list[Any]]] = [
+        *WatchOptions.optParameters,
+        ["query", None, None, "The name to ask for (required), e.g. www.example.com."],
+        ["type", None, "A", "Record type asked: A, AAAA, MX, NS, SOA, TXT, CNAME, PTR or SRV."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["expect"] = []
+
+    def opt_expect(self, value: str) -> None:
+        """A value one of the answer's records must equal (repeatable; any one will do)."""
+        self["expect"].append(value)
+
+    def _request(self, server: str, port: int, timeout: int, tls: TLSSettings | None) -> DnsRequest:
+        # Imported here: only a DNS watch loads Twisted Names.
+        from ismon.wire.dns import DnsInputError, RecordType, parse_expected, query_name
+
+        query = self["query"]
+        if query is None:
+            raise ParameterError("--query must be given: the name to ask for")
+        try:
+            query_name(query)
+        except DnsInputError as e:
+            raise ParameterError(f"--query: {e}") from None
+        try:
+            record_type = RecordType.parse(self["type"])
+        except DnsInputError as e:
+            raise ParameterError(f"--type: {e}") from None
+        expected: list[str] = self["expect"]
+        if len(expected) > MAX_DNS_EXPECT:
+            raise ParameterError(
+                f"--expect is given {len(expected)} times, at most {MAX_DNS_EXPECT}"
+            )
+        for value in expected:
+            size = len(value.encode("utf-8", "surrogateescape"))
+            if not value or size > MAX_DNS_EXPECT_BYTES or not value.isprintable():
+                raise ParameterError(
+                    f"--expect must be 1-{MAX_DNS_EXPECT_BYTES} bytes of printable text,"
+                    f" not {quote(value)}"
+                )
+            try:
+                parse_expected(record_type, value)
+            except DnsInputError as e:
+                raise ParameterError(f"--expect: {e}") from None
+        return DnsRequest(
+            host=server,
+            port=port,
+            timeout=timeout,
+            tls=tls,
+            query=query,
+            record_type=record_type.name,
+            expect=tuple(expected),
+            tcp=bool(self["tcp"]),
+        )

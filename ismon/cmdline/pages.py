@@ -192,7 +192,7 @@ def _watch_manual(
             *(
                 p.format(
                     name=name,
-                    h=" -h is the Request-URI (help is --help)," if extra else "",
+                    h=" -h is the Request-URI (help is --help)," if name == "clp_httpmon" else "",
                     origin=(
                         f"that of NEC CLUSTERPRO's {name}"
                         if name in ("clp_httpmon", "clp_smtpmon")
@@ -304,6 +304,28 @@ FTP = _watch_manual(
 )
 
 
+DNS = _watch_manual(
+    "clp_dnsmon",
+    "DNS",
+    " --query name [--type type] [--expect value ...] [--tcp]",
+    "clp_dnsmon asks a DNS server one question every interval seconds: --query, of "
+    "--type (A by default; AAAA, MX, NS, SOA, TXT, CNAME, PTR, SRV), class IN, over UDP; "
+    "an answer truncated over UDP (TC) is asked again over TCP inside the same deadline; "
+    "--tcp asks over TCP, --tls over TLS (DNS over TLS, port 853).  The probe passes when "
+    "the answer has RCODE NOERROR, the query's ID and question, and a record of the asked "
+    "type for the name (or the name its CNAME records lead to); with --expect, one of "
+    "those records must also equal one of the expected values (an address compares as an "
+    "address, a name in any case; MX, SRV and SOA as the fields given).  A probe fails "
+    "when no answer arrives within the timeout, on an error RCODE such as NXDOMAIN, "
+    "SERVFAIL or REFUSED (message 83 with the RCODE), when the record or the expected "
+    "value is missing (message 87), when the answer is malformed, not a response, or "
+    "for another ID or question (message 83 with 0), and when the server refuses "
+    "(message 72).  An answer after the deadline never counts.",
+    example=("dns1", "ns1.example.com"),
+    needs="--query www.example.com",
+)
+
+
 def _row(
     long: str, short: str | None, value: bool, doc: str, default: str | None = None
 ) -> OptionRow:
@@ -412,4 +434,4 @@ ISMON = Manual(
 )
 
 
-MANUALS: dict[str, Manual] = {m.name: m for m in (HTTP, SMTP, POP3, IMAP, FTP, ISMON)}
+MANUALS: dict[str, Manual] = {m.name: m for m in (HTTP, SMTP, POP3, IMAP, FTP, DNS, ISMON)}

@@ -96,6 +96,14 @@ PROTOCOLS: dict[str, WatchProtocol] = {
             990,
             "Watch an FTP daemon with NOOP (clp_smtpmon syntax).",
         ),
+        WatchProtocol(
+            "dns",
+            "clp_dnsmon",
+            "DNS",
+            53,
+            853,  # DNS over TLS (RFC 7858)
+            "Watch a DNS server with one query (clp_smtpmon syntax).",
+        ),
     )
 }
 
