@@ -24,6 +24,7 @@ __all__ = [
     "clp_imapmon",
     "clp_pop3mon",
     "clp_smtpmon",
+    "clp_tcpmon",
     "main",
 ]
 
@@ -59,6 +60,10 @@ def clp_ftpmon() -> NoReturn:
 
 def clp_dnsmon() -> NoReturn:
     clp("clp_dnsmon")
+
+
+def clp_tcpmon() -> NoReturn:
+    clp("clp_tcpmon")
 
 
 def main() -> NoReturn:

@@ -5,7 +5,7 @@ real thing it stands in for.
   - L{ProbeContract} (L{ismon.probes.probe.IProbe}): run against L{FakeProbe} on a
     L{Clock}, scripted for each case, and against the real probe of every
     protocol on the real reactor: nginx, aiosmtpd, dovecot (POP3, IMAP4),
-    vsftpd and unbound (DNS) for a healthy server, a listening socket that never accepts
+    vsftpd, unbound (DNS) and redis-server (TCP) for a healthy server, a listening socket that never accepts
     for a stalled one, a bound socket that does not listen for a refused
     connection.  Where those servers must be there (C{scripts/test.sh} as
     root, C{CI=true} as root, C{ISMON_REQUIRE_SERVERS=1}), a healthy case
@@ -410,6 +410,22 @@ class DnsProbeContractTests(_ParsedProbeContract, TestCase):
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
         return self.make(port)
+
+
+class TcpProbeContractTests(_ParsedProbeContract, TestCase):
+    """
+    L{ismon.probes.tcp.TcpProbe} with C{--send 'PING\\r\\n' --expect '\\+PONG'}:
+    redis-server; a silent listener; a refusing port.
+    """
+
+    protocol = "tcp"
+    arguments = ("--send", r"PING\r\n", "--expect", r"\+PONG")
+
+    def healthy(self) -> IProbe:
+        from tests.redis_server import start_redis
+
+        redis = self.server(start_redis)
+        return self.make(redis.port)
 
 
 def test_every_protocol_has_its_contract() -> None:

@@ -170,6 +170,8 @@ def test_what_each_way_loads(processes: Processes, tmp_path: Path) -> None:
         ("clp_httpmon", ["web", "--continue"]),
         ("clp_smtpmon", ["web", "--disp"]),
         ("clp_dnsmon", ["web", "--disp"]),
+        ("clp_tcpmon", ["web", "--pause"]),
+        ("clp_tcpmon", ["web", "--continue"]),
         ("ismon", ["status", "other"]),
         ("ismon", ["del", "other"]),
         ("ismon", ["metrics"]),

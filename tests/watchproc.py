@@ -79,6 +79,7 @@ _PROTO = {
     "clp_imapmon": "IMAP4",
     "clp_ftpmon": "FTP",
     "clp_dnsmon": "DNS",
+    "clp_tcpmon": "TCP",
 }
 ETIMEDOUT = 110
 

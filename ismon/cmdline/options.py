@@ -37,6 +37,7 @@ from ismon.core.requests import (
     ProbeRequest,
     SmtpRequest,
     StatusSet,
+    TcpRequest,
     TLSSettings,
 )
 from ismon.core.text import quote
@@ -54,6 +55,7 @@ __all__ = [
     "ParameterError",
     "Pop3Options",
     "SmtpOptions",
+    "TcpOptions",
     "WatchOptions",
     "control_request",
     "plain_usage_error",
@@ -765,4 +767,51 @@ class DnsOptions(WatchOptions, protocol="dns"):
             record_type=record_type.name,
             expect=tuple(expected),
             tcp=bool(self["tcp"]),
+        )
+
+
+class TcpOptions(WatchOptions, protocol="tcp"):
+    """C{clp_tcpmon} / C{ismon tcp} / C{twistd ismon-tcp}."""
+
+    longdesc = "Watch a TCP daemon: connect, send a text, expect a regex."
+
+    example_arguments = ("-n", "6379")
+
+    optParameters: ClassVar[list[list[Any]]] = [
+        *WatchOptions.optParameters,
+        [
+            "send",
+            None,
+            None,
+            "Text written once connected; \\r, \\n and \\\\ are CR, LF and a backslash.",
+        ],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["expect"] = None
+
+    def opt_expect(self, value: str) -> None:
+        """A regex (RE2) the bytes read must match before the deadline (64 KiB at most)."""
+        if self["expect"] is not None:
+            raise ParameterError("--expect is given twice: give one regex (a|b for either)")
+        self["expect"] = value
+
+    def _request(self, server: str, port: int, timeout: int, tls: TLSSettings | None) -> TcpRequest:
+        # Imported here: only a TCP watch loads RE2.
+        from ismon.wire.tcp import TcpInputError, compile_expect, unescape_send
+
+        send, expect = self["send"], self["expect"]
+        try:
+            if send is not None:
+                unescape_send(send)
+        except TcpInputError as e:
+            raise ParameterError(f"--send: {e}") from None
+        try:
+            if expect is not None:
+                compile_expect(expect)
+        except TcpInputError as e:
+            raise ParameterError(f"--expect: {e}") from None
+        return TcpRequest(
+            host=server, port=port, timeout=timeout, tls=tls, send=send, expect=expect
         )

@@ -222,7 +222,7 @@ def _watch_manual(
                 "The same watch run by twistd (see README, Exit codes, for what twistd "
                 "cannot report):",
                 f"twistd -n --pidfile /run/ismon/{watch_id}.twistd.pid {registered.tapname} "
-                f"{watch_id} -s localhost{needs}",
+                f"{watch_id} -s localhost{f' -n {port}' if ports else ''}{needs}",
             ),
         ),
         see_also=("ismon(8)", *others),
@@ -323,6 +323,28 @@ DNS = _watch_manual(
     "(message 72).  An answer after the deadline never counts.",
     example=("dns1", "ns1.example.com"),
     needs="--query www.example.com",
+)
+
+
+TCP = _watch_manual(
+    "clp_tcpmon",
+    "TCP",
+    " [--send text] [--expect regex]",
+    "clp_tcpmon connects to a TCP server every interval seconds (-n is required: plain TCP "
+    "has no standard port; --tls adds a verified TLS handshake, checked against the "
+    "certificate's IP address entry when -s is an address).  With neither --send nor "
+    "--expect the probe passes once connected; --send writes its text (\\r, \\n and "
+    "\\\\ are CR, LF and a backslash) and, without --expect, passes once it is written.  "
+    "With --expect, the bytes read (after --send, or a banner) must match the regex "
+    "before the deadline; the regex is RE2's (no look-around or back-references), runs "
+    "in time linear in the input, and sees each byte as one Latin-1 character; $ and \\z "
+    "match only once the server has closed the connection.  At most 65536 bytes are "
+    "read: more without a match is message 83 with 0.  A probe also fails when the "
+    "connection is refused (message 72), closed before a match (message 75 with 0), "
+    "reset (75), or when nothing matches within the timeout (message 74).",
+    example=("redis1", "redis.example.com"),
+    needs="--send 'PING\\r\\n' --expect '\\+PONG'",
+    ports=(6379, 6380),
 )
 
 
@@ -434,4 +456,4 @@ ISMON = Manual(
 )
 
 
-MANUALS: dict[str, Manual] = {m.name: m for m in (HTTP, SMTP, POP3, IMAP, FTP, DNS, ISMON)}
+MANUALS: dict[str, Manual] = {m.name: m for m in (HTTP, SMTP, POP3, IMAP, FTP, DNS, TCP, ISMON)}

@@ -34,6 +34,7 @@ __all__ = [
     "SmtpRequest",
     "StatusSet",
     "TLSSettings",
+    "TcpRequest",
 ]
 
 #: Bytes of a GET's body read at most (README "Running a watch", --max-body).
@@ -257,3 +258,24 @@ class DnsRequest:
     def target(self, protocol: str = "dns") -> str:
         transport = "+tls" if self.tls is not None else "+tcp" if self.tcp else ""
         return f"{protocol}{transport}://{self.host}:{self.port} {self.query} {self.record_type}"
+
+
+@attrs.frozen
+class TcpRequest:
+    """
+    What a plain TCP watch asks (README "Running a watch", TCP): connect
+    (and with C{tls}, a verified handshake), write C{send}, and read until
+    what came matches C{expect}.  C{send} is the text as the operator gave
+    it, escapes and all, C{expect} the regex; L{ismon.wire.tcp} checked both
+    when the command line was parsed.
+    """
+
+    host: str = "localhost"
+    port: int = 0
+    timeout: float = 10
+    tls: TLSSettings | None = None
+    send: str | None = None
+    expect: str | None = None
+
+    def target(self, protocol: str = "tcp") -> str:
+        return _target(protocol, self.host, self.port, self.tls, False)

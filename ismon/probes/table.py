@@ -16,6 +16,7 @@ from ismon.core.requests import (
     HttpRequest,
     ProbeRequest,
     SmtpRequest,
+    TcpRequest,
 )
 from ismon.probes.probe import IProbe, ReactorType
 
@@ -70,6 +71,12 @@ def _dns(reactor: ReactorType, request: ProbeRequest) -> IProbe:
     return DnsProbe(reactor, _request(request, DnsRequest))
 
 
+def _tcp(reactor: ReactorType, request: ProbeRequest) -> IProbe:
+    from ismon.probes.tcp import TcpProbe
+
+    return TcpProbe(reactor, _request(request, TcpRequest))
+
+
 #: Each protocol's probe, by name (ismon.core.protocols.PROTOCOLS).
 PROBES: dict[str, ProbeFactory] = {
     "http": _http,
@@ -78,6 +85,7 @@ PROBES: dict[str, ProbeFactory] = {
     "imap": _imap,
     "ftp": _ftp,
     "dns": _dns,
+    "tcp": _tcp,
 }
 
 
