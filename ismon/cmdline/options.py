@@ -627,7 +627,26 @@ class SmtpOptions(WatchOptions, protocol="smtp"):
     optParameters: ClassVar[list[list[Any]]] = [
         *WatchOptions.optParameters,
         ["helo", None, None, "Name sent with EHLO (default: this host's name)."],
+        [
+            "auth-file",
+            None,
+            None,
+            "File holding user:password to log in with, AUTH PLAIN or LOGIN (mode 0600 or "
+            "0400; default: no login); only over --tls or --starttls unless --insecure.",
+        ],
     ]
+
+    def _clear_login(self) -> bool:
+        """A login without TLS, which --insecure allows (the password crosses in the clear)."""
+        return self["auth-file"] is not None and bool(self["insecure"]) and not self._uses_tls()
+
+    def _tls(self, server: str) -> TLSSettings | None:
+        if self._clear_login():
+            for name in ("ca-file", "servername"):
+                if self[name] is not None:
+                    raise ParameterError(f"--{name} needs --tls or --starttls")
+            return None
+        return super()._tls(server)
 
     def _request(
         self, server: str, port: int, timeout: int, tls: TLSSettings | None
@@ -635,6 +654,11 @@ class SmtpOptions(WatchOptions, protocol="smtp"):
         helo = self["helo"]
         if helo is not None:
             helo = _text("--helo", helo)
+        if self["auth-file"] is not None and tls is None and not self._clear_login():
+            raise ParameterError(
+                "--auth-file needs --tls or --starttls (the password would cross the network"
+                " in the clear), or --insecure to allow that"
+            )
         return SmtpRequest(
             host=server,
             port=port,
@@ -642,6 +666,7 @@ class SmtpOptions(WatchOptions, protocol="smtp"):
             tls=tls,
             starttls=bool(self["starttls"]),
             helo_name=helo or "",
+            credentials=_credentials(self["auth-file"]),
         )
 
 

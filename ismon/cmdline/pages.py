@@ -253,7 +253,10 @@ SMTP = _watch_manual(
     "and sends NOOP (then QUIT).  A probe fails when the greeting or the NOOP reply "
     "does not arrive complete within the timeout, when the connection is refused or "
     "reset, when the greeting is not 220 or the reply to NOOP is not 250, or when "
-    "the text is not an SMTP reply.",
+    "the text is not an SMTP reply.  With --auth-file the watch sends EHLO and logs in "
+    "before NOOP, with AUTH PLAIN, or AUTH LOGIN when the server offers only that "
+    "(message 86 with the server's code when refused, with 0 when it offers neither); "
+    "only over --tls or --starttls, unless --insecure allows the password in the clear.",
 )
 
 

@@ -212,6 +212,8 @@ class SmtpRequest:
     tls: TLSSettings | None = None
     starttls: bool = False
     helo_name: str = ""
+    # --auth-file: log in (AUTH PLAIN or LOGIN) before NOOP.
+    credentials: BasicCredentials | None = attrs.field(default=None, repr=False)
 
     def target(self, protocol: str = "smtp") -> str:
         return _target(protocol, self.host, self.port, self.tls, self.starttls)
