@@ -218,7 +218,7 @@ def test_from_another_process(manager: Manager) -> None:
 # The systemd units that use the protocol
 
 SYSTEMD = ROOT / "scripts" / "systemd"
-UNITS = ("ismon-http@.service", "ismon-smtp@.service")
+UNITS = ("ismon-http@.service", "ismon-smtp@.service", "ismon-dns@.service", "ismon-tcp@.service")
 
 
 def _unit(text: str) -> dict[str, list[str]]:
@@ -252,13 +252,13 @@ def test_unit_settings(name: str) -> None:
 
 
 def test_units_verify(tmp_path: Path) -> None:
-    """systemd-analyze verify accepts both units (with this machine's ismon)."""
+    """systemd-analyze verify accepts every unit (with this machine's ismon)."""
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
     ismon = installed_script("ismon")
     names = []
-    for name, instance in zip(UNITS, ("web1", "mail1"), strict=True):
+    for name, instance in zip(UNITS, ("web1", "mail1", "dns1", "redis1"), strict=True):
         text = (SYSTEMD / name).read_text().replace("/usr/local/bin/ismon", str(ismon))
         target = tmp_path / name.replace("@", f"@{instance}")
         target.write_text(text)
