@@ -36,12 +36,10 @@ from tests.conftest import FreshDnsTcpServers
 from tests.dns_server import BIG_TXT, PTR_ADDRESS, PTR_NAME, REFUSED_ZONE, Unbound, start_unbound
 from tests.servers import ServerUnavailable
 from tests.test_hostile import Leaks
-from tests.watchproc import PATIENCE, Processes, WatchProcess, command, watch_argv
+from tests.test_watch import started, wait_for_probes
+from tests.watchproc import PATIENCE, Processes, command, exits_within_bound, watch_argv
 
 TIMEOUT = 5.0
-# What a watch may need beyond its bound to end: process teardown, and this
-# test noticing the stall a moment late.
-TEARDOWN = 1.0
 
 
 # --------------------------------------------------------------------------
@@ -301,47 +299,6 @@ async def test_tls_with_another_name_is_not_trusted(unbound_tls: Unbound, certs:
 # Real watch processes
 
 
-def exits_within_bound(
-    watch: WatchProcess, bound: float, cmd: str, watch_id: str, failure: str, retries: int = 2
-) -> float:
-    """
-    From now, C{watch} exits 1 within C{bound} (plus L{TEARDOWN}), having
-    logged C{failure} for the probe and each retry, then message 6, and no
-    traceback.  Returns how long it took.
-    """
-    started = time.monotonic()
-    code = watch.wait(bound + PATIENCE)
-    took = time.monotonic() - started
-    output = watch.output()
-    assert code == 1, output
-    assert took <= bound + TEARDOWN, f"exit {took:.2f}s after the failure began, bound {bound}s"
-    assert output.count(f"{failure} [ID:{watch_id}]") == retries + 1, output
-    tagged = [line for line in output.splitlines() if "[ID:" in line]
-    assert tagged[-1].endswith(f"The {cmd} will terminate. [ID:{watch_id}]"), output
-    assert "Traceback" not in output
-    return took
-
-
-def status(processes: Processes, watch_id: str, state: Path) -> dict[str, object]:
-    shown = processes.run(
-        [*command("ismon"), "status", watch_id, "--json", "--state-dir", str(state)]
-    )
-    return json.loads(shown.stdout) if shown.stdout else {}
-
-
-def wait_for_good_probes(
-    processes: Processes, watch_id: str, state: Path, count: int = 2
-) -> dict[str, object]:
-    deadline = time.monotonic() + PATIENCE
-    while True:
-        current = status(processes, watch_id, state)
-        last = current.get("last_probe") or {}
-        if int(current.get("probes") or 0) >= count and last.get("ok"):  # type: ignore[union-attr,call-overload]
-            return current
-        assert time.monotonic() < deadline, f"no {count} good probes: {current}"
-        time.sleep(0.1)
-
-
 @pytest.mark.integration
 @pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
 def test_stalled_unbound_ends_the_watch_within_its_bound(
@@ -359,7 +316,8 @@ def test_stalled_unbound_ends_the_watch_within_its_bound(
         watch_argv("clp_dnsmon", "dns1", server.host, server.port, state, *extra), name="watch"
     )
     bound = watch.detection_bound()
-    current = wait_for_good_probes(processes, "dns1", state)
+    started(watch, "clp_dnsmon", "dns1")
+    current = wait_for_probes(processes, "dns1", state, 2)
     assert current["protocol"] == "dns"
     transport = "+tcp" if tcp else ""
     assert current["target"] == f"dns{transport}://127.0.0.1:{server.port} www.ismon.test A"
@@ -389,7 +347,8 @@ def test_the_fast_way_stops_a_dns_watch(
         ),
         name="watch",
     )
-    wait_for_good_probes(processes, "dns2", state, 1)
+    started(watch, "clp_dnsmon", "dns2")
+    wait_for_probes(processes, "dns2", state, 1)
     for action, code in (("disp", 0), ("pause", 0), ("continue", 0), ("stop", 0)):
         done = processes.run(
             [*command("clp_dnsmon"), "dns2", f"--{action}", "--state-dir", str(state)]

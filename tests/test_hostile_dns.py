@@ -20,7 +20,6 @@ printed.
 from __future__ import annotations
 
 import errno
-import re
 import time
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
@@ -39,9 +38,8 @@ from ismon.wire.dns import Outcome, RecordType, build_query, parse_expected
 from tests import test_hostile as checks
 from tests.dns_server import Exchange, tcp_exchange, udp_exchange
 from tests.hostile_dns import DNS_BEHAVIOURS, LATE, HostileDnsServer
-from tests.test_dns import exits_within_bound
 from tests.test_hostile import OK, QUICK, SLACK, TIMEOUT, _sockets, lost, status, timeout
-from tests.watchproc import Processes, watch_argv
+from tests.watchproc import Processes, watch_exits_on
 
 HOST = "127.0.0.1"
 # How an exchange can end without a verdict.
@@ -357,19 +355,13 @@ def test_a_watch_exits_within_its_bound(
     behaviour: str, text: str, hostile: HostileDnsServer, processes: Processes, tmp_path: Path
 ) -> None:
     """clp_dnsmon on a misbehaving server: the catalogue line per probe, exit 1 within the bound."""
-    watch = processes.start(
-        watch_argv(
-            "clp_dnsmon",
-            "hdns",
-            HOST,
-            hostile.port(behaviour),
-            tmp_path / "state",
-            "--query",
-            "www.example.test",
-            timing=["-i", "1", "-c", "1", "-r", "1"],
-        ),
-        name="watch",
+    watch_exits_on(
+        processes,
+        "clp_dnsmon",
+        "DNS",
+        hostile.port(behaviour),
+        tmp_path / "state",
+        text,
+        "--query",
+        "www.example.test",
     )
-    bound = watch.detection_bound()
-    watch.wait_for(re.escape("The clp_dnsmon has started watching DNS. [ID:hdns]"))
-    exits_within_bound(watch, bound, "clp_dnsmon", "hdns", text, retries=1)

@@ -23,7 +23,6 @@ would otherwise join the HTTP and SMTP suite's list in this process.
 from __future__ import annotations
 
 import errno
-import re
 import socket
 import ssl
 import time
@@ -43,9 +42,8 @@ from ismon.probes.tcp import TcpProbe
 from ismon.wire.tcp import ExpectMatcher, ExpectOutcome, compile_expect, unescape_send
 from tests import test_hostile as checks
 from tests.hostile import HostileServer
-from tests.test_dns import exits_within_bound
 from tests.test_hostile import QUICK, SLACK, TIMEOUT, _sockets
-from tests.watchproc import Processes, watch_argv
+from tests.watchproc import Processes, watch_exits_on
 
 # The shared misbehaviours of tests.hostile the cases use.
 SHARED = ["refused", "tls_stall"]
@@ -350,21 +348,15 @@ def test_a_watch_exits_within_its_bound(
     behaviour: str, text: str, hostile: HostileServer, processes: Processes, tmp_path: Path
 ) -> None:
     """clp_tcpmon on a misbehaving server: the catalogue line per probe, exit 1 within the bound."""
-    watch = processes.start(
-        watch_argv(
-            "clp_tcpmon",
-            "htcp",
-            "127.0.0.1",
-            hostile.port(behaviour),
-            tmp_path / "state",
-            "--send",
-            PING,
-            "--expect",
-            PONG,
-            timing=["-i", "1", "-c", "1", "-r", "1"],
-        ),
-        name="watch",
+    watch_exits_on(
+        processes,
+        "clp_tcpmon",
+        "TCP",
+        hostile.port(behaviour),
+        tmp_path / "state",
+        text,
+        "--send",
+        PING,
+        "--expect",
+        PONG,
     )
-    bound = watch.detection_bound()
-    watch.wait_for(re.escape("The clp_tcpmon has started watching TCP. [ID:htcp]"))
-    exits_within_bound(watch, bound, "clp_tcpmon", "htcp", text, retries=1)

@@ -16,6 +16,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -516,11 +517,20 @@ def test_smtp(agents: list[Agent], tmp_path: Path, fresh_servers: FreshServers) 
         timeout="1",
         helo="node1.example",
     )
+    fails_when_stalled(agent, server, "SMTP")
+
+
+def fails_when_stalled(agent: Agent, server: Any, what: str) -> None:
+    """
+    The agent validates, starts and monitors the watch; once C{server} is
+    stopped (SIGSTOP) the watch gives up, monitor fails, stop succeeds and
+    the resource is not running.
+    """
     assert agent.rc("validate-all") == OCF_SUCCESS
     assert agent.rc("start") == OCF_SUCCESS
     assert agent.rc("monitor") == OCF_SUCCESS
     with server.stalled():
-        wait_until(lambda: agent.watch_pid() is None, 30, "the SMTP watch to give up")
+        wait_until(lambda: agent.watch_pid() is None, 30, f"the {what} watch to give up")
     assert agent.rc("monitor") == OCF_ERR_GENERIC
     assert agent.rc("stop") == OCF_SUCCESS
     assert agent.rc("monitor") == OCF_NOT_RUNNING
@@ -622,13 +632,7 @@ def test_dns(
         retries="1",
         timeout="1",
     )
-    assert agent.rc("validate-all") == OCF_SUCCESS
-    assert agent.rc("start") == OCF_SUCCESS
-    assert agent.rc("monitor") == OCF_SUCCESS
-    with server.stalled():
-        wait_until(lambda: agent.watch_pid() is None, 30, "the DNS watch to give up")
-    assert agent.rc("monitor") == OCF_ERR_GENERIC
-    assert agent.rc("stop") == OCF_SUCCESS
+    fails_when_stalled(agent, server, "DNS")
 
 
 @needs_resource_agents

@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -177,7 +177,12 @@ class RunDatagramProbeTests(ProbeCase):
             ),
         )
 
-    def probe(self, *addresses: Address, timeout: float = 10) -> list[Any]:
+    def probe(
+        self,
+        *addresses: Address,
+        timeout: float = 10,
+        conversation: Callable[[], DatagramProbeProtocol] = PingDatagram,
+    ) -> list[Any]:
         return collect(
             run_datagram_probe(
                 self.reactor,
@@ -185,7 +190,7 @@ class RunDatagramProbeTests(ProbeCase):
                 host="ns.example",
                 port=53,
                 timeout=timeout,
-                protocol_factory=PingDatagram,
+                protocol_factory=conversation,
             )
         )
 
@@ -270,16 +275,7 @@ class RunDatagramProbeTests(ProbeCase):
                 self.connectionRefused()
                 self.send(b"ping")
 
-        results = collect(
-            run_datagram_probe(
-                self.reactor,
-                resolving(v4(port=53)),
-                host="ns.example",
-                port=53,
-                timeout=10,
-                protocol_factory=RefusedAtOnce,
-            )
-        )
+        results = self.probe(conversation=RefusedAtOnce)
         self.reactor.advance(0)
         self.assertFailure_(
             self.assertOnlyResult(results),
@@ -327,16 +323,7 @@ class RunDatagramProbeTests(ProbeCase):
                 self.transport.write_error = neterror.MessageLengthError("message too long")  # type: ignore[union-attr]
                 self.send(b"x" * 70000)
 
-        results = collect(
-            run_datagram_probe(
-                self.reactor,
-                resolving(v4(port=53)),
-                host="ns.example",
-                port=53,
-                timeout=10,
-                protocol_factory=TooLong,
-            )
-        )
+        results = self.probe(conversation=TooLong)
         self.reactor.advance(0)
         self.assertFailure_(self.assertOnlyResult(results), MessageId.SEND_ERROR, 0, Phase.SEND)
 

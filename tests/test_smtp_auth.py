@@ -26,10 +26,10 @@ from ismon.probes.smtp import SmtpProbe
 from tests.conftest import FreshDnsTcpServers
 from tests.servers import Rsyslog
 from tests.smtp_auth_server import SMTP_AUTH_PASSWORD, SMTP_AUTH_USER, SmtpAuth
-from tests.test_dns import exits_within_bound, wait_for_good_probes
 from tests.test_hostile import Leaks
 from tests.test_http_checks import password_written_nowhere
-from tests.watchproc import LOOPBACK, Processes, command, watch_argv
+from tests.test_watch import started, wait_for_probes
+from tests.watchproc import LOOPBACK, Processes, command, exits_within_bound, watch_argv
 
 TIMEOUT = 5.0
 
@@ -126,7 +126,8 @@ def test_a_watch_logs_in_and_ends_within_its_bound(
         name="watch",
     )
     bound = watch.detection_bound()
-    wait_for_good_probes(processes, "mail1", state)
+    started(watch, "clp_smtpmon", "mail1")
+    wait_for_probes(processes, "mail1", state, 2)
     with server.stalled():
         exits_within_bound(
             watch,

@@ -32,10 +32,10 @@ from ismon.probes.tcp import SEARCH_GAP, TcpProbe
 from ismon.wire.tcp import MAX_EXPECT_BYTES
 from tests.conftest import FreshDnsTcpServers
 from tests.redis_server import Redis
-from tests.test_dns import exits_within_bound, wait_for_good_probes
 from tests.test_hostile import Leaks
 from tests.test_probe import ProbeCase, aborted, closed, collect, connect, reset, resolving, v4
-from tests.watchproc import Processes, command, watch_argv
+from tests.test_watch import started, wait_for_probes
+from tests.watchproc import Processes, command, exits_within_bound, watch_argv
 
 M = MessageId
 PING, PONG = r"PING\r\n", r"\+PONG"
@@ -344,7 +344,8 @@ def test_stalled_redis_ends_the_watch_within_its_bound(
         name="watch",
     )
     bound = watch.detection_bound()
-    current = wait_for_good_probes(processes, "redis1", state)
+    started(watch, "clp_tcpmon", "redis1")
+    current = wait_for_probes(processes, "redis1", state, 2)
     assert (current["protocol"], current["target"]) == ("tcp", f"tcp://127.0.0.1:{server.port}")
     metrics = processes.run([*command("ismon"), "metrics", "--state-dir", str(state)]).stdout
     assert re.search(

@@ -42,7 +42,6 @@ from ismon.probes.probe import (
     ProbeProtocol,
     ReactorType,
     run_datagram_probe,
-    run_probe,
 )
 from ismon.probes.resolve import Resolver
 from ismon.wire.dns import (
@@ -164,16 +163,7 @@ class DnsProbe(ConversationProbe[DnsRequest]):
         query = build_query(self.request.query, self._type)
         expect = self._expect
         if self._tls is not None or self.request.tcp:
-            return run_probe(
-                self._reactor,
-                self._resolver,
-                host=self.request.host,
-                port=self.request.port,
-                timeout=self.request.timeout,
-                protocol_factory=lambda: _OverTCP(query, expect),
-                tls=self._tls,
-                implicit_tls=self._tls is not None,
-            )
+            return self.converse(lambda: _OverTCP(query, expect))
         return run_datagram_probe(
             self._reactor,
             self._resolver,
