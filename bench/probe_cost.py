@@ -5,7 +5,11 @@ CPU cost of one ismon probe against the cost of forking a peer checker.
 Starts a real nginx and a real SMTP server (aiosmtpd) on free loopback ports
 in a temporary folder (and, as root with dovecot installed, a dovecot for the
 POP3 rows: ismon POP3 against check_pop; as root with vsftpd installed, a
-vsftpd for the FTP rows: ismon FTP against check_ftp), then, in one run:
+vsftpd for the FTP rows: ismon FTP against check_ftp; with unbound and
+redis-server installed, the DNS rows -- ismon DNS over UDP and over TCP
+against check_dig and check_dig +tcp, on unbound's private zone -- and the
+TCP rows -- ismon TCP, PING/+PONG, against check_tcp, on redis), then, in
+one run:
 
   (a) runs N sequential ismon HTTP probes and N sequential ismon SMTP probes
       on one real Twisted reactor in this process (the next probe starts when
@@ -607,6 +611,78 @@ def ftp_rows(vsftpd: Any) -> tuple[list[Any], list[tuple[str, list[str], str]]]:
 
 
 # --------------------------------------------------------------------------
+# DNS and TCP: unbound (tests/dns_server.py) and redis-server (tests/redis_server.py)
+
+DNS_NAME = "www.ismon.test"
+
+
+def start_dns_tcp(work: Path) -> tuple[Any, Any, str]:
+    """unbound and redis-server on free loopback ports (any user); Nones with a reason."""
+    from tests.dns_server import start_unbound
+    from tests.redis_server import start_redis
+    from tests.servers import ServerUnavailable
+
+    unbound = redis = None
+    try:
+        unbound = start_unbound(work / "unbound")
+        redis = start_redis(work / "redis")
+    except ServerUnavailable as e:
+        return unbound, redis, str(e)
+    return unbound, redis, ""
+
+
+def dns_tcp_rows(unbound: Any, redis: Any) -> tuple[list[Any], list[tuple[str, list[str], str]]]:
+    """
+    The ismon DNS rows (one A query over UDP, and over TCP, expecting
+    127.0.0.1) against check_dig (-a 127.0.0.1, and -A +tcp), and the ismon
+    TCP row (PING, +PONG) against check_tcp, on the same servers.
+    """
+
+    def dns(tcp: bool) -> Callable[[Any], Callable[[], Any]]:
+        def make(reactor: Any) -> Callable[[], Any]:
+            from ismon.core.requests import DnsRequest
+            from ismon.probes.table import make_probe
+
+            request = DnsRequest(
+                host="127.0.0.1",
+                port=unbound.port,
+                timeout=PROBE_TIMEOUT,
+                query=DNS_NAME,
+                expect=("127.0.0.1",),
+                tcp=tcp,
+            )
+            return make_probe(reactor, "dns", request).probe
+
+        return make
+
+    def tcp(reactor: Any) -> Callable[[], Any]:
+        from ismon.core.requests import TcpRequest
+        from ismon.probes.table import make_probe
+
+        request = TcpRequest(
+            host="127.0.0.1",
+            port=redis.port,
+            timeout=PROBE_TIMEOUT,
+            send=r"PING\r\n",
+            expect=r"\+PONG",
+        )
+        return make_probe(reactor, "tcp", request).probe
+
+    dig = [str(PLUGINS / "check_dig"), "-H", "127.0.0.1", "-p", str(unbound.port)]
+    dig += ["-l", DNS_NAME, "-T", "A", "-a", "127.0.0.1"]
+    check_tcp = [str(PLUGINS / "check_tcp"), "-H", "127.0.0.1", "-p", str(redis.port)]
+    check_tcp += ["-E", "-s", r"PING\r\n", "-e", "+PONG"]
+    hint = "apt-get install monitoring-plugins-standard bind9-dnsutils"
+    rows = [("ismon DNS (UDP)", dns(False)), ("ismon DNS (TCP)", dns(True)), ("ismon TCP", tcp)]
+    peers = [
+        ("check_dig", dig, hint),
+        ("check_dig +tcp", [*dig, "-A", "+tcp"], hint),
+        ("check_tcp", check_tcp, "apt-get install monitoring-plugins-basic"),
+    ]
+    return rows, peers
+
+
+# --------------------------------------------------------------------------
 # Report
 
 
@@ -662,6 +738,8 @@ def report(results: Results, n: int, forked_runs: int, gap: float) -> None:
     pairs = [("check_http", "ismon HTTP"), ("check_smtp", "ismon SMTP")]
     pairs += [("check_pop", "ismon POP3"), ("check_imap", "ismon IMAP4")]
     pairs += [("check_ftp", "ismon FTP")]
+    pairs += [("check_dig", "ismon DNS (UDP)"), ("check_dig +tcp", "ismon DNS (TCP)")]
+    pairs += [("check_tcp", "ismon TCP")]
     for peer, ours in pairs:
         if peer in rows and ours in rows and rows[ours].cpu.total > 0:
             a, b = rows[peer], rows[ours]
@@ -804,6 +882,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             extra += rows
             extra_peers += peers
             print(f"vsftpd on 127.0.0.1:{vsftpd.port}", flush=True)
+        unbound, redis, why = start_dns_tcp(work)
+        stoppers += [server for server in (unbound, redis) if server is not None]
+        if unbound is None or redis is None:
+            for name in ("ismon DNS (UDP)", "ismon DNS (TCP)", "ismon TCP"):
+                results.skipped[name] = why
+            for name in ("check_dig", "check_dig +tcp", "check_tcp"):
+                results.skipped[name] = why
+        else:
+            rows, peers = dns_tcp_rows(unbound, redis)
+            extra += rows
+            extra_peers += peers
+            print(
+                f"unbound on 127.0.0.1:{unbound.port}, redis on 127.0.0.1:{redis.port}", flush=True
+            )
 
         t0 = time.perf_counter()
         run_ismon(http_port, smtp_port, args.probes, args.gap, args.profile, results, extra)

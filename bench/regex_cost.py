@@ -12,7 +12,9 @@ makes a backtracking engine try every way to split it,
 
 and the matcher's worst trickle, 64 KiB fed one byte at a time (one RE2
 search per arrival, each linear in what was kept): the CPU seconds it
-costs for the worst pattern and for a plain literal.
+costs for the worst pattern and for a plain literal; then the same trickle
+through the TCP probe (ismon.probes.tcp, on a fake clock: one byte every
+0.1 ms, 1 ms and 10 ms), which searches at most once every SEARCH_GAP.
 
     python bench/regex_cost.py             # re up to 32 bytes, 5 s limit per search
     python bench/regex_cost.py --quick     # re up to 24 bytes, 2 s limit
@@ -93,6 +95,40 @@ def trickle(pattern: str, filler: bytes) -> tuple[float, int]:
     return time.process_time() - start, matcher.searches
 
 
+def trickle_probe(pattern: str, filler: bytes, every: float) -> tuple[float, int, float]:
+    """
+    The same trickle through the TCP probe's conversation on a fake clock,
+    one byte every C{every} seconds: CPU seconds, searches, and the trickle's
+    length on the clock.
+    """
+    import socket
+
+    from twisted.internet.defer import succeed
+    from twisted.internet.testing import MemoryReactorClock, StringTransport
+
+    from ismon.core.requests import TcpRequest
+    from ismon.probes.resolve import Address
+    from ismon.probes.tcp import TcpProbe
+
+    clock = MemoryReactorClock()
+    probe = TcpProbe(
+        clock,
+        TcpRequest(host="192.0.2.1", port=1, timeout=10000, expect=pattern),
+        lambda host, port: succeed([Address(socket.AF_INET, host, port)]),
+    )
+    probe.probe()
+    factory = clock.tcpClients[0][2]
+    protocol = factory.buildProtocol(None)
+    protocol.makeConnection(StringTransport())
+    conversation = protocol._wrappedProtocol
+    start = time.process_time()
+    for _ in range(MAX_EXPECT_BYTES + 1):
+        protocol.dataReceived(filler)
+        clock.advance(every)
+    cpu = time.process_time() - start
+    return cpu, conversation._matcher.searches, (MAX_EXPECT_BYTES + 1) * every
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="re up to 24 bytes, 2 s limit")
@@ -119,6 +155,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for pattern, filler in ((r"(x+x+)+y", b"x"), (r"\+PONG", b"x")):
         cpu, searches = trickle(pattern, filler)
         print(f"  {pattern:<12} {searches} searches, {cpu:.2f} s CPU")
+    print("\nThe same trickle through the TCP probe (fake clock), which gathers between searches")
+    for pattern, filler in ((r"(x+x+)+y", b"x"), (r"\+PONG", b"x")):
+        for every in (0.0001, 0.001, 0.01):
+            cpu, searches, span = trickle_probe(pattern, filler, every)
+            print(
+                f"  {pattern:<12} a byte every {every * 1000:g} ms ({span:.0f} s):"
+                f" {searches} searches, {cpu:.2f} s CPU"
+            )
     print(
         "\ncommand: "
         + " ".join(["python", "bench/regex_cost.py", *(sys.argv[1:] if argv is None else argv)])

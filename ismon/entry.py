@@ -1,6 +1,6 @@
 """
 The console entry points: C{ismon} and the 2004 commands C{clp_httpmon}
-... C{clp_ftpmon} (one per protocol of L{ismon.core.protocols}).  What each
+... C{clp_dnsmon} (one per protocol of L{ismon.core.protocols}).  What each
 may load before it knows what it is asked is decided in one place,
 L{ismon.cmdline.startup}; everything else is L{ismon.cmdline.cli}.
 """
@@ -18,11 +18,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "clp",
+    "clp_dnsmon",
     "clp_ftpmon",
     "clp_httpmon",
     "clp_imapmon",
     "clp_pop3mon",
     "clp_smtpmon",
+    "clp_tcpmon",
     "main",
 ]
 
@@ -54,6 +56,14 @@ def clp_imapmon() -> NoReturn:
 
 def clp_ftpmon() -> NoReturn:
     clp("clp_ftpmon")
+
+
+def clp_dnsmon() -> NoReturn:
+    clp("clp_dnsmon")
+
+
+def clp_tcpmon() -> NoReturn:
+    clp("clp_tcpmon")
 
 
 def main() -> NoReturn:

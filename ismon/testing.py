@@ -497,12 +497,15 @@ def _config(protocol: str, watch_id: str, timing: Timing, state_dir: Path) -> Wa
     """
     The configuration of a watch of C{protocol}, made the way a command line
     makes it: by that protocol's option parser (L{ismon.cmdline.options}),
-    for a server on 127.0.0.1; then given C{timing}.
+    for a server on 127.0.0.1 (with what the protocol must be given: its
+    C{example_arguments}); then given C{timing}.
     """
     from ismon.cmdline.options import OPTIONS
 
     options = OPTIONS[protocol]()
-    options.parseOptions([watch_id, "-s", "127.0.0.1", "--syslog-socket", "none"])
+    options.parseOptions(
+        [watch_id, "-s", "127.0.0.1", *options.example_arguments, "--syslog-socket", "none"]
+    )
     config = options.config
     assert config is not None
     request = attrs.evolve(config.request, timeout=timing.timeout)  # type: ignore[misc]

@@ -6,6 +6,8 @@ by PID (L{tests.servers.ServerProcess}).
 
     server = start_unbound(tmp_path)
     server.host, server.port           # 127.0.0.1 and a port free for UDP and TCP
+    server = start_unbound(tmp_path, tls=certs.valid)
+    server.tls_port                    # DNS over TLS too (RFC 7858), that certificate
     verdict = server.ask("www.ismon.test", RecordType.A)              # over UDP
     verdict = server.ask("big.ismon.test", RecordType.TXT, tcp=True)
     with server.stalled():             # SIGSTOP: UDP unanswered, TCP accepted, never answered
@@ -37,6 +39,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ismon.wire.dns import (
     DnsQuery,
@@ -48,6 +51,10 @@ from ismon.wire.dns import (
     judge,
 )
 from tests.procs import wait_for_port, wait_until
+
+if TYPE_CHECKING:
+    from tests.certs import CertPair
+
 from tests.servers import (
     START_TIMEOUT,
     ServerProcess,
@@ -124,8 +131,16 @@ server:
     local-zone: "{refused}." refuse
     # Everything else is NXDOMAIN at once: unbound never tries to recurse.
     local-zone: "." static
-remote-control:
+{tls}remote-control:
     control-enable: no
+"""
+
+# DNS over TLS on a second port of the same address (the test CA's certificate).
+_TLS_CONF = """\
+    interface: {host}@{tls_port}
+    tls-port: {tls_port}
+    tls-service-key: "{key}"
+    tls-service-pem: "{chain}"
 """
 
 
@@ -233,10 +248,13 @@ class Unbound(ServerProcess):
         *,
         host: str,
         port: int,
+        tls_port: int | None = None,
     ) -> None:
         super().__init__(process, directory, log)
         self.host = host
         self.port = port
+        #: DNS over TLS (with C{tls=} at the start), else None.
+        self.tls_port = tls_port
 
     def ask(
         self,
@@ -257,18 +275,28 @@ def _answers(host: str, port: int) -> bool:
     return udp_exchange(host, port, query, 0.5).payload is not None
 
 
-def start_unbound(directory: Path | str, *, host: str = "127.0.0.1", port: int = 0) -> Unbound:
+def start_unbound(
+    directory: Path | str, *, host: str = "127.0.0.1", port: int = 0, tls: CertPair | None = None
+) -> Unbound:
     """
     Start unbound in the foreground with its configuration, pidfile and
     output in C{directory}; return once it answers over TCP and UDP.
 
     @param host: the address to listen on (a loopback address).
     @param port: the port (UDP and TCP); 0 picks a free one.
+    @param tls: a certificate and key: also serve DNS over TLS, on a free
+        port (C{tls_port}).
     """
     binary = unbound_binary()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_dns_port(host)
+    tls_port = free_dns_port(host) if tls is not None else None
+    tls_conf = (
+        ""
+        if tls is None
+        else _TLS_CONF.format(host=host, tls_port=tls_port, key=tls.key, chain=tls.chain)
+    )
     conf = directory / "unbound.conf"
     conf.write_text(
         _CONF.format(
@@ -280,12 +308,15 @@ def start_unbound(directory: Path | str, *, host: str = "127.0.0.1", port: int =
             ptr_address=PTR_ADDRESS,
             ptr_name=PTR_NAME,
             refused=REFUSED_ZONE,
+            tls=tls_conf,
         )
     )
     process, log = _spawn([binary, "-d", "-c", str(conf)], directory, "unbound.out")
-    server = Unbound(process, directory, log, host=host, port=port)
+    server = Unbound(process, directory, log, host=host, port=port, tls_port=tls_port)
     try:
         wait_for_port(port, host=host, process=process)
+        if tls_port is not None:
+            wait_for_port(tls_port, host=host, process=process)
         wait_until(lambda: _answers(host, port), START_TIMEOUT, "unbound to answer over UDP")
     except (RuntimeError, AssertionError) as e:
         raise _failed_start(server, RuntimeError(str(e))) from None

@@ -4,8 +4,8 @@ real thing it stands in for.
 
   - L{ProbeContract} (L{ismon.probes.probe.IProbe}): run against L{FakeProbe} on a
     L{Clock}, scripted for each case, and against the real probe of every
-    protocol on the real reactor: nginx, aiosmtpd, dovecot (POP3, IMAP4)
-    and vsftpd for a healthy server, a listening socket that never accepts
+    protocol on the real reactor: nginx, aiosmtpd, dovecot (POP3, IMAP4),
+    vsftpd, unbound (DNS) and redis-server (TCP) for a healthy server, a listening socket that never accepts
     for a stalled one, a bound socket that does not listen for a refused
     connection.  Where those servers must be there (C{scripts/test.sh} as
     root, C{CI=true} as root, C{ISMON_REQUIRE_SERVERS=1}), a healthy case
@@ -220,7 +220,7 @@ class FakeProbeContractTests(ProbeContract, TestCase):
 
 
 def connections_to(port: int) -> list[str]:
-    """The TCP sockets of this process whose peer is port C{port}."""
+    """The TCP sockets, and connected UDP sockets, of this process whose peer is port C{port}."""
     ours = set()
     for fd in os.listdir("/proc/self/fd"):
         try:
@@ -230,7 +230,7 @@ def connections_to(port: int) -> list[str]:
         if target.startswith("socket:["):
             ours.add(target[len("socket:[") : -1])
     found = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    for table in ("/proc/net/tcp", "/proc/net/tcp6", "/proc/net/udp", "/proc/net/udp6"):
         try:
             rows = Path(table).read_text().splitlines()[1:]
         except OSError:
@@ -338,11 +338,15 @@ class _ParsedProbeContract(_RealProbeContract):
     """A protocol's probe made as a watch makes it: its parser, then the probe table."""
 
     protocol = ""
+    #: What the command line adds for this protocol (the DNS query ...).
+    arguments: tuple[str, ...] = ()
 
     def make(self, port: int) -> IProbe:
         self.port = port
         options = OPTIONS[self.protocol]()
-        options.parseOptions(["contract", "-s", "127.0.0.1", "-n", str(port), "-r", "1"])
+        options.parseOptions(
+            ["contract", "-s", "127.0.0.1", "-n", str(port), "-r", "1", *self.arguments]
+        )
         assert options.config is not None
         return make_probe(reactor, self.protocol, options.config.request)
 
@@ -378,6 +382,50 @@ class FtpProbeContractTests(_ParsedProbeContract, TestCase):
     def healthy(self) -> IProbe:
         vsftpd = self.server(lambda folder: start_vsftpd(folder, self.certs()))
         return self.make(vsftpd.port)
+
+
+class DnsProbeContractTests(_ParsedProbeContract, TestCase):
+    """
+    L{ismon.probes.dns.DnsProbe} over UDP: unbound with its private zone; a
+    bound UDP socket that never answers; a UDP port nobody has (ICMP).
+    """
+
+    protocol = "dns"
+    arguments = ("--query", "www.ismon.test")
+
+    def healthy(self) -> IProbe:
+        from tests.dns_server import start_unbound
+
+        unbound = self.server(start_unbound)
+        return self.make(unbound.port)
+
+    def stalled(self) -> IProbe:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        sock.bind(("127.0.0.1", 0))
+        return self.make(int(sock.getsockname()[1]))
+
+    def refused(self) -> IProbe:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        return self.make(port)
+
+
+class TcpProbeContractTests(_ParsedProbeContract, TestCase):
+    """
+    L{ismon.probes.tcp.TcpProbe} with C{--send 'PING\\r\\n' --expect '\\+PONG'}:
+    redis-server; a silent listener; a refusing port.
+    """
+
+    protocol = "tcp"
+    arguments = ("--send", r"PING\r\n", "--expect", r"\+PONG")
+
+    def healthy(self) -> IProbe:
+        from tests.redis_server import start_redis
+
+        redis = self.server(start_redis)
+        return self.make(redis.port)
 
 
 def test_every_protocol_has_its_contract() -> None:

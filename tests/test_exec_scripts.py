@@ -517,19 +517,29 @@ def _watch_opts(port: int) -> str:
     return f"-s 127.0.0.1 -n {port} -i 1 -c 1 -r 1 --syslog-socket none"
 
 
-@pytest.mark.parametrize("command", ["clp_pop3mon", "clp_imapmon", "clp_ftpmon"])
-def test_watchmon_runs_the_command_it_is_given(cluster: Cluster, command: str) -> None:
+@pytest.mark.parametrize(
+    ("command", "extra"),
+    [
+        ("clp_pop3mon", ""),
+        ("clp_imapmon", ""),
+        ("clp_ftpmon", ""),
+        # Over UDP: the kernel's ICMP refusal is 72 with 111 as well.
+        ("clp_dnsmon", " --query www.example.com --expect 192.0.2.1"),
+        ("clp_tcpmon", " --send PING\\r\\n --expect \\+PONG"),
+    ],
+)
+def test_watchmon_runs_the_command_it_is_given(cluster: Cluster, command: str, extra: str) -> None:
     """
-    The one template of the POP3, IMAP4 and FTP watches runs the command it
-    is given, as the PID the cluster watches: nothing listens, so the watch
-    exits 1 with its own protocol's messages.
+    The one template of the POP3, IMAP4, FTP, DNS and TCP watches runs the
+    command it is given, as the PID the cluster watches: nothing listens, so
+    the watch exits 1 with its own protocol's messages.
     """
     port = free_port()
     monitor = cluster.spawn(
         "watchmon/start.sh",
         ISMON_WATCH_ID="mailwatch",
         ISMON_WATCHMON=str(console_script(command)),
-        ISMON_WATCH_OPTS=_watch_opts(port),
+        ISMON_WATCH_OPTS=_watch_opts(port) + extra,
     )
     code = monitor.wait(PATIENCE)
     output = monitor.stdout.read()  # type: ignore[union-attr]

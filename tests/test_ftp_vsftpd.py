@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -27,7 +26,7 @@ from tests.conftest import _start
 from tests.test_integration_probes import _probe, inline_callbacks
 from tests.test_watch import TEARDOWN, wait_for_probes
 from tests.vsftpd import Vsftpd, ftp_user, start_vsftpd
-from tests.watchproc import LOOPBACK, PATIENCE, Processes, WatchProcess, watch_argv
+from tests.watchproc import LOOPBACK, Processes, WatchProcess, exits_within_bound, watch_argv
 
 pytestmark = pytest.mark.integration
 
@@ -200,14 +199,4 @@ def ended_within_bound(watch: WatchProcess, bound: float, watch_id: str, failure
     From now, C{watch} exits 1 within C{bound} (plus L{TEARDOWN}), having
     logged C{failure} for the probe and each of its 2 retries, then message 6.
     """
-    started = time.monotonic()
-    code = watch.wait(bound + PATIENCE)
-    after = time.monotonic() - started
-    output = watch.output()
-    assert code == 1, output
-    assert after <= bound + TEARDOWN, f"exit {after:.2f}s after the failure began, bound {bound}s"
-    assert output.count(f"{failure} [ID:{watch_id}]") == 3, output
-    tagged = [line for line in output.splitlines() if "[ID:" in line]
-    assert tagged[-1].endswith(f"The clp_ftpmon will terminate. [ID:{watch_id}]"), output
-    assert tagged[-2].endswith(f"{failure} [ID:{watch_id}]"), output
-    assert "Traceback" not in output
+    exits_within_bound(watch, bound, "clp_ftpmon", watch_id, failure, teardown=TEARDOWN)

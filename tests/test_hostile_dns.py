@@ -1,26 +1,45 @@
 # -*- test-case-name: tests.test_hostile_dns -*-
 """
-The DNS watch's sans-io parts (L{ismon.wire.dns}) against the hostile DNS
-server (L{tests.hostile_dns}), over UDP, over TCP, and as the probe will
-ask (UDP, then TCP inside the same deadline after a truncated answer): for
-every misbehaviour, the verdict, a decision within the deadline (at once
-when the server's fault can be seen), and no socket left open.  The probe's
-own tests (messages, timers, a real watch process) come with the probe.
+The DNS watch against the hostile DNS server (L{tests.hostile_dns}).
+
+First its sans-io parts (L{ismon.wire.dns}) by hand, over UDP, over TCP,
+and as the probe asks (UDP, then TCP inside the same deadline after a
+truncated answer): for every misbehaviour, the verdict, a decision within
+the deadline (at once when the server's fault can be seen), and no socket
+left open.
+
+Then the real probe (L{ismon.probes.dns.DnsProbe}) against every
+misbehaviour, over UDP and with C{--tcp}: the catalogue message, number and
+phase (docs/failure-rules.md, DNS), a verdict within the deadline, nothing
+left behind (no logged failure, timer, reader, writer or socket: the checks
+of L{tests.test_hostile}), every case at once, a 60 KiB answer in bounded
+memory; and real C{clp_dnsmon} processes that exit 1 within the bound they
+printed.
 """
 
 from __future__ import annotations
 
+import errno
 import time
+import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_twisted
 
+from ismon.core.catalogue import MessageId
+from ismon.core.requests import DnsRequest
+from ismon.core.result import Phase
+from ismon.probes.dns import DnsProbe
 from ismon.wire.dns import Outcome, RecordType, build_query, parse_expected
+from tests import test_hostile as checks
 from tests.dns_server import Exchange, tcp_exchange, udp_exchange
 from tests.hostile_dns import DNS_BEHAVIOURS, LATE, HostileDnsServer
-from tests.test_hostile import QUICK, SLACK, TIMEOUT, _sockets
+from tests.test_hostile import OK, QUICK, SLACK, TIMEOUT, _sockets, lost, status, timeout
+from tests.watchproc import Processes, watch_exits_on
 
 HOST = "127.0.0.1"
 # How an exchange can end without a verdict.
@@ -196,3 +215,153 @@ def test_a_late_answer_never_reaches_the_next_question(hostile: HostileDnsServer
     late = udp_exchange(HOST, port, second, wait)
     assert late.payload is None, "an answer reached the second question's socket"
     assert time.monotonic() - asked >= LATE + 0.5 - 0.05
+
+
+# --------------------------------------------------------------------------
+# The real probe (ismon.probes.dns) against every misbehaviour
+
+M = MessageId
+
+# kind: dns (UDP, then TCP after a truncated answer), dns-tcp (--tcp),
+# dns-expect (UDP, --expect 127.0.0.1).
+PROBE_CASES = [
+    # -- controls
+    checks.Case("dns_ok", "dns", **OK),
+    checks.Case("dns_ok", "dns-tcp", **OK),
+    checks.Case("dns_ok", "dns-expect", **OK),
+    checks.Case("dns_tcp_segments", "dns", **OK),
+    checks.Case("dns_tcp_segments", "dns-tcp", **OK),
+    checks.Case("dns_tc_then_tcp_ok", "dns", **OK),
+    checks.Case("dns_tc_cut_short", "dns", **OK),
+    checks.Case("dns_big", "dns-expect", **OK),
+    checks.Case("dns_unexpected", "dns", **OK),
+    # -- each RCODE: 83 with it
+    checks.Case("dns_nxdomain", "dns", **status(3)),
+    checks.Case("dns_nxdomain", "dns-tcp", **status(3)),
+    checks.Case("dns_servfail", "dns", **status(2)),
+    checks.Case("dns_servfail", "dns-tcp", **status(2)),
+    checks.Case("dns_refused", "dns", **status(5)),
+    checks.Case("dns_refused", "dns-tcp", **status(5)),
+    checks.Case("dns_notimp", "dns", **status(4)),
+    checks.Case("dns_formerr", "dns", **status(1)),
+    checks.Case("dns_formerr", "dns-tcp", **status(1)),
+    checks.Case("dns_yxdomain", "dns", **status(6)),
+    # -- not an answer to our question: 83 with 0
+    checks.Case("dns_wrong_id", "dns", **status(0)),
+    checks.Case("dns_wrong_id", "dns-tcp", **status(0)),
+    checks.Case("dns_wrong_name", "dns", **status(0)),
+    checks.Case("dns_wrong_type", "dns", **status(0)),
+    checks.Case("dns_wrong_class", "dns-tcp", **status(0)),
+    checks.Case("dns_no_qr", "dns", **status(0)),
+    checks.Case("dns_no_qr", "dns-tcp", **status(0)),
+    checks.Case("dns_garbage", "dns", **status(0)),
+    checks.Case("dns_garbage", "dns-tcp", **status(0)),
+    checks.Case("dns_short", "dns", **status(0)),
+    checks.Case("dns_trailing_junk", "dns-tcp", **status(0)),
+    checks.Case("dns_pointer_loop", "dns", **status(0)),
+    checks.Case("dns_pointer_loop", "dns-tcp", **status(0)),
+    checks.Case("dns_pointer_cycle", "dns", **status(0)),
+    checks.Case("dns_tc_over_tcp", "dns", **status(0)),
+    checks.Case("dns_tc_over_tcp", "dns-tcp", **status(0)),
+    # -- NOERROR without the record, or the value: 87
+    checks.Case("dns_empty", "dns", M.NEGATIVE_REPLY, None, Phase.PARSE),
+    checks.Case("dns_empty", "dns-tcp", M.NEGATIVE_REPLY, None, Phase.PARSE),
+    checks.Case("dns_other_type", "dns", M.NEGATIVE_REPLY, None, Phase.PARSE),
+    checks.Case("dns_cname_only", "dns", M.NEGATIVE_REPLY, None, Phase.PARSE),
+    checks.Case("dns_unexpected", "dns-expect", M.NEGATIVE_REPLY, None, Phase.PARSE),
+    # -- no answer within the deadline: 74
+    checks.Case("dns_silent", "dns", **timeout(Phase.WAIT)),
+    checks.Case("dns_silent", "dns-tcp", **timeout(Phase.WAIT)),
+    checks.Case("dns_late", "dns", **timeout(Phase.WAIT)),
+    checks.Case("dns_late", "dns-tcp", **timeout(Phase.WAIT)),
+    checks.Case("dns_trickle", "dns", **timeout(Phase.WAIT)),
+    checks.Case("dns_trickle", "dns-tcp", **timeout(Phase.RECEIVE)),
+    checks.Case("dns_tc_then_tcp_stall", "dns", **timeout(Phase.WAIT)),
+    # -- the TCP connection ends first: 75
+    checks.Case("dns_tcp_close", "dns-tcp", **lost(0, Phase.WAIT)),
+    checks.Case("dns_tcp_reset", "dns-tcp", **lost(errno.ECONNRESET, Phase.WAIT)),
+    checks.Case("dns_tcp_length_lie", "dns-tcp", **lost(0, Phase.RECEIVE)),
+]
+
+
+def probe_for(case: checks.Case, server: HostileDnsServer) -> DnsProbe:
+    from twisted.internet import reactor
+
+    return DnsProbe(
+        reactor,
+        DnsRequest(
+            host=HOST,
+            port=server.port(case.behaviour),
+            timeout=TIMEOUT,
+            query="www.example.test",
+            expect=("127.0.0.1",) if case.kind == "dns-expect" else (),
+            tcp=case.kind == "dns-tcp",
+        ),
+    )
+
+
+def test_every_behaviour_meets_the_probe() -> None:
+    assert {case.behaviour for case in PROBE_CASES} == set(DNS_BEHAVIOURS)
+
+
+PROBE_ONE_BY_ONE = checks.one_by_one(PROBE_CASES)
+
+
+@pytest.mark.parametrize("case", PROBE_ONE_BY_ONE, ids=[c.id for c in PROBE_ONE_BY_ONE])
+@pytest_twisted.ensureDeferred
+async def test_the_probe(case: checks.Case, hostile: HostileDnsServer) -> None:
+    """The message, a verdict at once, nothing left behind (no timer, reader, socket)."""
+    await checks.probe_case(case, hostile, probe_for)  # type: ignore[arg-type]
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_probe_all_at_once(hostile: HostileDnsServer) -> None:
+    """Every case at once, the stalls included: each within its own deadline."""
+    await checks.probe_all_at_once(PROBE_CASES, hostile, probe_for)  # type: ignore[arg-type]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_60_kib_answer_in_bounded_memory(hostile: HostileDnsServer) -> None:
+    """4000 records over TCP after a truncated UDP answer: read, judged, memory bounded."""
+    case = checks.Case("dns_big", "dns-expect", **OK)
+    tracemalloc.start()
+    try:
+        result, elapsed = await checks.run_case(case, hostile, probe_for)  # type: ignore[arg-type]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    checks.check_result(case, result, elapsed, QUICK)
+    assert peak < 8 * 1024 * 1024, f"peak {peak} bytes"
+
+
+WATCHES = [
+    ("dns_servfail", "The clp_dnsmon has detected an error in DNS(invalid status code[2])."),
+    ("dns_pointer_loop", "The clp_dnsmon has detected an error in DNS(invalid status code[0])."),
+    (
+        "dns_empty",
+        "The clp_dnsmon has detected an error in DNS(negative reply: NOERROR without an answer"
+        " record (no A record for www.example.test)).",
+    ),
+    (
+        "dns_tc_then_tcp_stall",
+        f"The clp_dnsmon has detected network error(select error[{errno.ETIMEDOUT}]).",
+    ),
+]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("behaviour", "text"), WATCHES, ids=[w[0] for w in WATCHES])
+def test_a_watch_exits_within_its_bound(
+    behaviour: str, text: str, hostile: HostileDnsServer, processes: Processes, tmp_path: Path
+) -> None:
+    """clp_dnsmon on a misbehaving server: the catalogue line per probe, exit 1 within the bound."""
+    watch_exits_on(
+        processes,
+        "clp_dnsmon",
+        "DNS",
+        hostile.port(behaviour),
+        tmp_path / "state",
+        text,
+        "--query",
+        "www.example.test",
+    )

@@ -1,12 +1,19 @@
 # -*- test-case-name: tests.test_hostile_tcp -*-
 """
-The TCP watch's sans-io parts (L{ismon.wire.tcp}) against the hostile
-server's plain-TCP misbehaviours (L{tests.hostile_tcp}), over a blocking
-socket and under one deadline, as the TCP probe will use them: for every
-misbehaviour, the verdict, a decision within the deadline (at once when the
-server's fault can be seen), bounded memory against a flood, and no socket
-left open.  The probe's own tests (messages, timers, a real watch process)
-come with the probe.
+The TCP watch against the hostile server's plain-TCP misbehaviours
+(L{tests.hostile_tcp}).
+
+First its sans-io parts (L{ismon.wire.tcp}) over a blocking socket and
+under one deadline: for every misbehaviour, the verdict, a decision within
+the deadline (at once when the server's fault can be seen), bounded memory
+against a flood, and no socket left open.
+
+Then the real probe (L{ismon.probes.tcp.TcpProbe}) on the same cases: the
+catalogue message, number and phase (docs/failure-rules.md, TCP), a verdict
+within the deadline, nothing left behind (no logged failure, timer,
+reader, writer or socket: the checks of L{tests.test_hostile}), every case
+at once, the floods cut short in bounded memory; and real C{clp_tcpmon}
+processes that exit 1 within the bound they printed.
 
 The behaviours are served by C{python -m tests.hostile} in a child
 process; this module never imports L{tests.hostile_tcp}, whose behaviours
@@ -15,19 +22,28 @@ would otherwise join the HTTP and SMTP suite's list in this process.
 
 from __future__ import annotations
 
+import errno
 import socket
 import ssl
 import time
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_twisted
 
+from ismon.core.catalogue import MessageId
+from ismon.core.requests import TcpRequest, TLSSettings
+from ismon.core.result import Phase
+from ismon.probes.tcp import TcpProbe
 from ismon.wire.tcp import ExpectMatcher, ExpectOutcome, compile_expect, unescape_send
+from tests import test_hostile as checks
 from tests.hostile import HostileServer
 from tests.test_hostile import QUICK, SLACK, TIMEOUT, _sockets
+from tests.watchproc import Processes, watch_exits_on
 
 # The shared misbehaviours of tests.hostile the cases use.
 SHARED = ["refused", "tls_stall"]
@@ -232,3 +248,115 @@ def test_the_reasons(hostile: HostileServer) -> None:
         "the connection closed before the server sent anything",
         'no match in the 4 bytes received: "+PON"',
     ]
+
+
+# --------------------------------------------------------------------------
+# The real probe (ismon.probes.tcp) against every misbehaviour
+
+M = MessageId
+
+_EXPECTED: dict[str, dict[str, Any]] = {
+    MATCHED: checks.OK,
+    LIMIT: {"message": M.INVALID_STATUS, "number": 0, "phase": Phase.PARSE},
+    CLOSED: {"message": M.RECV_ERROR, "number": 0},
+    RESET: {"message": M.RECV_ERROR, "number": errno.ECONNRESET},
+    REFUSED: {"message": M.CONNECT_ERROR, "number": errno.ECONNREFUSED, "phase": Phase.CONNECT},
+    UNTRUSTED: {"message": M.TLS_VERIFY_ERROR, "number": None, "phase": Phase.TLS},
+}
+# Where the deadline strikes: nothing read yet, part of an answer, the handshake.
+_TIMEOUT_PHASES = {
+    "tcp_silent": Phase.WAIT,
+    "tcp_no_read": Phase.WAIT,
+    "tls_stall": Phase.TLS,
+}
+
+
+def _probe_case(case: Case) -> checks.Case:
+    if case.ends == TIMEOUT_:
+        expected = checks.timeout(_TIMEOUT_PHASES.get(case.behaviour, Phase.RECEIVE))
+    else:
+        expected = _EXPECTED[case.ends]
+    return checks.Case(case.behaviour, case.id, **expected)
+
+
+#: The probe's cases: the by-hand cases above, each with its catalogue message.
+PROBE_CASES = {case.id: (case, _probe_case(case)) for case in CASES}
+
+
+def probe_for(probe_case: checks.Case, server: HostileServer) -> TcpProbe:
+    from twisted.internet import reactor
+
+    case, _ = PROBE_CASES[probe_case.kind]
+    tls = None if case.tls is None else TLSSettings(servername=case.tls, ca_file=server.ca_file)
+    return TcpProbe(
+        reactor,
+        TcpRequest(
+            host="127.0.0.1",
+            port=server.port(case.behaviour),
+            timeout=TIMEOUT,
+            tls=tls,
+            send=case.send,
+            expect=case.expect,
+        ),
+    )
+
+
+def test_every_case_meets_the_probe() -> None:
+    assert len(PROBE_CASES) == len(CASES), "two cases with one id"
+
+
+_PROBE_LIST = [probe_case for _, probe_case in PROBE_CASES.values()]
+_PROBE_ONE_BY_ONE = checks.one_by_one(_PROBE_LIST)
+
+
+@pytest.mark.parametrize("case", _PROBE_ONE_BY_ONE, ids=[c.kind for c in _PROBE_ONE_BY_ONE])
+@pytest_twisted.ensureDeferred
+async def test_the_probe(case: checks.Case, hostile: HostileServer) -> None:
+    """The message, a verdict at once, nothing left behind (no timer, reader, socket)."""
+    await checks.probe_case(case, hostile, probe_for)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_probe_all_at_once(hostile: HostileServer) -> None:
+    """Every case at once, the stalls and trickles included: each within its own deadline."""
+    await checks.probe_all_at_once(_PROBE_LIST, hostile, probe_for)
+
+
+_FLOODS = [probe_case for probe_case in _PROBE_LIST if probe_case.message is M.INVALID_STATUS]
+
+
+@pytest.mark.parametrize("case", _FLOODS, ids=[c.kind for c in _FLOODS])
+@pytest_twisted.ensureDeferred
+async def test_the_probe_cuts_a_flood_short(case: checks.Case, hostile: HostileServer) -> None:
+    """10 MiB, or a flood without end: 83 at the bound, at once, in bounded memory."""
+    await checks.probe_flood(case, hostile, probe_for)
+
+
+WATCHES = [
+    (
+        "tcp_wrong_answer",
+        f"The clp_tcpmon has detected network error(select error[{errno.ETIMEDOUT}]).",
+    ),
+    ("tcp_flood_forever", "The clp_tcpmon has detected an error in TCP(invalid status code[0])."),
+    ("tcp_close_mid_answer", "The clp_tcpmon has detected network error(recv error[0])."),
+]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("behaviour", "text"), WATCHES, ids=[w[0] for w in WATCHES])
+def test_a_watch_exits_within_its_bound(
+    behaviour: str, text: str, hostile: HostileServer, processes: Processes, tmp_path: Path
+) -> None:
+    """clp_tcpmon on a misbehaving server: the catalogue line per probe, exit 1 within the bound."""
+    watch_exits_on(
+        processes,
+        "clp_tcpmon",
+        "TCP",
+        hostile.port(behaviour),
+        tmp_path / "state",
+        text,
+        "--send",
+        PING,
+        "--expect",
+        PONG,
+    )

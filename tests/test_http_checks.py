@@ -16,7 +16,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -461,24 +461,64 @@ def test_password_written_nowhere(
 ) -> None:
     """
     A watch given --auth-file probes with it, is refused once with a wrong
-    one (message 86), and nothing it wrote or shows holds the password:
-    stdout, --logfile, --json-log, syslog, status (text and JSON), the
-    state folder's records, and its /proc/PID/cmdline.
+    one (message 86), and nothing it wrote or shows holds the password
+    (L{password_written_nowhere}).
+    """
+
+    def argv(watch_id: str, auth: Path) -> list[str]:
+        return [
+            *command("clp_httpmon"),
+            watch_id,
+            *("-s", LOOPBACK, "-n", str(nginx.port), "-h", "/auth.txt", "--method", "GET"),
+            *("-i", "1", "-c", "1", "-r", "5", "--auth-file", str(auth)),
+        ]
+
+    def secrets(password: str) -> list[str]:
+        return [password, base64.b64encode(f"{NGINX_AUTH_USER}:{password}".encode()).decode()]
+
+    password_written_nowhere(
+        processes,
+        rsyslog,
+        tmp_path,
+        "clp_httpmon",
+        argv,
+        NGINX_AUTH_USER,
+        (NGINX_AUTH_PASSWORD, "ismon-Wrong-5b8e01"),
+        secrets,
+        "authentication refused[401]",
+    )
+
+
+def password_written_nowhere(
+    processes: Processes,
+    rsyslog: Rsyslog,
+    tmp_path: Path,
+    cmd: str,
+    argv: Callable[[str, Path], list[str]],
+    user: str,
+    passwords: tuple[str, str],
+    secrets_of: Callable[[str], list[str]],
+    refused: str,
+) -> None:
+    """
+    Two watches of C{cmd} (C{argv(watch_id, auth_file)}): C{good} logs in
+    with the first password and probes well, C{bad} is refused with the
+    second (C{refused} in its log) and exits 1.  Nothing either wrote or
+    shows holds a password or any of C{secrets_of(password)}: stdout,
+    --logfile, --json-log, syslog, status (text and JSON), the state
+    folder's records, and the running watch's /proc/PID/cmdline.
     """
     state, logfile, json_log = tmp_path / "state", tmp_path / "watch.log", tmp_path / "w.jsonl"
     secrets: list[str] = []
     watches = []
-    for watch_id, password in (("good", NGINX_AUTH_PASSWORD), ("bad", "ismon-Wrong-5b8e01")):
+    for watch_id, password in zip(("good", "bad"), passwords, strict=True):
         auth = tmp_path / f"{watch_id}.auth"
-        auth.write_text(f"{NGINX_AUTH_USER}:{password}\n")
+        auth.write_text(f"{user}:{password}\n")
         auth.chmod(0o600)
-        secrets += [password, base64.b64encode(f"{NGINX_AUTH_USER}:{password}".encode()).decode()]
+        secrets += secrets_of(password)
         watch = processes.start(
             [
-                *command("clp_httpmon"),
-                watch_id,
-                *("-s", LOOPBACK, "-n", str(nginx.port), "-h", "/auth.txt", "--method", "GET"),
-                *("-i", "1", "-c", "1", "-r", "5", "--auth-file", str(auth)),
+                *argv(watch_id, auth),
                 *("--state-dir", str(state), "--syslog-socket", str(rsyslog.socket)),
                 *("--logfile", str(logfile), "--json-log", str(json_log), "--debug"),
             ],
@@ -487,7 +527,7 @@ def test_password_written_nowhere(
         watches.append(watch)
     good, bad = watches
     assert bad.wait(30) == 1, bad.output()
-    assert "authentication refused[401]" in bad.output()
+    assert refused in bad.output()
     cmdline = Path(f"/proc/{good.pid}/cmdline").read_bytes().decode()
     deadline = time.monotonic() + 30
     while True:
@@ -504,15 +544,15 @@ def test_password_written_nowhere(
         cmdline,
         good.output(),
     ]
-    stopped = processes.run([*command("clp_httpmon"), "good", "--stop", "--state-dir", str(state)])
+    stopped = processes.run([*command(cmd), "good", "--stop", "--state-dir", str(state)])
     assert stopped.returncode == 0, stopped.stderr
     assert good.wait(10) == 0
-    rsyslog.wait_for(r"clp_httpmon\[\d+\]: The clp_httpmon will terminate\. \[ID:good\]")
+    rsyslog.wait_for(rf"{cmd}\[\d+\]: The {cmd} will terminate\. \[ID:good\]")
     texts += [good.output(), bad.output(), logfile.read_text(), json_log.read_text()]
     texts += ["\n".join(rsyslog.lines())]
     texts += [p.read_bytes().decode("utf-8", "replace") for p in state.rglob("*") if p.is_file()]
     for where in (logfile.read_text(), json_log.read_text(), "\n".join(rsyslog.lines())):
-        assert "authentication refused[401]" in where
+        assert refused in where
     for text in texts:
         for secret in secrets:
             assert secret not in text

@@ -57,8 +57,8 @@ def test_every_option_is_in_help_and_page(name: str) -> None:
         escaped = row.long.replace("-", "\\-")
         assert f"\\fB\\-\\-{escaped}\\fR" in roff, row.long
         assert f"--{row.long}" in text, row.long
-        # The same words (the help wraps them; roff escapes the hyphens).
-        assert row.doc.replace("-", "\\-") in roff, row.doc
+        # The same words (the help wraps them; roff escapes backslashes and hyphens).
+        assert row.doc.replace("\\", "\\e").replace("-", "\\-") in roff, row.doc
         assert " ".join(row.doc.split()) in " ".join(text.split()), row.doc
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from ismon.core.protocols import PROTOCOLS
 from ismon.watch.notify import MAX_STATUS_BYTES, SystemdNotifier
 from tests.conftest import installed_script
 
@@ -218,7 +219,7 @@ def test_from_another_process(manager: Manager) -> None:
 # The systemd units that use the protocol
 
 SYSTEMD = ROOT / "scripts" / "systemd"
-UNITS = tuple(f"ismon-{name}@.service" for name in ("http", "smtp", "pop3", "imap", "ftp"))
+UNITS = tuple(f"ismon-{name}@.service" for name in PROTOCOLS)
 
 
 def _unit(text: str) -> dict[str, list[str]]:

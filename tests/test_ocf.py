@@ -16,11 +16,12 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ismon.cmdline.options import HttpOptions, SmtpOptions
-from tests.conftest import FreshServers
+from ismon.cmdline.options import OPTIONS
+from tests.conftest import FreshDnsTcpServers, FreshServers
 from tests.conftest import installed_script as console_script
 from tests.procs import alive as _alive
 from tests.procs import signal_pid as _kill
@@ -204,19 +205,19 @@ def test_metadata_is_valid_against_ra_api_dtd(tmp_path: Path) -> None:
 
 
 def _cli_options() -> set[str]:
-    """Every option of a watch (both protocols), as agent parameter names."""
+    """Every option of a watch (every protocol), as agent parameter names."""
     # Actions and options of the control commands, not of a watch.
     not_watch_options = {
         *("stop", "pause", "continue", "disp", "del", "check", "kill-after"),
         *("help", "version"),
     }
     names: set[str] = set()
-    for options in (HttpOptions, SmtpOptions):
+    for options in OPTIONS.values():
         for flag in options.optFlags:
             names.add(str(flag[0]))
         for parameter in options.optParameters:
             names.add(str(parameter[0]))
-        # Repeatable options are opt_* methods (--expect-header).
+        # Repeatable options are opt_* methods (--expect-header, --expect).
         names |= {n[4:].replace("_", "-") for n in vars(options) if n.startswith("opt_")}
     return {n.replace("-", "_") for n in names - not_watch_options}
 
@@ -258,7 +259,7 @@ def test_metadata_has_a_parameter_for_every_watch_option() -> None:
         for name, p in parameters.items()
         if p.find("content").get("type") == "boolean"  # type: ignore[union-attr]
     }
-    assert booleans == {"tls", "starttls", "insecure", "debug"}
+    assert booleans == {"tls", "starttls", "insecure", "debug", "tcp"}
     actions = {a.get("name"): a for a in root.iter("action")}
     assert {"start", "stop", "monitor", "meta-data", "validate-all"} <= set(actions)
 
@@ -516,11 +517,20 @@ def test_smtp(agents: list[Agent], tmp_path: Path, fresh_servers: FreshServers) 
         timeout="1",
         helo="node1.example",
     )
+    fails_when_stalled(agent, server, "SMTP")
+
+
+def fails_when_stalled(agent: Agent, server: Any, what: str) -> None:
+    """
+    The agent validates, starts and monitors the watch; once C{server} is
+    stopped (SIGSTOP) the watch gives up, monitor fails, stop succeeds and
+    the resource is not running.
+    """
     assert agent.rc("validate-all") == OCF_SUCCESS
     assert agent.rc("start") == OCF_SUCCESS
     assert agent.rc("monitor") == OCF_SUCCESS
     with server.stalled():
-        wait_until(lambda: agent.watch_pid() is None, 30, "the SMTP watch to give up")
+        wait_until(lambda: agent.watch_pid() is None, 30, f"the {what} watch to give up")
     assert agent.rc("monitor") == OCF_ERR_GENERIC
     assert agent.rc("stop") == OCF_SUCCESS
     assert agent.rc("monitor") == OCF_NOT_RUNNING
@@ -560,6 +570,20 @@ def test_smtp(agents: list[Agent], tmp_path: Path, fresh_servers: FreshServers) 
         ({"method": "GET", "expect_body": "(x"}, OCF_ERR_CONFIGURED),
         ({"expect_header": "Server: nginx\nX-A: [a"}, OCF_ERR_CONFIGURED),
         ({"protocol": "smtp", "method": "GET"}, OCF_ERR_CONFIGURED),
+        ({"protocol": "dns"}, OCF_ERR_CONFIGURED),  # no query
+        ({"protocol": "dns", "query": "www.example.com", "type": "MX"}, OCF_SUCCESS),
+        (
+            {"protocol": "dns", "query": "example.com", "expect": "192.0.2.1\n192.0.2.2\n"},
+            OCF_SUCCESS,
+        ),
+        ({"protocol": "dns", "query": "x", "expect": "not-an-address"}, OCF_ERR_CONFIGURED),
+        ({"protocol": "dns", "query": "x", "tcp": "yes", "tls": "true"}, OCF_SUCCESS),
+        ({"protocol": "dns", "query": "x", "tcp": "perhaps"}, OCF_ERR_CONFIGURED),
+        ({"protocol": "http", "query": "x"}, OCF_ERR_CONFIGURED),
+        ({"protocol": "tcp", "send": "PING\\r\\n", "expect": "\\+PONG"}, OCF_SUCCESS),
+        ({"protocol": "tcp", "expect": "a\nb"}, OCF_ERR_CONFIGURED),  # one regex
+        ({"protocol": "tcp", "expect": "(?=x)"}, OCF_ERR_CONFIGURED),
+        ({"protocol": "tcp", "send": "x\\t"}, OCF_ERR_CONFIGURED),
         (
             {
                 "method": "GET",
@@ -579,6 +603,36 @@ def test_validate_all(tmp_path: Path, params: dict[str, str], expected: int) -> 
     assert done.returncode == expected, done.stderr
     if expected != OCF_SUCCESS:
         assert "ocf-exit-reason:" in done.stderr
+
+
+@needs_resource_agents
+def test_a_tcp_watch_needs_its_port(tmp_path: Path) -> None:
+    agent = Agent(tmp_path, "t", watch_id="t1", protocol="tcp", server="127.0.0.1")
+    done = agent("validate-all")
+    assert done.returncode == OCF_ERR_CONFIGURED, done.stderr
+    assert "-n (port) must be given: TCP has no standard port" in done.stderr
+
+
+@needs_resource_agents
+def test_dns(
+    agents: list[Agent], tmp_path: Path, fresh_dns_tcp_servers: FreshDnsTcpServers
+) -> None:
+    """protocol=dns on unbound: start, monitor, and a failure once unbound is stopped."""
+    server = fresh_dns_tcp_servers.unbound()
+    agent = make(
+        agents,
+        tmp_path,
+        "dnswatch",
+        protocol="dns",
+        server="127.0.0.1",
+        port=str(server.port),
+        query="www.ismon.test",
+        expect="127.0.0.2\n192.0.2.99",
+        interval="1",
+        retries="1",
+        timeout="1",
+    )
+    fails_when_stalled(agent, server, "DNS")
 
 
 @needs_resource_agents

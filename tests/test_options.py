@@ -182,6 +182,29 @@ class HttpCommandLineTests(SynchronousTestCase):
         with self.assertRaises(ParameterError):
             parse_http("w", "--tls", "--ca-file", "/etc/hostname")
 
+    def test_a_protocol_without_a_standard_port_needs_n(self) -> None:
+        """A table entry with port 0 (plain TCP has none) makes -n compulsory, --tls too."""
+
+        class NoStandardPort(HttpOptions):
+            default_port = 0
+            tls_port = 0
+
+        for args in ((), ("--tls",)):
+            options = NoStandardPort()
+            with self.assertRaises(ParameterError) as refused:
+                options.parseOptions(["w", *args])
+            self.assertEqual(
+                refused.exception.detail, "-n (port) must be given: HTTP has no standard port"
+            )
+        options = NoStandardPort()
+        options.parseOptions(["w", "-n", "6379"])
+        assert options.config is not None
+        self.assertEqual(options.config.request.port, 6379)
+        # Stop and the other control commands need no port.
+        options = NoStandardPort()
+        options.parseOptions(["w", "--stop"])
+        self.assertIsNotNone(options.control)
+
     def test_h_is_not_help(self) -> None:
         request = parse_http("w", "-h", "/x").request
         assert isinstance(request, HttpRequest)

@@ -50,7 +50,7 @@ def test_the_parser_is_the_protocol_s(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_the_probe_is_made_from_a_parsed_command_line(name: str) -> None:
     options = OPTIONS[name]()
-    options.parseOptions(["w1", "-s", "127.0.0.1"])
+    options.parseOptions(["w1", "-s", "127.0.0.1", *options.example_arguments])
     assert options.config is not None
     probe = make_probe(MemoryReactorClock(), name, options.config.request)
     assert IProbe.providedBy(probe)

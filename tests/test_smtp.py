@@ -1,18 +1,25 @@
 # -*- test-case-name: tests.test_smtp -*-
 """
 Tests for L{ismon.probes.smtp}: the greeting / NOOP / QUIT conversation, STARTTLS,
-and the SMTP probe's verdicts (docs/failure-rules.md, SMTP), on a L{MemoryReactorClock}.
+the login of --auth-file (AUTH PLAIN or LOGIN), and the SMTP probe's verdicts
+(docs/failure-rules.md, SMTP), on a L{MemoryReactorClock}; and the login's
+command line.
 """
 
 from __future__ import annotations
 
+import base64
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
+from ismon.cmdline.options import ParameterError, SmtpOptions
 from ismon.core.catalogue import MessageId
-from ismon.core.requests import SmtpRequest, TLSSettings
+from ismon.core.requests import BasicCredentials, SmtpRequest, TLSSettings
 from ismon.core.result import Phase
 from ismon.probes.probe import IProbe
 from ismon.probes.smtp import SmtpProbe, _local_name
@@ -409,3 +416,205 @@ class LocalNameTests(SynchronousTestCase):
         # Only visible with STARTTLS (EHLO); without it the name is unused,
         # but the probe was built without touching the network.
         self.assertEqual(probe._helo, "node7")
+
+
+USER, PASSWORD = "watcher", "s3cret-Pw"
+PLAIN_TOKEN = base64.b64encode(f"\0{USER}\0{PASSWORD}".encode()).decode()
+
+
+class LoginTests(ProbeCase):
+    """
+    --auth-file: EHLO, then AUTH PLAIN (initial response) if offered, else
+    AUTH LOGIN; 235, then NOOP.  A refusal is 86 with the code.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+
+    def start(self, **request: Any) -> None:
+        request.setdefault("helo_name", "monitor.example")
+        probe = SmtpProbe(
+            self.reactor,
+            SmtpRequest(credentials=BasicCredentials(USER, PASSWORD), **request),
+            resolving(v4(port=25)),
+        )
+        self.results = collect(probe.probe())
+        self.protocol, self.transport = connect(self.reactor, transport=TLSRecordingTransport())
+
+    def said(self, data: bytes) -> bytes:
+        """The server says C{data}; what the probe wrote in answer."""
+        self.transport.clear()
+        self.protocol.dataReceived(data)
+        return self.transport.value()
+
+    def ehlo(self, reply: bytes) -> bytes:
+        self.start()
+        self.assertEqual(self.said(b"220 mail.example ESMTP\r\n"), b"EHLO monitor.example\r\n")
+        return self.said(reply)
+
+    def passes(self) -> None:
+        self.assertEqual(self.said(b"250 2.0.0 Ok\r\n"), b"QUIT\r\n")
+        self.protocol.connectionLost(closed())
+        self.assertTrue(self.assertOnlyResult(self.results).ok)
+
+    def refused(self, code: int | None, reply: str = "") -> Any:
+        self.assertTrue(self.transport.aborted)
+        self.protocol.connectionLost(aborted())
+        result = self.assertOnlyResult(self.results)
+        self.assertFailure_(result, MessageId.AUTH_REFUSED, code, Phase.PARSE)
+        if reply:
+            self.assertEqual(result.reply, reply)
+        return result
+
+    def test_plain_when_offered(self) -> None:
+        sent = self.ehlo(b"250-mail.example\r\n250-AUTH LOGIN PLAIN\r\n250 8BITMIME\r\n")
+        self.assertEqual(sent, f"AUTH PLAIN {PLAIN_TOKEN}\r\n".encode())
+        self.assertEqual(self.said(b"235 2.7.0 Authentication successful\r\n"), b"NOOP\r\n")
+        self.passes()
+
+    def test_login_when_plain_is_not_offered(self) -> None:
+        """The AUTH=LOGIN of servers written for old clients counts too."""
+        self.assertEqual(self.ehlo(b"250-mail.example\r\n250 AUTH=LOGIN\r\n"), b"AUTH LOGIN\r\n")
+        user = base64.b64encode(USER.encode())
+        self.assertEqual(self.said(b"334 VXNlcm5hbWU6\r\n"), user + b"\r\n")
+        password = base64.b64encode(PASSWORD.encode())
+        self.assertEqual(self.said(b"334 UGFzc3dvcmQ6\r\n"), password + b"\r\n")
+        self.assertEqual(self.said(b"235 2.7.0 Authentication successful\r\n"), b"NOOP\r\n")
+        self.passes()
+
+    def test_refused_is_86_with_the_code(self) -> None:
+        self.ehlo(b"250-mail.example\r\n250 AUTH PLAIN\r\n")
+        self.assertEqual(self.said(b"535 5.7.8 Authentication credentials invalid\r\n"), b"")
+        self.refused(535, "535 5.7.8 Authentication credentials invalid")
+
+    def test_login_refused_at_the_user(self) -> None:
+        self.ehlo(b"250-mail.example\r\n250 AUTH LOGIN\r\n")
+        self.said(b"334 VXNlcm5hbWU6\r\n")
+        self.said(b"535 no such user\r\n")
+        self.refused(535)
+
+    def test_login_mechanism_refused(self) -> None:
+        self.ehlo(b"250-mail.example\r\n250 AUTH LOGIN\r\n")
+        self.said(b"504 5.5.4 Unrecognized authentication type\r\n")
+        self.refused(504)
+
+    def test_no_mechanism_offered_is_86_with_0(self) -> None:
+        self.assertEqual(self.ehlo(b"250-mail.example\r\n250 AUTH CRAM-MD5\r\n"), b"")
+        result = self.refused(0)
+        self.assertEqual(result.detail, "the server offers neither AUTH PLAIN nor AUTH LOGIN")
+
+    def test_a_single_line_ehlo_offers_nothing(self) -> None:
+        self.assertEqual(self.ehlo(b"250 mail.example AUTH PLAIN\r\n"), b"")
+        self.refused(0)
+
+    def test_a_failing_ehlo_is_83(self) -> None:
+        self.ehlo(b"421 4.3.2 shutting down\r\n")
+        self.protocol.connectionLost(aborted())
+        self.assertFailure_(
+            self.assertOnlyResult(self.results), MessageId.INVALID_STATUS, 421, Phase.PARSE
+        )
+
+    def test_a_failing_noop_after_the_login_is_83(self) -> None:
+        self.ehlo(b"250-mail.example\r\n250 AUTH PLAIN\r\n")
+        self.said(b"235 ok\r\n")
+        self.said(b"500 what\r\n")
+        self.protocol.connectionLost(aborted())
+        self.assertFailure_(
+            self.assertOnlyResult(self.results), MessageId.INVALID_STATUS, 500, Phase.PARSE
+        )
+
+    def test_echoed_secrets_are_hidden(self) -> None:
+        """A server that echoes the password, or the base64 it was sent in, shows ***."""
+        self.ehlo(b"250-mail.example\r\n250 AUTH PLAIN\r\n")
+        self.said(f"535-bad {PLAIN_TOKEN}\r\n535 bad {PASSWORD}\r\n".encode())
+        result = self.refused(535)
+        self.assertEqual(result.reply, "535 bad *** / 535 bad ***")
+
+    def test_garbage_echoing_the_password_is_hidden(self) -> None:
+        self.ehlo(b"250-mail.example\r\n250 AUTH LOGIN\r\n")
+        self.said(b"334 VXNlcm5hbWU6\r\n")
+        self.said(b"334 UGFzc3dvcmQ6\r\n")
+        self.said(f"what is {PASSWORD}?\r\n".encode())
+        self.protocol.connectionLost(aborted())
+        result = self.assertOnlyResult(self.results)
+        self.assertEqual((result.message, result.number), (MessageId.INVALID_STATUS, 0))
+        self.assertNotIn(PASSWORD, result.reply + result.detail)
+
+    def test_after_starttls_the_second_ehlo_decides(self) -> None:
+        """
+        AUTH offered before STARTTLS does not count (RFC 3207 §4.2): only the
+        EHLO over TLS says which mechanisms there are.
+        """
+        self.start(starttls=True, tls=TLSSettings(servername="mail.example", insecure=True))
+        self.said(b"220 mail.example ESMTP\r\n")
+        self.assertEqual(
+            self.said(b"250-mail.example\r\n250-AUTH PLAIN\r\n250 STARTTLS\r\n"), b"STARTTLS\r\n"
+        )
+        self.said(b"220 go ahead\r\n")
+        self.transport.clear()
+        self.protocol.handshakeCompleted()  # type: ignore[attr-defined]
+        self.assertEqual(self.transport.value(), b"EHLO monitor.example\r\n")
+        self.assertEqual(self.said(b"250-mail.example\r\n250 AUTH LOGIN\r\n"), b"AUTH LOGIN\r\n")
+
+    def test_without_credentials_no_ehlo(self) -> None:
+        probe = SmtpProbe(self.reactor, SmtpRequest(helo_name="m"), resolving(v4(port=25)))
+        probe.probe()
+        protocol, transport = connect(self.reactor)
+        protocol.dataReceived(b"220 hi\r\n")
+        self.assertEqual(transport.value(), b"NOOP\r\n")
+
+
+class LoginOptionsTests(SynchronousTestCase):
+    """--auth-file for SMTP: only over TLS unless --insecure; the file rules of the others."""
+
+    def setUp(self) -> None:
+        folder = Path(tempfile.mkdtemp(prefix="ismon-smtp-login-"))
+        self.addCleanup(shutil.rmtree, folder)
+        self.auth = folder / "auth"
+        self.auth.write_text(f"{USER}:{PASSWORD}\n")
+        self.auth.chmod(0o600)
+
+    def parse(self, *args: str) -> SmtpRequest:
+        options = SmtpOptions()
+        options.parseOptions(["m1", "--auth-file", str(self.auth), *args])
+        assert options.config is not None
+        request = options.config.request
+        assert isinstance(request, SmtpRequest)
+        return request
+
+    def refusal(self, *args: str) -> str:
+        with self.assertRaises(ParameterError) as refused:
+            self.parse(*args)
+        return refused.exception.detail
+
+    def test_over_tls(self) -> None:
+        for args in (["--tls"], ["--starttls"], ["--starttls", "--insecure"]):
+            request = self.parse(*args)
+            self.assertEqual(request.credentials, BasicCredentials(USER, PASSWORD))
+            self.assertIsNotNone(request.tls)
+            self.assertNotIn(PASSWORD, repr(request))
+
+    def test_not_in_the_clear(self) -> None:
+        self.assertEqual(
+            self.refusal(),
+            "--auth-file needs --tls or --starttls (the password would cross the network in the"
+            " clear), or --insecure to allow that",
+        )
+
+    def test_in_the_clear_with_insecure(self) -> None:
+        request = self.parse("--insecure")
+        self.assertIsNone(request.tls)
+        self.assertIsNotNone(request.credentials)
+        self.assertEqual(
+            self.refusal("--insecure", "--ca-file", "/etc/hostname"),
+            "--ca-file needs --tls or --starttls",
+        )
+
+    def test_insecure_alone_still_needs_tls(self) -> None:
+        with self.assertRaises(ParameterError) as refused:
+            SmtpOptions().parseOptions(["m1", "--insecure"])
+        self.assertEqual(refused.exception.detail, "--insecure needs --tls or --starttls")
+
+    def test_the_file_rules(self) -> None:
+        self.auth.chmod(0o644)
+        self.assertIn("mode", self.refusal("--tls"))

@@ -169,11 +169,16 @@ def test_what_each_way_loads(processes: Processes, tmp_path: Path) -> None:
         ("clp_httpmon", ["web", "--pause"]),
         ("clp_httpmon", ["web", "--continue"]),
         ("clp_smtpmon", ["web", "--disp"]),
+        ("clp_dnsmon", ["web", "--disp"]),
+        ("clp_tcpmon", ["web", "--pause"]),
+        ("clp_tcpmon", ["web", "--continue"]),
         ("ismon", ["status", "other"]),
         ("ismon", ["del", "other"]),
         ("ismon", ["metrics"]),
         ("ismon", ["metrics", "--openmetrics"]),
-        ("ismon", ["stop", "web", "-r", "20"]),
+        ("ismon", ["stop", "other"]),
+        # Any protocol's command stops any watch, the fast way.
+        ("clp_dnsmon", ["web", "--stop", "-r", "20"]),
         ("clp_httpmon", ["web", "--del"]),
     ):
         code, modules = recorder.run(program, *args)
@@ -224,7 +229,7 @@ _TLS_LINES = [
 @pytest.mark.parametrize(("name", "args"), _TLS_LINES)
 def test_every_tls_option_keeps_the_tls_stack(name: str, args: list[str]) -> None:
     options = OPTIONS[name]()
-    options.parseOptions(["w1", *args])
+    options.parseOptions(["w1", *args, *options.example_arguments])
     assert options.config is not None and options.config.request.tls is not None
     # A TLS configuration is never given the stand-ins (nothing changes here).
     before = {m: sys.modules.get(m) for m in TLS_MODULES}
@@ -240,7 +245,7 @@ def test_a_plain_watch_leaves_the_tls_stack_out(name: str, processes: Processes)
         "defer_cookiejar()  # as ismon.entry does first\n"
         "from ismon.cmdline.options import OPTIONS\n"
         f"options = OPTIONS[{name!r}]()\n"
-        "options.parseOptions(['w1', '--cert-warn-days', '3'])\n"
+        "options.parseOptions(['w1', '--cert-warn-days', '3', *options.example_arguments])\n"
         "left_out = leave_out_tls_stack(options.config)\n"
         "import twisted.internet.tcp\n"
         "print(json.dumps([left_out, sorted(m for m in TLS_MODULES if sys.modules.get(m))]))\n"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+import subprocess
+import sys
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -91,6 +93,29 @@ def expect(type: RecordType, *values: str) -> list[Any]:
 
 # --------------------------------------------------------------------------
 # The query
+
+
+def test_checking_the_operator_s_input_loads_no_twisted() -> None:
+    """
+    Names, types and expected values are checked without Twisted Names: the
+    option parsers check them before a watch decides whether to load the
+    TLS stack, and Twisted's Deferreds import asyncio, which imports ssl.
+    """
+    code = (
+        "import sys\n"
+        "from ismon.wire.dns import RecordType, parse_expected, query_name, reverse_name\n"
+        "query_name('www.example.com'); query_name(reverse_name('192.0.2.1'))\n"
+        "for t in RecordType: RecordType.parse(t.name.lower())\n"
+        "parse_expected(RecordType.MX, '10 mail.example.com')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('twisted', 'ssl', 'asyncio')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "[]\n", "")
+
+
+def test_the_record_types_are_twisted_s() -> None:
+    for rtype in RecordType:
+        assert int(rtype) == getattr(dns, rtype.name)
 
 
 def test_query_has_one_question_rd_set_and_our_id() -> None:

@@ -37,10 +37,12 @@ __all__ = [
     "Processes",
     "WatchProcess",
     "command",
+    "exits_within_bound",
     "message",
     "message_ids",
     "processes_of_test",
     "watch_argv",
+    "watch_exits_on",
 ]
 
 LOOPBACK = "127.0.0.1"
@@ -78,6 +80,8 @@ _PROTO = {
     "clp_pop3mon": "POP3",
     "clp_imapmon": "IMAP4",
     "clp_ftpmon": "FTP",
+    "clp_dnsmon": "DNS",
+    "clp_tcpmon": "TCP",
 }
 ETIMEDOUT = 110
 
@@ -312,3 +316,65 @@ def watch_argv(
         syslog,
         *extra,
     ]
+
+
+#: What a watch may need beyond its bound to end: process teardown, and the
+#: test noticing the failure a moment late.
+TEARDOWN = 1.0
+
+
+def exits_within_bound(
+    watch: WatchProcess,
+    bound: float,
+    cmd: str,
+    watch_id: str,
+    failure: str,
+    *,
+    retries: int = 2,
+    teardown: float = TEARDOWN,
+) -> float:
+    """
+    From now, C{watch} exits 1 within C{bound} (plus C{teardown}), having
+    logged C{failure} for the probe and each of its C{retries}, the last
+    right before message 6, and no traceback.  Returns how long it took.
+    """
+    started = time.monotonic()
+    code = watch.wait(bound + PATIENCE)
+    took = time.monotonic() - started
+    output = watch.output()
+    assert code == 1, output
+    assert took <= bound + teardown, f"exit {took:.2f}s after the failure began, bound {bound}s"
+    assert output.count(f"{failure} [ID:{watch_id}]") == retries + 1, output
+    tagged = [line for line in output.splitlines() if "[ID:" in line]
+    assert tagged[-1].endswith(f"The {cmd} will terminate. [ID:{watch_id}]"), output
+    assert tagged[-2].endswith(f"{failure} [ID:{watch_id}]"), output
+    assert "Traceback" not in output
+    return took
+
+
+def watch_exits_on(
+    processes: Processes,
+    cmd: str,
+    label: str,
+    port: int,
+    state: Path,
+    failure: str,
+    *extra: str,
+) -> None:
+    """
+    A watch C{cmd} of 127.0.0.1:C{port} (-i 1 -c 1 -r 1, the options
+    C{extra}), its protocol named C{label} in its messages, logs C{failure}
+    for its probe and its retry and exits 1 within the bound it printed
+    (a hostile server's misbehaviour).
+    """
+    watch_id = "hostile"
+    watch = processes.start(
+        watch_argv(
+            cmd, watch_id, LOOPBACK, port, state, *extra, timing=["-i", "1", "-c", "1", "-r", "1"]
+        ),
+        name="watch",
+    )
+    bound = watch.detection_bound()
+    # The bound runs from the first probe, right after this line.
+    watch.wait_for(re.escape(f"The {cmd} has started watching {label}. [ID:{watch_id}]"))
+    exits_within_bound(watch, bound, cmd, watch_id, failure, retries=1)

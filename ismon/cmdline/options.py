@@ -30,12 +30,14 @@ from ismon.core.requests import (
     DEFAULT_MAX_BODY,
     BasicCredentials,
     ConversationRequest,
+    DnsRequest,
     Expectation,
     HeaderExpectation,
     HttpRequest,
     ProbeRequest,
     SmtpRequest,
     StatusSet,
+    TcpRequest,
     TLSSettings,
 )
 from ismon.core.text import quote
@@ -46,12 +48,14 @@ __all__ = [
     "OPTIONS",
     "Action",
     "ConversationOptions",
+    "DnsOptions",
     "FtpOptions",
     "HttpOptions",
     "ImapOptions",
     "ParameterError",
     "Pop3Options",
     "SmtpOptions",
+    "TcpOptions",
     "WatchOptions",
     "control_request",
     "plain_usage_error",
@@ -228,8 +232,14 @@ class WatchOptions(usage.Options):
 
     protocol: ClassVar[str] = ""
     command: ClassVar[str] = ""
+    # 0: the protocol has no standard port (plain TCP), so -n must be given.
     default_port: ClassVar[int] = 0
     tls_port: ClassVar[int] = 0
+    #: What a start of this protocol must give besides the ID, with example
+    #: values (C{("--query", "www.example.com")} for DNS): the fakes
+    #: (L{ismon.testing}) and the tests build the shortest valid command
+    #: line of every protocol with it.
+    example_arguments: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, protocol: str | None = None, **kwargs: Any) -> None:
         """
@@ -380,13 +390,7 @@ class WatchOptions(usage.Options):
         timeout = _integer("-r (timeout)", self["timeout"], 1, 10000)
         server = _text("-s (server)", self["server"])
         tls = self._tls(server)
-        port = (
-            self.default_port
-            if self["port"] is None
-            else _integer("-n (port)", self["port"], 1, 65535)
-        )
-        if self["port"] is None and self["tls"]:
-            port = self.tls_port
+        port = self._port()
         interval = _integer("-i (interval)", self["interval"], 1, 10000)
         retries = _integer("-c (retries)", self["retries"], 1, 10000)
         retry_interval = (
@@ -418,6 +422,16 @@ class WatchOptions(usage.Options):
             debug=bool(self["debug"]),
             max_pause=_duration("--max-pause", self["max-pause"]),
         )
+
+    def _port(self) -> int:
+        """-n, else the protocol's standard port (with --tls, its TLS port)."""
+        if self["port"] is not None:
+            return _integer("-n (port)", self["port"], 1, 65535)
+        port = self.tls_port if self["tls"] else self.default_port
+        if not port:
+            label = PROTOCOLS[self.protocol].label
+            raise ParameterError(f"-n (port) must be given: {label} has no standard port")
+        return port
 
     def _uses_tls(self) -> bool:
         # A protocol that has --starttls (SMTP, POP3, IMAP4, FTP) upgrades
@@ -613,7 +627,26 @@ class SmtpOptions(WatchOptions, protocol="smtp"):
     optParameters: ClassVar[list[list[Any]]] = [
         *WatchOptions.optParameters,
         ["helo", None, None, "Name sent with EHLO (default: this host's name)."],
+        [
+            "auth-file",
+            None,
+            None,
+            "File holding user:password to log in with, AUTH PLAIN or LOGIN (mode 0600 or "
+            "0400; default: no login); only over --tls or --starttls unless --insecure.",
+        ],
     ]
+
+    def _clear_login(self) -> bool:
+        """A login without TLS, which --insecure allows (the password crosses in the clear)."""
+        return self["auth-file"] is not None and bool(self["insecure"]) and not self._uses_tls()
+
+    def _tls(self, server: str) -> TLSSettings | None:
+        if self._clear_login():
+            for name in ("ca-file", "servername"):
+                if self[name] is not None:
+                    raise ParameterError(f"--{name} needs --tls or --starttls")
+            return None
+        return super()._tls(server)
 
     def _request(
         self, server: str, port: int, timeout: int, tls: TLSSettings | None
@@ -621,6 +654,11 @@ class SmtpOptions(WatchOptions, protocol="smtp"):
         helo = self["helo"]
         if helo is not None:
             helo = _text("--helo", helo)
+        if self["auth-file"] is not None and tls is None and not self._clear_login():
+            raise ParameterError(
+                "--auth-file needs --tls or --starttls (the password would cross the network"
+                " in the clear), or --insecure to allow that"
+            )
         return SmtpRequest(
             host=server,
             port=port,
@@ -628,6 +666,7 @@ class SmtpOptions(WatchOptions, protocol="smtp"):
             tls=tls,
             starttls=bool(self["starttls"]),
             helo_name=helo or "",
+            credentials=_credentials(self["auth-file"]),
         )
 
 
@@ -681,3 +720,123 @@ class FtpOptions(ConversationOptions, protocol="ftp"):
     """C{clp_ftpmon} / C{ismon ftp} / C{twistd ismon-ftp}."""
 
     longdesc = "Watch an FTP daemon with NOOP."
+
+
+#: --expect values a DNS watch takes at most, and bytes each may have.
+MAX_DNS_EXPECT = 16
+MAX_DNS_EXPECT_BYTES = 1024
+
+
+class DnsOptions(WatchOptions, protocol="dns"):
+    """C{clp_dnsmon} / C{ismon dns} / C{twistd ismon-dns}."""
+
+    longdesc = "Watch a DNS server with one query."
+
+    example_arguments = ("--query", "www.example.com")
+
+    optFlags: ClassVar[list[list[str | None]]] = [
+        *WatchOptions.optFlags,
+        ["tcp", None, "Ask over TCP instead of UDP (with --tls: DNS over TLS)."],
+    ]
+    optParameters: ClassVar[list[list[Any]]] = [
+        *WatchOptions.optParameters,
+        ["query", None, None, "The name to ask for (required), e.g. www.example.com."],
+        ["type", None, "A", "Record type asked: A, AAAA, MX, NS, SOA, TXT, CNAME, PTR or SRV."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["expect"] = []
+
+    def opt_expect(self, value: str) -> None:
+        """A value one of the answer's records must equal (repeatable; any one will do)."""
+        self["expect"].append(value)
+
+    def _request(self, server: str, port: int, timeout: int, tls: TLSSettings | None) -> DnsRequest:
+        # Imported here: only a DNS watch loads Twisted Names.
+        from ismon.wire.dns import DnsInputError, RecordType, parse_expected, query_name
+
+        query = self["query"]
+        if query is None:
+            raise ParameterError("--query must be given: the name to ask for")
+        try:
+            query_name(query)
+        except DnsInputError as e:
+            raise ParameterError(f"--query: {e}") from None
+        try:
+            record_type = RecordType.parse(self["type"])
+        except DnsInputError as e:
+            raise ParameterError(f"--type: {e}") from None
+        expected: list[str] = self["expect"]
+        if len(expected) > MAX_DNS_EXPECT:
+            raise ParameterError(
+                f"--expect is given {len(expected)} times, at most {MAX_DNS_EXPECT}"
+            )
+        for value in expected:
+            size = len(value.encode("utf-8", "surrogateescape"))
+            if not value or size > MAX_DNS_EXPECT_BYTES or not value.isprintable():
+                raise ParameterError(
+                    f"--expect must be 1-{MAX_DNS_EXPECT_BYTES} bytes of printable text,"
+                    f" not {quote(value)}"
+                )
+            try:
+                parse_expected(record_type, value)
+            except DnsInputError as e:
+                raise ParameterError(f"--expect: {e}") from None
+        return DnsRequest(
+            host=server,
+            port=port,
+            timeout=timeout,
+            tls=tls,
+            query=query,
+            record_type=record_type.name,
+            expect=tuple(expected),
+            tcp=bool(self["tcp"]),
+        )
+
+
+class TcpOptions(WatchOptions, protocol="tcp"):
+    """C{clp_tcpmon} / C{ismon tcp} / C{twistd ismon-tcp}."""
+
+    longdesc = "Watch a TCP daemon: connect, send a text, expect a regex."
+
+    example_arguments = ("-n", "6379")
+
+    optParameters: ClassVar[list[list[Any]]] = [
+        *WatchOptions.optParameters,
+        [
+            "send",
+            None,
+            None,
+            "Text written once connected; \\r, \\n and \\\\ are CR, LF and a backslash.",
+        ],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["expect"] = None
+
+    def opt_expect(self, value: str) -> None:
+        """A regex (RE2) the bytes read must match before the deadline (64 KiB at most)."""
+        if self["expect"] is not None:
+            raise ParameterError("--expect is given twice: give one regex (a|b for either)")
+        self["expect"] = value
+
+    def _request(self, server: str, port: int, timeout: int, tls: TLSSettings | None) -> TcpRequest:
+        # Imported here: only a TCP watch loads RE2.
+        from ismon.wire.tcp import TcpInputError, compile_expect, unescape_send
+
+        send, expect = self["send"], self["expect"]
+        try:
+            if send is not None:
+                unescape_send(send)
+        except TcpInputError as e:
+            raise ParameterError(f"--send: {e}") from None
+        try:
+            if expect is not None:
+                compile_expect(expect)
+        except TcpInputError as e:
+            raise ParameterError(f"--expect: {e}") from None
+        return TcpRequest(
+            host=server, port=port, timeout=timeout, tls=tls, send=send, expect=expect
+        )

@@ -164,11 +164,20 @@ def _watch_manual(
     first: str,
     *,
     example: tuple[str, str] = ("mail1", "mx.example.com"),
+    needs: str = "",
+    ports: tuple[int, int] | None = None,
 ) -> Manual:
+    """
+    The page of a watch command.  The examples are C{name ID -s server -n
+    port}, then C{needs} (what a start must give besides, e.g. C{--query
+    NAME}); C{ports}, the plain and TLS ports they show, for a protocol
+    without standard ones (the table's).
+    """
     registered = by_command(name)
     assert registered is not None, name
-    port, tls_port = registered.default_port, registered.tls_port
+    port, tls_port = ports or (registered.default_port, registered.tls_port)
     watch_id, server = example
+    needs = f" {needs}" if needs else ""
     others = tuple(f"{p.command}(8)" for p in _PROTOCOLS if p.command != name)
     return Manual(
         name=name,
@@ -183,7 +192,7 @@ def _watch_manual(
             *(
                 p.format(
                     name=name,
-                    h=" -h is the Request-URI (help is --help)," if extra else "",
+                    h=" -h is the Request-URI (help is --help)," if name == "clp_httpmon" else "",
                     origin=(
                         f"that of NEC CLUSTERPRO's {name}"
                         if name in ("clp_httpmon", "clp_smtpmon")
@@ -196,11 +205,12 @@ def _watch_manual(
         examples=(
             (
                 f"Watch the {protocol} daemon on this node, probing every 60 s:",
-                f"{name} {watch_id} -s localhost -n {port}",
+                f"{name} {watch_id} -s localhost -n {port}{needs}",
             ),
             (
                 "The same over TLS, trusting a private CA:",
-                f"{name} {watch_id} -s {server} -n {tls_port} --tls --ca-file /etc/ssl/my-ca.pem",
+                f"{name} {watch_id} -s {server} -n {tls_port} --tls --ca-file /etc/ssl/my-ca.pem"
+                f"{needs}",
             ),
             ("Stop it, waiting up to 30 s for the exit:", f"{name} {watch_id} --stop -r 30"),
             (
@@ -212,7 +222,7 @@ def _watch_manual(
                 "The same watch run by twistd (see README, Exit codes, for what twistd "
                 "cannot report):",
                 f"twistd -n --pidfile /run/ismon/{watch_id}.twistd.pid {registered.tapname} "
-                f"{watch_id} -s localhost",
+                f"{watch_id} -s localhost{f' -n {port}' if ports else ''}{needs}",
             ),
         ),
         see_also=("ismon(8)", *others),
@@ -243,7 +253,10 @@ SMTP = _watch_manual(
     "and sends NOOP (then QUIT).  A probe fails when the greeting or the NOOP reply "
     "does not arrive complete within the timeout, when the connection is refused or "
     "reset, when the greeting is not 220 or the reply to NOOP is not 250, or when "
-    "the text is not an SMTP reply.",
+    "the text is not an SMTP reply.  With --auth-file the watch sends EHLO and logs in "
+    "before NOOP, with AUTH PLAIN, or AUTH LOGIN when the server offers only that "
+    "(message 86 with the server's code when refused, with 0 when it offers neither); "
+    "only over --tls or --starttls, unless --insecure allows the password in the clear.",
 )
 
 
@@ -291,6 +304,50 @@ FTP = _watch_manual(
     "and the code, or 0 for text that is not an FTP reply.  With --auth-file: USER, "
     "PASS (230), then NOOP, which must be 200." + _LOGIN,
     example=("ftp1", "ftp.example.com"),
+)
+
+
+DNS = _watch_manual(
+    "clp_dnsmon",
+    "DNS",
+    " --query name [--type type] [--expect value ...] [--tcp]",
+    "clp_dnsmon asks a DNS server one question every interval seconds: --query, of "
+    "--type (A by default; AAAA, MX, NS, SOA, TXT, CNAME, PTR, SRV), class IN, over UDP; "
+    "an answer truncated over UDP (TC) is asked again over TCP inside the same deadline; "
+    "--tcp asks over TCP, --tls over TLS (DNS over TLS, port 853).  The probe passes when "
+    "the answer has RCODE NOERROR, the query's ID and question, and a record of the asked "
+    "type for the name (or the name its CNAME records lead to); with --expect, one of "
+    "those records must also equal one of the expected values (an address compares as an "
+    "address, a name in any case; MX, SRV and SOA as the fields given).  A probe fails "
+    "when no answer arrives within the timeout, on an error RCODE such as NXDOMAIN, "
+    "SERVFAIL or REFUSED (message 83 with the RCODE), when the record or the expected "
+    "value is missing (message 87), when the answer is malformed, not a response, or "
+    "for another ID or question (message 83 with 0), and when the server refuses "
+    "(message 72).  An answer after the deadline never counts.",
+    example=("dns1", "ns1.example.com"),
+    needs="--query www.example.com",
+)
+
+
+TCP = _watch_manual(
+    "clp_tcpmon",
+    "TCP",
+    " [--send text] [--expect regex]",
+    "clp_tcpmon connects to a TCP server every interval seconds (-n is required: plain TCP "
+    "has no standard port; --tls adds a verified TLS handshake, checked against the "
+    "certificate's IP address entry when -s is an address).  With neither --send nor "
+    "--expect the probe passes once connected; --send writes its text (\\r, \\n and "
+    "\\\\ are CR, LF and a backslash) and, without --expect, passes once it is written.  "
+    "With --expect, the bytes read (after --send, or a banner) must match the regex "
+    "before the deadline; the regex is RE2's (no look-around or back-references), runs "
+    "in time linear in the input, and sees each byte as one Latin-1 character; $ and \\z "
+    "match only once the server has closed the connection.  At most 65536 bytes are "
+    "read: more without a match is message 83 with 0.  A probe also fails when the "
+    "connection is refused (message 72), closed before a match (message 75 with 0), "
+    "reset (75), or when nothing matches within the timeout (message 74).",
+    example=("redis1", "redis.example.com"),
+    needs="--send 'PING\\r\\n' --expect '\\+PONG'",
+    ports=(6379, 6380),
 )
 
 
@@ -402,4 +459,4 @@ ISMON = Manual(
 )
 
 
-MANUALS: dict[str, Manual] = {m.name: m for m in (HTTP, SMTP, POP3, IMAP, FTP, ISMON)}
+MANUALS: dict[str, Manual] = {m.name: m for m in (HTTP, SMTP, POP3, IMAP, FTP, DNS, TCP, ISMON)}

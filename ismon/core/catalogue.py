@@ -56,7 +56,7 @@ class MessageId(IntEnum):
     PAUSE_ENDED = 101
 
 
-# {cmd} clp_httpmon|clp_smtpmon|..., {proto} HTTP|SMTP|POP3|IMAP4|FTP, {nn} number, {fn} function
+# {cmd} clp_httpmon|clp_smtpmon|..., {proto} HTTP|SMTP|POP3|IMAP4|FTP|DNS|TCP, {nn} number, {fn} function
 # name, {detail} free text; every text ends with the watch ID tag.
 _TEXTS: dict[MessageId, str] = {
     MessageId.STARTED: "The {cmd} has started watching {proto}.",

@@ -96,6 +96,22 @@ PROTOCOLS: dict[str, WatchProtocol] = {
             990,
             "Watch an FTP daemon with NOOP (clp_smtpmon syntax).",
         ),
+        WatchProtocol(
+            "dns",
+            "clp_dnsmon",
+            "DNS",
+            53,
+            853,  # DNS over TLS (RFC 7858)
+            "Watch a DNS server with one query (clp_smtpmon syntax).",
+        ),
+        WatchProtocol(
+            "tcp",
+            "clp_tcpmon",
+            "TCP",
+            0,  # no standard port: -n is compulsory
+            0,
+            "Watch a TCP daemon: connect, send, expect (clp_smtpmon syntax).",
+        ),
     )
 }
 

@@ -4,6 +4,14 @@ What a watch asks its server, as plain frozen values: the TLS settings and
 one request value per protocol, with the README's defaults ("Running a
 watch").  No Twisted here: the option parsers build these, the probes read
 them, and the status document describes them (L{ProbeRequest.target}).
+
+They live here, not beside their probes: the option parsers build them
+before the watch decides whether to load the TLS stack
+(L{ismon.cmdline.startup.leave_out_tls_stack}), and a probe module imports
+Twisted's networking, which loads pyOpenSSL.  A value a protocol's own
+parser reads (a DNS record type, a TCP regex) is kept as the text the
+operator gave, checked when the command line is parsed and read again by
+the probe.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ __all__ = [
     "DEFAULT_MAX_BODY",
     "BasicCredentials",
     "ConversationRequest",
+    "DnsRequest",
     "Expectation",
     "HeaderExpectation",
     "HttpRequest",
@@ -25,6 +34,7 @@ __all__ = [
     "SmtpRequest",
     "StatusSet",
     "TLSSettings",
+    "TcpRequest",
 ]
 
 #: Bytes of a GET's body read at most (README "Running a watch", --max-body).
@@ -202,6 +212,8 @@ class SmtpRequest:
     tls: TLSSettings | None = None
     starttls: bool = False
     helo_name: str = ""
+    # --auth-file: log in (AUTH PLAIN or LOGIN) before NOOP.
+    credentials: BasicCredentials | None = attrs.field(default=None, repr=False)
 
     def target(self, protocol: str = "smtp") -> str:
         return _target(protocol, self.host, self.port, self.tls, self.starttls)
@@ -224,3 +236,48 @@ class ConversationRequest:
 
     def target(self, protocol: str) -> str:
         return _target(protocol, self.host, self.port, self.tls, self.starttls)
+
+
+@attrs.frozen
+class DnsRequest:
+    """
+    What a DNS watch asks (README "Running a watch", DNS): one query for
+    C{query} of C{record_type}, over UDP (then TCP after a truncated
+    answer), over TCP with C{tcp}, or over TLS (DNS over TLS, RFC 7858).
+    C{query}, C{record_type} and each of C{expect} are as the operator gave
+    them; L{ismon.wire.dns} checked them when the command line was parsed.
+    """
+
+    host: str = "localhost"
+    port: int = 53
+    timeout: float = 10
+    tls: TLSSettings | None = None
+    query: str = "localhost"
+    record_type: str = "A"
+    expect: tuple[str, ...] = ()
+    tcp: bool = False
+
+    def target(self, protocol: str = "dns") -> str:
+        transport = "+tls" if self.tls is not None else "+tcp" if self.tcp else ""
+        return f"{protocol}{transport}://{self.host}:{self.port} {self.query} {self.record_type}"
+
+
+@attrs.frozen
+class TcpRequest:
+    """
+    What a plain TCP watch asks (README "Running a watch", TCP): connect
+    (and with C{tls}, a verified handshake), write C{send}, and read until
+    what came matches C{expect}.  C{send} is the text as the operator gave
+    it, escapes and all, C{expect} the regex; L{ismon.wire.tcp} checked both
+    when the command line was parsed.
+    """
+
+    host: str = "localhost"
+    port: int = 0
+    timeout: float = 10
+    tls: TLSSettings | None = None
+    send: str | None = None
+    expect: str | None = None
+
+    def target(self, protocol: str = "tcp") -> str:
+        return _target(protocol, self.host, self.port, self.tls, False)

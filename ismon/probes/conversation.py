@@ -19,7 +19,7 @@ can arrive before its command, and it has no STARTTLS.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Generic, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred
@@ -71,13 +71,21 @@ class ConversationProbe(Generic[_Request]):
         return self._tls is not None
 
     def probe(self) -> Deferred[ProbeResult]:
+        return self.converse(self.conversation)
+
+    def converse(self, factory: Callable[[], ProbeProtocol]) -> Deferred[ProbeResult]:
+        """
+        One conversation made by C{factory} under L{run_probe}'s deadline,
+        with this probe's server, resolver and TLS (a probe whose
+        conversation depends on the probe, as DNS's query does, calls this).
+        """
         return run_probe(
             self._reactor,
             self._resolver,
             host=self.request.host,
             port=self.request.port,
             timeout=self.request.timeout,
-            protocol_factory=self.conversation,
+            protocol_factory=factory,
             tls=self._tls,
             implicit_tls=self.implicit_tls,
         )

@@ -21,6 +21,19 @@ L{ProbeProtocol} is the whole seam:
     end.  The deadline, the addresses, closing and the result are not its
     business.
 
+A protocol spoken over UDP (DNS) has a datagram conversation instead: a
+L{DatagramProbeProtocol} handed to L{run_datagram_probe}, under the same
+deadline, on a connected UDP socket of its own for each probe.  It gets
+L{DatagramProbeProtocol.begin} once the socket is connected (it sends its
+question), C{datagramReceived}, and gives the same verdicts; a refusal
+(ICMP port unreachable) is message 72 with ECONNREFUSED, as a refused TCP
+connect is.  It may go on over TCP to the same address with
+L{DatagramProbeProtocol.over_stream} (DNS after a truncated answer): the
+socket is closed, and a stream conversation runs under what is left of the
+one deadline.  An answer that comes after the deadline finds the socket
+closed, so it never counts, not for the next probe either (which has a
+socket of its own).
+
 TLS comes in as an L{ITLSClient} (made by L{ismon.probes.tls.client_tls}),
 so that this module never loads the TLS stack.
 """
@@ -28,16 +41,23 @@ so that this module never loads the TLS stack.
 from __future__ import annotations
 
 import errno
+import os
 import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 from twisted.internet import error as neterror
+from twisted.internet import udp
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
-from twisted.internet.interfaces import IDelayedCall, IHandshakeListener, IStreamClientEndpoint
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IHalfCloseableDescriptor,
+    IHandshakeListener,
+    IStreamClientEndpoint,
+)
+from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
@@ -46,12 +66,15 @@ from ismon.core.result import Phase, ProbeResult, timed_out
 from ismon.probes.resolve import Address, ResolveError, Resolver
 
 __all__ = [
+    "MAX_DATAGRAM_BYTES",
     "REPLY_LIMIT",
+    "DatagramProbeProtocol",
     "IProbe",
     "ITLSClient",
     "ProbeProtocol",
     "ReactorType",
     "lost_failure",
+    "run_datagram_probe",
     "run_probe",
 ]
 
@@ -59,6 +82,11 @@ __all__ = [
 #: at most: one syslog line's worth, and far below what the status document
 #: may carry over the control socket.
 REPLY_LIMIT = 400
+
+#: The largest datagram a datagram conversation reads whole (a UDP payload
+#: is at most 65507 bytes over IPv4): a longer one would be cut by the
+#: socket, and judged as what it is.
+MAX_DATAGRAM_BYTES = 65535
 
 # A reactor providing IReactorTime, IReactorTCP and IReactorThreads; Python's
 # type system cannot spell that intersection of zope interfaces.
@@ -161,13 +189,11 @@ def lost_failure(reason: Failure, phase: Phase, tls: ITLSClient | None = None) -
     )
 
 
-class ProbeProtocol(Protocol):
+class _Verdicts:
     """
-    A probe's conversation: the public seam between the shared deadline
-    machinery and a protocol (see the module docstring).  Subclasses
-    implement C{dataReceived}, L{begin} (unless the server speaks first)
-    and, when a partial answer can still be judged, L{ended}; they report
-    with L{succeed} or L{fail}.  Only the first verdict counts.
+    What every conversation, over a stream or datagrams, may read and
+    report: the phase, whether a verdict is in, the time, and the verdicts
+    (kept to L{shown} text).
     """
 
     # Set by the machinery before the connection is made; a conversation
@@ -175,7 +201,8 @@ class ProbeProtocol(Protocol):
     _attempt: _Attempt
 
     #: The last reply a conversation read; a verdict given by the connection's
-    #: end (L{ended}) carries it, so the status shows what the server said last.
+    #: end (L{ProbeProtocol.ended}) carries it, so the status shows what the
+    #: server said last.
     last_reply: str = ""
 
     #: What a server might echo but no one may read (a login's password):
@@ -194,6 +221,48 @@ class ProbeProtocol(Protocol):
         if len(text) > REPLY_LIMIT:
             text = text[: REPLY_LIMIT - 1] + "\u2026"
         return text
+
+    @property
+    def phase(self) -> Phase:
+        """Where the conversation is: a timeout is reported in this phase."""
+        return self._attempt.phase
+
+    @phase.setter
+    def phase(self, value: Phase) -> None:
+        self._attempt.phase = value
+
+    @property
+    def decided(self) -> bool:
+        """A verdict is in (or the deadline struck): ignore what still arrives."""
+        return self._attempt.decided
+
+    def elapsed(self) -> float:
+        """Seconds since the probe began (name resolution included)."""
+        return self._attempt.elapsed()
+
+    def _passed(self, reply: str) -> None:
+        self._attempt.decide(ProbeResult(ok=True, latency=self.elapsed(), reply=self.shown(reply)))
+
+    def _failed(self, message: MessageId, number: int | None, reply: str, detail: str) -> None:
+        self._attempt.decide(
+            ProbeResult.failure(
+                message,
+                self._attempt.phase,
+                number=number,
+                reply=self.shown(reply),
+                detail=self.shown(detail),
+            )
+        )
+
+
+class ProbeProtocol(_Verdicts, Protocol):
+    """
+    A probe's conversation: the public seam between the shared deadline
+    machinery and a protocol (see the module docstring).  Subclasses
+    implement C{dataReceived}, L{begin} (unless the server speaks first)
+    and, when a partial answer can still be judged, L{ended}; they report
+    with L{succeed} or L{fail}.  Only the first verdict counts.
+    """
 
     def connectionMade(self) -> None:
         self._attempt.connected(self)
@@ -231,24 +300,6 @@ class ProbeProtocol(Protocol):
             self._attempt.decide(self.ended(reason))
         self._attempt.disconnected()
 
-    @property
-    def phase(self) -> Phase:
-        """Where the conversation is: a timeout is reported in this phase."""
-        return self._attempt.phase
-
-    @phase.setter
-    def phase(self, value: Phase) -> None:
-        self._attempt.phase = value
-
-    @property
-    def decided(self) -> bool:
-        """A verdict is in (or the deadline struck): ignore what still arrives."""
-        return self._attempt.decided
-
-    def elapsed(self) -> float:
-        """Seconds since the probe began (name resolution included)."""
-        return self._attempt.elapsed()
-
     def start_tls(self) -> None:
         """
         Upgrade the connection to TLS now (STARTTLS); L{startTLSCompleted}
@@ -260,22 +311,14 @@ class ProbeProtocol(Protocol):
         self.transport.startTLS(tls.connection_creator())  # type: ignore[union-attr]
 
     def succeed(self, reply: str = "") -> None:
-        self._attempt.decide(ProbeResult(ok=True, latency=self.elapsed(), reply=self.shown(reply)))
+        self._passed(reply)
         self.transport.loseConnection()  # type: ignore[union-attr]
         self._attempt.linger()
 
     def fail(
         self, message: MessageId, *, number: int | None = None, reply: str = "", detail: str = ""
     ) -> None:
-        self._attempt.decide(
-            ProbeResult.failure(
-                message,
-                self._attempt.phase,
-                number=number,
-                reply=self.shown(reply),
-                detail=self.shown(detail),
-            )
-        )
+        self._failed(message, number, reply, detail)
         # No reason to read more from a server that already answered wrongly.
         self.transport.abortConnection()  # type: ignore[union-attr]
 
@@ -283,10 +326,115 @@ class ProbeProtocol(Protocol):
 implementer(IHandshakeListener)(ProbeProtocol)
 
 
+class DatagramProbeProtocol(_Verdicts, DatagramProtocol):
+    """
+    A probe's conversation over datagrams (the module docstring): the
+    machinery gives it a UDP socket connected to the server, then calls
+    L{begin}, which sends the question with L{send}; C{datagramReceived}
+    judges what comes (from that server only: the socket is connected) and
+    reports with L{succeed} or L{fail}, or goes on over TCP with
+    L{over_stream}.  Only the first verdict counts; what arrives after it is
+    not read.
+    """
+
+    # One port per probe: its start/stop lines would flood the log.
+    noisy = False
+
+    def begin(self) -> None:
+        """The socket is connected to the server: send the question."""
+        raise NotImplementedError
+
+    def send(self, datagram: bytes) -> None:
+        """Send one datagram to the server; an error sending it is message 73."""
+        self.phase = Phase.SEND
+        try:
+            self.transport.write(datagram)  # type: ignore[union-attr,call-arg]
+        except (OSError, neterror.MessageLengthError) as e:
+            number = e.errno if isinstance(e, OSError) and e.errno is not None else 0
+            self.fail(MessageId.SEND_ERROR, number=number, detail=str(e)[:200])
+            return
+        if not self.decided:
+            self.phase = Phase.WAIT
+
+    def connectionRefused(self) -> None:
+        # ICMP port unreachable, reported by the connected socket.
+        self.socket_failed(errno.ECONNREFUSED)
+
+    def socket_failed(self, number: int) -> None:
+        """
+        The socket reported error C{number} (ECONNREFUSED for an ICMP port
+        unreachable, EHOSTUNREACH ...): message 72 with it, and the next
+        address.
+        """
+        self._attempt.socket_failed(number)
+
+    def over_stream(self, protocol_factory: Callable[[], ProbeProtocol]) -> None:
+        """
+        Close the socket and go on with a conversation of C{protocol_factory}
+        over TCP to the same address and port, under what is left of the
+        deadline (a truncated DNS answer).
+        """
+        self._attempt.over_stream(protocol_factory)
+
+    def succeed(self, reply: str = "") -> None:
+        self._passed(reply)
+        self._attempt.close_datagram()
+
+    def fail(
+        self, message: MessageId, *, number: int | None = None, reply: str = "", detail: str = ""
+    ) -> None:
+        self._failed(message, number, reply, detail)
+        self._attempt.close_datagram()
+
+
+@implementer(IHalfCloseableDescriptor)
+class _DatagramPort(udp.Port):
+    """
+    Twisted's UDP port, made to report every error the kernel queues on a
+    connected socket to its L{DatagramProbeProtocol}.  An ICMP refusal
+    makes epoll (and poll) report EPOLLERR alone, without EPOLLIN; the
+    reactor then takes the socket for closed instead of reading it, so
+    Twisted's own C{connectionRefused} (reached only when a read fails)
+    never comes, the port closes in silence, and the probe would wait for
+    its deadline.  As a half-closeable descriptor, this port is told
+    instead (L{readConnectionLost}), and reads the error itself.  An error
+    a read raises other than a refusal is reported the same way, instead of
+    being logged as a crash.
+    """
+
+    protocol: DatagramProbeProtocol
+
+    def doRead(self) -> Any:
+        try:
+            return super().doRead()
+        except OSError as e:
+            self.stopReading()
+            self.protocol.socket_failed(e.errno or 0)
+            return None
+
+    def readConnectionLost(self, reason: Failure) -> None:
+        # The reactor has stopped reading already: the probe closes the port.
+        number = self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        self.protocol.socket_failed(number)
+
+    def writeConnectionLost(self, reason: Failure) -> None:
+        """Never called: the reactor reports a failed UDP socket as a read."""
+
+
+def _listen_udp(reactor: ReactorType, protocol: DatagramProbeProtocol, interface: str) -> Any:
+    """A L{_DatagramPort} on an ephemeral port of C{interface}, reading."""
+    port = _DatagramPort(0, protocol, interface, MAX_DATAGRAM_BYTES, reactor)
+    port.startListening()
+    return port
+
+
 class _Attempt:
     """
     One run of one probe: resolve, connect (each address in turn), speak,
-    and give exactly one result, all under one deadline.
+    and give exactly one result, all under one deadline.  The conversation
+    is over a stream (C{stream}: TCP, maybe TLS) or over datagrams
+    (C{datagram}: a connected UDP socket), which may hand over to a stream
+    (L{over_stream}).
     """
 
     def __init__(
@@ -296,24 +444,35 @@ class _Attempt:
         host: str,
         port: int,
         timeout: float,
-        protocol_factory: Callable[[], ProbeProtocol],
-        tls: ITLSClient | None,
-        implicit_tls: bool,
+        *,
+        stream: Callable[[], ProbeProtocol] | None = None,
+        datagram: Callable[[], DatagramProbeProtocol] | None = None,
+        tls: ITLSClient | None = None,
+        implicit_tls: bool = False,
     ) -> None:
         self._reactor = reactor
         self._resolver = resolver
         self._host = host
-        self._port = port
+        self._port_number = port
         self._timeout = timeout
-        self._protocol_factory = protocol_factory
+        self._stream_factory = stream
+        self._datagram_factory = datagram
         self.tls = tls
         self.implicit_tls = implicit_tls
         self.phase = Phase.RESOLVE
         self.decided = False
         self._result: ProbeResult | None = None
         self._pending: Deferred[Any] | None = None
+        self._addresses: list[Address] = []
+        # The stream conversation, while its connection is open.
         self._protocol: ProbeProtocol | None = None
         self._connected = False
+        # The datagram socket (a udp.Port) while open; then whether it is
+        # still closing (its close completes on the reactor's next turn),
+        # and what to do once it is closed (another address, or TCP).
+        self._udp: Any = None
+        self._udp_closing = False
+        self._then: Callable[[], None] | None = None
         self._deadline: IDelayedCall | None = None
         self._linger_call: IDelayedCall | None = None
         self._done: Deferred[ProbeResult] = Deferred()
@@ -325,7 +484,7 @@ class _Attempt:
     def run(self) -> Deferred[ProbeResult]:
         self._start = self._reactor.seconds()
         self._deadline = self._reactor.callLater(self._timeout, self._expire)
-        self._pending = self._resolver(self._host, self._port)
+        self._pending = self._resolver(self._host, self._port_number)
         self._pending.addCallbacks(self._resolved, self._resolve_failed)
         return self._done
 
@@ -362,19 +521,24 @@ class _Attempt:
             self._finish()
             return
         self.phase = Phase.CONNECT
-        self._try(list(addresses), None)
+        self._addresses = list(addresses)
+        self._try(None)
 
-    def _try(self, addresses: list[Address], last: ProbeResult | None) -> None:
+    def _try(self, last: ProbeResult | None) -> None:
+        """Connect to the next address; with none left, C{last} is the verdict."""
         if self.decided:
             self._finish()
             return
-        if not addresses:
+        if not self._addresses:
             assert last is not None
             self.decide(attrs.evolve(last, latency=self.elapsed()))
             self._finish()
             return
-        address = addresses.pop(0)
+        address = self._addresses.pop(0)
         self._address = address
+        if self._datagram_factory is not None:
+            self._open_datagram(address, self._datagram_factory)
+            return
         endpoint = self._endpoint(address)
         factory = Factory.forProtocol(self._make_protocol)
         # One factory per probe: its start/stop lines would flood the log.
@@ -388,7 +552,7 @@ class _Attempt:
                 # returned: the endpoint errbacks *before* it closes the
                 # socket and cancels its connect timer (stopConnecting).
                 return
-            self._try(addresses, _connect_failure(reason))
+            self._try(_connect_failure(reason))
 
         def succeeded(_: object) -> None:
             self._pending = None
@@ -411,9 +575,99 @@ class _Attempt:
         return endpoint
 
     def _make_protocol(self) -> ProbeProtocol:
-        protocol = self._protocol_factory()
+        assert self._stream_factory is not None
+        protocol = self._stream_factory()
         protocol._attempt = self
         return protocol
+
+    # -- datagrams ------------------------------------------------------------
+
+    def _open_datagram(
+        self, address: Address, factory: Callable[[], DatagramProbeProtocol]
+    ) -> None:
+        """A UDP socket of this probe's own, connected to C{address}; then L{begin}."""
+        protocol = factory()
+        protocol._attempt = self
+        any_address = "::" if address.family == socket.AF_INET6 else "0.0.0.0"
+        try:
+            self._udp = _listen_udp(self._reactor, protocol, any_address)
+        except neterror.CannotListenError as e:
+            error = e.socketError
+            number = error.errno if isinstance(error, OSError) and error.errno else 0
+            self._try(
+                ProbeResult.failure(
+                    MessageId.SOCKET_ERROR, Phase.CONNECT, number=number, detail=str(error)[:200]
+                )
+            )
+            return
+        try:
+            # Connected: the kernel drops datagrams from anyone else, and
+            # reports an ICMP refusal (connectionRefused).
+            self._udp.connect(address.host, address.port)
+        except OSError as e:
+            failed = ProbeResult.failure(
+                MessageId.CONNECT_ERROR, Phase.CONNECT, number=e.errno or 0, detail=str(e)[:200]
+            )
+            self.close_datagram(then=lambda: self._try(failed))
+            return
+        self.phase = Phase.SEND
+        protocol.begin()
+
+    def close_datagram(self, then: Callable[[], None] | None = None) -> None:
+        """
+        Close the datagram socket; once it is closed, C{then} (unless a
+        verdict is in by then), else the result.
+        """
+        port, self._udp = self._udp, None
+        if port is None:
+            return
+        self._udp_closing = True
+        self._then = then
+        closed = port.stopListening()
+        if closed is None:
+            self._datagram_closed()
+        else:
+            closed.addCallback(lambda _: self._datagram_closed())
+
+    def _datagram_closed(self) -> None:
+        self._udp_closing = False
+        then, self._then = self._then, None
+        if then is not None and not self.decided:
+            then()
+        else:
+            self._finish()
+
+    def socket_failed(self, number: int) -> None:
+        """
+        The datagram socket reported an error: a refusal (the server's
+        port is closed: ICMP port unreachable) or an unreachable host or
+        network is message 72 with its errno, as a failed TCP connect is;
+        then the next address.
+        """
+        if self.decided or self._udp is None:
+            return
+        if number == errno.ECONNREFUSED:
+            detail = "port unreachable (ICMP)"
+        else:
+            detail = os.strerror(number) if number else "the socket failed"
+        failed = ProbeResult.failure(
+            MessageId.CONNECT_ERROR if number else MessageId.SOCKET_ERROR,
+            Phase.CONNECT,
+            number=number,
+            detail=detail,
+        )
+        self.close_datagram(then=lambda: self._try(failed))
+
+    def over_stream(self, protocol_factory: Callable[[], ProbeProtocol]) -> None:
+        """Close the datagram socket, then connect over TCP to the same address."""
+        if self.decided or self._udp is None:
+            return
+        assert self._address is not None
+        self._datagram_factory = None
+        self._stream_factory = protocol_factory
+        self._addresses = [self._address]
+        self.phase = Phase.CONNECT
+        self.close_datagram(then=lambda: self._try(None))
 
     def connected(self, protocol: ProbeProtocol) -> None:
         self._protocol = protocol
@@ -466,7 +720,11 @@ class _Attempt:
         if self._pending is not None:
             pending, self._pending = self._pending, None
             pending.cancel()
-        if self._connected and self._protocol is not None:
+        if self._udp is not None:
+            self.close_datagram()
+        elif self._udp_closing:
+            pass  # the result follows the close (_datagram_closed)
+        elif self._connected and self._protocol is not None:
             self._protocol.transport.abortConnection()  # type: ignore[union-attr]
         else:
             self._finish()
@@ -479,6 +737,8 @@ class _Attempt:
     def _finish(self) -> None:
         """Fire the result once a verdict exists and nothing is left open."""
         if not self.decided or self._connected or self._pending is not None:
+            return
+        if self._udp is not None or self._udp_closing:
             return
         if self._done.called:
             return
@@ -505,7 +765,39 @@ def run_probe(
     conversation calls L{ProbeProtocol.start_tls}.  The Deferred never
     errbacks.
     """
-    attempt = _Attempt(reactor, resolver, host, port, timeout, protocol_factory, tls, implicit_tls)
+    attempt = _Attempt(
+        reactor,
+        resolver,
+        host,
+        port,
+        timeout,
+        stream=protocol_factory,
+        tls=tls,
+        implicit_tls=implicit_tls,
+    )
+    return _run(attempt)
+
+
+def run_datagram_probe(
+    reactor: ReactorType,
+    resolver: Resolver,
+    *,
+    host: str,
+    port: int,
+    timeout: float,
+    protocol_factory: Callable[[], DatagramProbeProtocol],
+) -> Deferred[ProbeResult]:
+    """
+    Run one datagram conversation with C{host}:C{port} (UDP), each address
+    in turn, under a single deadline of C{timeout} seconds, which also
+    covers a conversation it goes on with over TCP
+    (L{DatagramProbeProtocol.over_stream}).  The Deferred never errbacks.
+    """
+    attempt = _Attempt(reactor, resolver, host, port, timeout, datagram=protocol_factory)
+    return _run(attempt)
+
+
+def _run(attempt: _Attempt) -> Deferred[ProbeResult]:
     try:
         return attempt.run()
     except Exception as e:  # a programming error must not kill the schedule

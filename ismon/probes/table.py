@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from ismon.core.requests import ConversationRequest, HttpRequest, ProbeRequest, SmtpRequest
+from ismon.core.requests import (
+    ConversationRequest,
+    DnsRequest,
+    HttpRequest,
+    ProbeRequest,
+    SmtpRequest,
+    TcpRequest,
+)
 from ismon.probes.probe import IProbe, ReactorType
 
 __all__ = ["PROBES", "ProbeFactory", "make_probe"]
@@ -58,6 +65,18 @@ def _ftp(reactor: ReactorType, request: ProbeRequest) -> IProbe:
     return FtpProbe(reactor, _request(request, ConversationRequest))
 
 
+def _dns(reactor: ReactorType, request: ProbeRequest) -> IProbe:
+    from ismon.probes.dns import DnsProbe
+
+    return DnsProbe(reactor, _request(request, DnsRequest))
+
+
+def _tcp(reactor: ReactorType, request: ProbeRequest) -> IProbe:
+    from ismon.probes.tcp import TcpProbe
+
+    return TcpProbe(reactor, _request(request, TcpRequest))
+
+
 #: Each protocol's probe, by name (ismon.core.protocols.PROTOCOLS).
 PROBES: dict[str, ProbeFactory] = {
     "http": _http,
@@ -65,6 +84,8 @@ PROBES: dict[str, ProbeFactory] = {
     "pop3": _pop3,
     "imap": _imap,
     "ftp": _ftp,
+    "dns": _dns,
+    "tcp": _tcp,
 }
 
 

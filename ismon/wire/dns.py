@@ -12,7 +12,18 @@ the probe's business.
     verdict.ok, verdict.outcome, verdict.reason, verdict.text
 
 This module imports nothing of ismon: a verdict is an L{Outcome} and a
-one-line reason, and the probe maps it to a catalogue message.
+one-line reason, and the probe maps it to a catalogue message.  Twisted
+Names is imported when a message is first built or read: checking the
+operator's input (L{query_name}, L{RecordType.parse}, L{parse_expected})
+loads none of Twisted, so the option parsers can run it before a watch
+decides whether to load the TLS stack.
+
+Declared errors: L{DnsInputError} (a C{ValueError}) from L{query_name},
+L{reverse_name}, L{RecordType.parse}, L{parse_expected} and
+L{build_query} (and a plain C{ValueError} for an ID beyond 16 bits);
+L{MalformedMessage} from L{decode_message}, and nothing
+else whatever the bytes; L{judge} and L{DnsStreamReader} raise nothing
+(a message that cannot be read is a verdict, L{Outcome.MALFORMED}).
 
 What passes
 ===========
@@ -99,6 +110,7 @@ its record, cannot be reached), and raises nothing but L{MalformedMessage}.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import secrets
 import struct
@@ -107,7 +119,6 @@ from io import BytesIO
 from typing import Any
 
 import attrs
-from twisted.names import dns
 
 __all__ = [
     "MAX_DECODE_STEPS",
@@ -145,21 +156,38 @@ RECEIVED_LIMIT = 512
 _HEADER = struct.Struct("!HBBHHHH")
 _MAX_NAME_WIRE = 255
 _MAX_LABEL = 63
-_CLASS_IN = dns.IN
+_CLASS_IN = 1  # IN
+_OP_QUERY = 0  # a standard query
+
+
+@functools.cache
+def _names() -> Any:
+    """
+    Twisted Names' message codec, imported when a message is first built
+    or read: checking what the operator gave (L{query_name},
+    L{RecordType.parse}, L{parse_expected}) needs none of it, and the
+    option parsers run those before the watch decides whether to load the
+    TLS stack (Twisted's Deferreds import asyncio, which imports C{ssl}).
+    """
+    from twisted.names import dns
+
+    return dns
 
 
 class RecordType(enum.IntEnum):
     """The record types a DNS probe may ask for (C{--type})."""
 
-    A = dns.A
-    NS = dns.NS
-    CNAME = dns.CNAME
-    SOA = dns.SOA
-    PTR = dns.PTR
-    MX = dns.MX
-    TXT = dns.TXT
-    AAAA = dns.AAAA
-    SRV = dns.SRV
+    # The type codes of RFC 1035 §3.2.2, RFC 3596 (AAAA) and RFC 2782 (SRV),
+    # as twisted.names.dns has them.
+    A = 1
+    NS = 2
+    CNAME = 5
+    SOA = 6
+    PTR = 12
+    MX = 15
+    TXT = 16
+    AAAA = 28
+    SRV = 33
 
     @classmethod
     def parse(cls, text: str) -> RecordType:
@@ -173,6 +201,10 @@ class RecordType(enum.IntEnum):
         except KeyError:
             names = "|".join(member.name for member in cls)
             raise DnsInputError(f"the record type must be one of {names}, not {text!r}") from None
+
+
+#: The type codes L{RecordType} names: the records decoded, compared and shown.
+_TYPE_CODES = frozenset(int(rtype) for rtype in RecordType)
 
 
 #: RCODE names (RFC 1035 §4.1.1, RFC 2136 §2.2, RFC 6895 §2.3), 4-bit codes.
@@ -334,6 +366,7 @@ def build_query(name: str, type: RecordType = RecordType.A, *, id: int | None = 
     query_id = secrets.randbits(16) if id is None else id
     if not 0 <= query_id <= 0xFFFF:
         raise ValueError(f"a DNS ID is 16 bits, not {query_id}")
+    dns = _names()
     message = dns.Message(id=query_id, recDes=1)
     message.queries = [dns.Query(wire_name, int(type), _CLASS_IN)]
     return DnsQuery(id=query_id, name=wire_name, type=type, udp=message.toStr())
@@ -408,25 +441,25 @@ class _Walk:
     def rdata(self, rtype: int, start: int, end: int) -> None:
         """Check the record data of the types Twisted decodes for us."""
         size = end - start
-        if rtype in (dns.A, dns.AAAA):
-            wanted = 4 if rtype == dns.A else 16
+        if rtype in (RecordType.A, RecordType.AAAA):
+            wanted = 4 if rtype == RecordType.A else 16
             if size != wanted:
                 raise self.fail(f"an {_type_name(rtype)} record of {size} bytes, not {wanted}")
-        elif rtype in (dns.NS, dns.CNAME, dns.PTR):
+        elif rtype in (RecordType.NS, RecordType.CNAME, RecordType.PTR):
             self._name_fills(start, end, _type_name(rtype))
-        elif rtype in (dns.MX, dns.SRV):
-            fixed = 2 if rtype == dns.MX else 6
+        elif rtype in (RecordType.MX, RecordType.SRV):
+            fixed = 2 if rtype == RecordType.MX else 6
             if size < fixed + 1:
                 raise self.fail(f"an {_type_name(rtype)} record of {size} bytes is too short")
             self._name_fills(start + fixed, end, _type_name(rtype))
-        elif rtype == dns.SOA:
+        elif rtype == RecordType.SOA:
             _, after = self.name(start)
             if after >= end:
                 raise self.fail("an SOA record too short for its names")
             _, after = self.name(after)
             if end - after != 20:
                 raise self.fail("an SOA record whose numbers are not 20 bytes")
-        elif rtype == dns.TXT:
+        elif rtype == RecordType.TXT:
             pos = start
             while pos < end:
                 pos += 1 + self.payload[pos]
@@ -463,31 +496,23 @@ class _Walk:
             raise self.fail(f"{len(data) - pos} bytes after the last record")
 
 
-# The record classes Twisted decodes for us; any other type stays opaque bytes.
-_DECODED: dict[int, Any] = {
-    dns.A: dns.Record_A,
-    dns.NS: dns.Record_NS,
-    dns.CNAME: dns.Record_CNAME,
-    dns.SOA: dns.Record_SOA,
-    dns.PTR: dns.Record_PTR,
-    dns.MX: dns.Record_MX,
-    dns.TXT: dns.Record_TXT,
-    dns.AAAA: dns.Record_AAAA,
-    dns.SRV: dns.Record_SRV,
-}
-
-
-class _Message(dns.Message):
+@functools.cache
+def _message_class() -> Any:
     """
     Twisted's message, decoding only the nine record types the probe reads
     (the others stay opaque bytes), with Twisted's cap on compression
     pointers raised to ours: the walk has already bounded them.
     """
+    dns = _names()
+    decoded = {int(rtype): getattr(dns, f"Record_{rtype.name}") for rtype in RecordType}
 
-    maxCompressionPointers = MAX_DECODE_STEPS
+    class _Message(dns.Message):  # type: ignore[misc,name-defined]
+        maxCompressionPointers = MAX_DECODE_STEPS
 
-    def lookupRecordType(self, type: int) -> Any:
-        return _DECODED.get(type, dns.UnknownRecord)
+        def lookupRecordType(self, type: int) -> Any:
+            return decoded.get(type, dns.UnknownRecord)
+
+    return _Message
 
 
 @attrs.frozen
@@ -497,9 +522,10 @@ class _Decoded:
 
 
 def _decode(payload: bytes) -> _Decoded:
+    message_class = _message_class()
     walk = _Walk(payload)
     walk.run()
-    message = _Message()
+    message = message_class()
     try:
         message.decode(BytesIO(payload))
     except Exception as e:
@@ -530,7 +556,7 @@ def decode_message(payload: bytes) -> Any:
 
 
 def _type_name(rtype: int) -> str:
-    return dns.QUERY_TYPES.get(rtype, f"TYPE{rtype}")
+    return str(_names().QUERY_TYPES.get(rtype, f"TYPE{rtype}"))
 
 
 def _u32(value: int) -> int:
@@ -543,26 +569,26 @@ def _values(rtype: int, payload: Any) -> tuple[Any, ...]:
     The fields of a decoded record of one of the nine types, in
     presentation order, names as the server sent them.
     """
-    if rtype == dns.A:
+    if rtype == RecordType.A:
         return (ipaddress.IPv4Address(payload.address),)
-    if rtype == dns.AAAA:
+    if rtype == RecordType.AAAA:
         return (ipaddress.IPv6Address(payload.address),)
-    if rtype in (dns.NS, dns.CNAME, dns.PTR):
+    if rtype in (RecordType.NS, RecordType.CNAME, RecordType.PTR):
         return (payload.name.name,)
-    if rtype == dns.MX:
+    if rtype == RecordType.MX:
         return (payload.preference, payload.name.name)
-    if rtype == dns.SRV:
+    if rtype == RecordType.SRV:
         return (payload.priority, payload.weight, payload.port, payload.target.name)
-    if rtype == dns.SOA:
+    if rtype == RecordType.SOA:
         numbers = (payload.serial, payload.refresh, payload.retry, payload.expire, payload.minimum)
         return (payload.mname.name, payload.rname.name, *(_u32(n) for n in numbers))
-    assert rtype == dns.TXT
+    assert rtype == RecordType.TXT
     return (b"".join(payload.data),)
 
 
 def _fields(rtype: int, payload: Any) -> tuple[Any, ...]:
     """The compared fields of a record: L{_values}, names as L{_name_key}."""
-    if rtype == dns.TXT:
+    if rtype == RecordType.TXT:
         return _values(rtype, payload)
     return tuple(
         _name_key(value) if isinstance(value, bytes) else value for value in _values(rtype, payload)
@@ -572,9 +598,9 @@ def _fields(rtype: int, payload: Any) -> tuple[Any, ...]:
 def _show_record(rtype: int, payload: Any) -> str:
     """C{TYPE VALUE}, the value in the form C{--expect} takes (TXT quoted)."""
     name = _type_name(rtype)
-    if rtype not in _DECODED:
+    if rtype not in _TYPE_CODES:
         return f"{name} ({len(payload.data)} bytes)"
-    if rtype == dns.TXT:
+    if rtype == RecordType.TXT:
         return f"{name} {_show_text(b''.join(payload.data))}"
     shown = [
         _show_name(value) if isinstance(value, bytes) else str(value)
@@ -779,7 +805,7 @@ def _of_asked_type(query: DnsQuery, answers: Sequence[Any]) -> list[Any]:
         cnames = {
             _name_key(rr.name.name): _name_key(rr.payload.name.name)
             for rr in answers
-            if rr.type == dns.CNAME and rr.cls == _CLASS_IN
+            if rr.type == RecordType.CNAME and rr.cls == _CLASS_IN
         }
         current = _name_key(query.name)
         # Each step adds a new owner; a CNAME loop ends when it comes round.
@@ -839,7 +865,7 @@ def judge(query: DnsQuery, payload: bytes, expect: Sequence[Expected] = ()) -> D
 
     if not message.answer:
         return verdict(Outcome.NOT_A_RESPONSE, "a query, not an answer (the QR bit is clear)")
-    if message.opCode != dns.OP_QUERY:
+    if message.opCode != _OP_QUERY:
         return verdict(
             Outcome.NOT_A_RESPONSE, f"an answer with opcode {message.opCode}, not QUERY (0)"
         )

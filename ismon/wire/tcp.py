@@ -12,6 +12,11 @@ that reads what the server sends for C{--expect REGEX}.
 This module imports nothing of ismon: a verdict is an L{ExpectOutcome} and
 a one-line reason, and the probe maps it to a catalogue message.
 
+Declared errors: L{TcpInputError} (a C{ValueError}) from L{unescape_send}
+and L{compile_expect}, one printable line each; a C{ValueError} from
+L{ExpectMatcher} for a bound below one byte.  L{ExpectMatcher.feed},
+L{ExpectMatcher.end} and L{show_bytes} raise nothing, whatever the bytes.
+
 C{--send TEXT}
 ==============
 
@@ -72,11 +77,13 @@ Bounds
 The matcher keeps at most L{MAX_EXPECT_BYTES} bytes (and one more, the
 byte after them, for the assertions at the cut), however long the server
 floods: a byte beyond them ends the read with L{ExpectOutcome.LIMIT}, "no
-match in the first 65536 bytes".  Each arrival costs one RE2 search of
+match in the first 65536 bytes".  Each feed costs one RE2 search of
 what was kept (two for a regex with C{\\b} or C{\\B}), so a server that
-sends the whole bound a byte at a time makes the probe search 65536 times;
-RE2 keeps each search linear, so that costs a few seconds of CPU at worst,
-and only while the server keeps up that trickle within the deadline.
+sends the whole bound a byte at a time, fed byte by byte, would cost 65536
+searches (seconds of CPU under the worst regex).  The probe
+(L{ismon.probes.tcp}) therefore feeds what arrives at most once every
+10 ms, gathered: the verdict does not depend on the cuts, and a trickle
+costs at most one search per 10 ms.
 """
 
 from __future__ import annotations

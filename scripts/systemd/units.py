@@ -24,7 +24,13 @@ from ismon.core.protocols import PROTOCOLS, WatchProtocol  # noqa: E402
 TEMPLATE = HERE / "ismon@.service.in"
 
 # The daemon a drop-in would bind the watch to, in the comment of its unit.
-_DAEMONS = {"http": "nginx.service", "smtp": "postfix.service", "ftp": "vsftpd.service"}
+_DAEMONS = {
+    "http": "nginx.service",
+    "smtp": "postfix.service",
+    "ftp": "vsftpd.service",
+    "dns": "unbound.service",
+    "tcp": "redis-server.service",
+}
 
 
 def unit_name(protocol: WatchProtocol) -> str:
@@ -33,8 +39,7 @@ def unit_name(protocol: WatchProtocol) -> str:
 
 def render(protocol: WatchProtocol) -> str:
     """The unit of C{protocol}."""
-    shown = re.search(r"Watch an? (\S+) ", protocol.description)
-    proto = shown.group(1) if shown else protocol.name.upper()
+    proto = protocol.label
     prefix = f"ismon-{protocol.name}"
     values = {
         "UNIT": unit_name(protocol),

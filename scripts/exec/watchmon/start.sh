@@ -1,10 +1,11 @@
 #!/bin/sh
 #***************************************************************************
-#* start.sh  --  EXEC resource "POP3, IMAP4 or FTP monitor" (ismon template)
+#* start.sh  --  EXEC resource "POP3, IMAP4, FTP, DNS or TCP monitor" (ismon template)
 #*
-#* Runs a POP3, IMAP4 or FTP watch in the FOREGROUND: `clp_imapmon imapwatch ...`.
+#* Runs a POP3, IMAP4, FTP, DNS or TCP watch in the FOREGROUND:
+#* `clp_imapmon imapwatch ...`, `clp_dnsmon dnswatch ...`.
 #*   Start script: ASYNCHRONOUS.  Stop script: synchronous.
-#*   Depends on the mail or FTP daemon's EXEC resource.
+#*   Depends on the daemon's EXEC resource (mail, FTP, DNS, Redis ...).
 #*   Add a PID monitor resource on this EXEC resource.
 #*
 #* The watch replaces this shell (exec), so the PID the cluster watches is
@@ -23,13 +24,18 @@
 # The watch ID: ASCII letters and digits, unique on this machine.  The stop
 # script must name the same ID (and the same ISMON_STATE_DIR, if set).
 : "${ISMON_WATCH_ID:=imapwatch}"
-# The command: clp_pop3mon, clp_imapmon or clp_ftpmon (the clp_smtpmon
-# syntax), or "ismon pop3|imap|ftp" (same options).
+# The command: clp_pop3mon, clp_imapmon, clp_ftpmon, clp_dnsmon or clp_tcpmon
+# (the clp_smtpmon syntax), or "ismon pop3|imap|ftp|dns|tcp" (same options).
 : "${ISMON_WATCHMON:=clp_imapmon}"
 # The watch's options: server, port, interval, retries, timeout; also
 # --starttls or --tls, --ca-file, --auth-file, --retry-interval, --grace,
 # --logfile, ...  (clp_imapmon --help lists them; the port defaults to the
-# protocol's: 110, 143, 21, or 995, 993, 990 with --tls).  Leave the ID out.
+# protocol's: 110, 143, 21, 53, or 995, 993, 990, 853 with --tls; TCP has
+# none: give -n).  DNS: --query NAME [--type T] [--expect VALUE ...] [--tcp];
+# TCP: -n PORT [--send PING\r\n] [--expect \+PONG].  The options are split
+# on spaces and nothing else (no quotes, no globbing): a value cannot hold a
+# space (give an MX's exchange alone, --expect mail.example.com).  Leave the
+# ID out.
 : "${ISMON_WATCH_OPTS=-s localhost -i 60 -c 3 -r 10}"
 # Exit status when the disk resources failed (CLP_DISK is not SUCCESS).
 : "${ISMON_DISK_ERROR_EXIT:=1}"
@@ -56,7 +62,9 @@ run_watch() {
         : "${ISMON_STATE_DIR:=/run/ismon}"
         export ISMON_STATE_DIR
     fi
-    # Word splitting of the command and the options is intended.
+    # Word splitting of the command and the options is intended; globbing is
+    # not (a regex such as --expect a.* must reach the watch as it is).
+    set -f
     # shellcheck disable=SC2086
     exec $as_user $ISMON_WATCHMON "$ISMON_WATCH_ID" $ISMON_WATCH_OPTS
 }

@@ -1,8 +1,8 @@
 #!/bin/sh
 #***************************************************************************
-#* stop.sh  --  EXEC resource "POP3, IMAP4 or FTP monitor" (ismon template)
+#* stop.sh  --  EXEC resource "POP3, IMAP4, FTP, DNS or TCP monitor" (ismon template)
 #*
-#* Stops a POP3, IMAP4 or FTP watch: `clp_imapmon imapwatch --stop`.
+#* Stops a POP3, IMAP4, FTP, DNS or TCP watch: `clp_imapmon imapwatch --stop`.
 #*   Stop script: SYNCHRONOUS.
 #*
 #* Succeeds when no watch runs (it may have exited already: that is how it
@@ -22,8 +22,8 @@
 #
 # The watch ID, as in start.sh (and the same ISMON_STATE_DIR, if set).
 : "${ISMON_WATCH_ID:=imapwatch}"
-# The command, as in start.sh: clp_pop3mon, clp_imapmon, clp_ftpmon or
-# "ismon pop3|imap|ftp".
+# The command, as in start.sh: clp_pop3mon, clp_imapmon, clp_ftpmon,
+# clp_dnsmon, clp_tcpmon or "ismon pop3|imap|ftp|dns|tcp".
 : "${ISMON_WATCHMON:=clp_imapmon}"
 # Seconds --stop waits for the watch to end (1-10000).
 : "${ISMON_STOP_WAIT:=10}"
