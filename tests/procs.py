@@ -73,6 +73,36 @@ def signal_pid(pid: int, sig: int) -> None:
         os.kill(pid, sig)
 
 
+def stop_pid(pid: int, timeout: float = STOP_TIMEOUT) -> None:
+    """
+    SIGSTOP C{pid} and return once every thread of it is stopped.
+
+    kill() only queues the signal: a process running on the other core may
+    still answer a connection made right after it returns (seen under CI load
+    as an SMTP greeting that a "stalled" server sent).  A process that is gone
+    is not an error.
+    """
+    signal_pid(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            return
+        states = []
+        for task in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{task}/stat", "rb") as f:
+                    states.append(f.read().rsplit(b")", 1)[1].split()[0])
+            except OSError:
+                continue
+        # T: stopped by a signal; t: stopped under a tracer; Z/X: gone.
+        if all(state in (b"T", b"t", b"Z", b"X") for state in states):
+            return
+        time.sleep(0.005)
+    raise TimeoutError(f"process {pid} did not stop within {timeout} s of SIGSTOP")
+
+
 def alive(pid: int) -> bool:
     """Whether C{pid} runs; a zombie (ended, not yet reaped) does not."""
     try:

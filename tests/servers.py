@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tests.procs import STOP_TIMEOUT, end_process, signal_pid, wait_for_port
+from tests.procs import STOP_TIMEOUT, end_process, signal_pid, stop_pid, wait_for_port
 
 if TYPE_CHECKING:
     from tests.certs import CertPair, TestCerts
@@ -226,7 +226,7 @@ class ServerProcess:
         """SIGSTOP every process of the server: connections are accepted, never answered."""
         self._stalled = self.pids()
         for pid in self._stalled:
-            signal_pid(pid, signal.SIGSTOP)
+            stop_pid(pid)
 
     def resume(self) -> None:
         """SIGCONT what L{stall} stopped."""
