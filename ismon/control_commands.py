@@ -488,11 +488,10 @@ def _format_ended(ended: dict[str, Any]) -> str:
     if not record:
         return f"last exit unknown: {ended.get('last_exit_error')}"
     code = record["exit_code"]
-    why = str(record.get("meaning") or f"exit status {code}")
+    why = _shown(record.get("meaning") or f"exit status {code}")
     if code != ExitStatus.STOPPED and record.get("last_failure"):
-        why += f": {record['last_failure']}"
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record["time"]))
-    return f"last exit {code} ({why}) at {when}"
+        why += f": {_shown(record['last_failure'])}"
+    return f"last exit {code} ({why}) at {_when(record['time'])}"
 
 
 def _stop(folder: state.StateDir, request: ControlRequest, watch_id: str, pid: int) -> int:
@@ -725,30 +724,57 @@ def _ask(folder: state.StateDir, request: ControlRequest, watch_id: str) -> int:
 
 
 def format_status(status: dict[str, Any]) -> str:
-    """The human form of a watch's status object (C{ismon status ID})."""
+    """
+    The human form of a watch's status object (C{ismon status ID}).  The
+    object came over a socket: any value may be missing or of another
+    type, and the text is printable whatever it holds.
+    """
+    got = status.get
     lines = [
-        f"{status.get('watch_id')}: {status.get('state')} ({status.get('target')}), "
-        f"pid {status.get('pid')}, up {status.get('uptime', 0):.0f}s",
-        f"  probes {status.get('probes')}, failures {status.get('failures')}, "
-        f"consecutive failures {status.get('consecutive_failures')}/{status.get('retries')}",
-        f"  detection bound {status.get('detection_bound'):g}s",
+        f"{_shown(got('watch_id'))}: {_shown(got('state'))} ({_shown(got('target'))}), "
+        f"pid {_shown(got('pid'))}, up {_number(got('uptime', 0), '.0f')}s",
+        f"  probes {_shown(got('probes'))}, failures {_shown(got('failures'))}, "
+        f"consecutive failures {_shown(got('consecutive_failures'))}/{_shown(got('retries'))}",
+        f"  detection bound {_number(got('detection_bound'), 'g')}s",
     ]
-    last = status.get("last_probe")
+    last = got("last_probe")
     if last:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["time"]))
-        lines.append(f"  last probe {when}: {last['summary']}")
-    if status.get("paused_since"):
+        last = last if isinstance(last, dict) else {}
+        lines.append(f"  last probe {_when(last.get('time'))}: {_shown(last.get('summary'))}")
+    if got("paused_since"):
         line = f"  paused since {_when(status['paused_since'])}"
-        if status.get("paused_until"):
+        if got("paused_until"):
             line += f" until {_when(status['paused_until'])}"
-        if status.get("pause_reason"):
-            line += f" (reason: {status['pause_reason']})"
+        if got("pause_reason"):
+            line += f" (reason: {_shown(status['pause_reason'])})"
         lines.append(line)
     return "\n".join(lines)
 
 
-def _when(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+def _shown(value: object) -> str:
+    """A value of a status object or record as printable text (no control character)."""
+    text = value if isinstance(value, str) else str(value)
+    if text.isprintable():
+        return text
+    # A lone surrogate (JSON's "\ud800") is not printable either: print() would fail on it.
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def _number(value: object, spec: str) -> str:
+    """C{value} formatted with C{spec} if it is a number, else shown as it is."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return format(value, spec)
+        except (ValueError, OverflowError):  # an integer too large for a float
+            pass
+    return _shown(value)
+
+
+def _when(epoch: object) -> str:
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError, OSError):
+        return f"(no valid time: {_shown(epoch)})"
 
 
 def pause_detail(until: float | None, reason: str | None, limit: str = "") -> str:
@@ -762,7 +788,7 @@ def pause_detail(until: float | None, reason: str | None, limit: str = "") -> st
     else:
         parts = [f"until {_when(until)}" + (f", set by {limit}" if limit else "")]
     if reason:
-        parts.append(f"reason: {reason}")
+        parts.append(f"reason: {_shown(reason)}")
     return "; ".join(parts)
 
 

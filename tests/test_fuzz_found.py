@@ -1,0 +1,57 @@
+"""
+What the fuzz targets (tests/fuzz, docs/fuzzing.md) found in ismon, one
+test per fault, feeding the input that showed it.  The inputs themselves
+are also in tests/fuzz/regressions/<target>/, which tests/test_fuzz.py
+replays through the targets.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from ismon.control_commands import _format_ended, format_status, pause_detail
+
+# -- `ismon status`, `ismon pause`: a hostile status document or record -------
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {},  # a watch of another version: no field at all
+        {"uptime": "x", "detection_bound": None, "last_probe": 1},
+        {"detection_bound": 10**30, "uptime": math.inf, "last_probe": {"time": math.nan}},
+        {"last_probe": {"time": 1e300, "summary": "\ud800"}, "paused_since": "yesterday"},
+        {"paused_since": 1, "paused_until": [1], "pause_reason": "\x1b[2J\ud800"},
+    ],
+)
+def test_status_text_of_any_document(document: dict[str, object]) -> None:
+    """Any JSON object a watch sends is shown, printable, never a traceback."""
+    text = format_status(document)
+    text.encode("utf-8")  # print() would raise on a lone surrogate
+    assert "\x1b" not in text
+    detail = pause_detail(document.get("paused_until"), document.get("pause_reason"))  # type: ignore[arg-type]
+    detail.encode("utf-8")
+
+
+def test_status_text_of_a_real_document_is_unchanged() -> None:
+    document = json.loads(
+        '{"watch_id": "web", "state": "watching", "target": "http://127.0.0.1:80/ HTTP/1.1",'
+        ' "pid": 42, "uptime": 12.3, "probes": 12, "failures": 1, "consecutive_failures": 0,'
+        ' "retries": 2, "detection_bound": 4}'
+    )
+    assert format_status(document) == (
+        "web: watching (http://127.0.0.1:80/ HTTP/1.1), pid 42, up 12s\n"
+        "  probes 12, failures 1, consecutive failures 0/2\n"
+        "  detection bound 4s"
+    )
+
+
+@pytest.mark.parametrize("when", [math.nan, math.inf, 1e300, -1e300])
+def test_ended_watch_with_a_record_of_no_valid_time(when: float) -> None:
+    """A .last whose time is out of range (json reads NaN, Infinity) is shown, not a traceback."""
+    text = _format_ended({"last_exit": {"exit_code": 1, "time": when, "meaning": "\ud800"}})
+    text.encode("utf-8")
+    assert text.startswith("last exit 1 (?) at (no valid time: ")
