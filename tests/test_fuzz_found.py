@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import pytest
 
+from ismon.ampbox import BoxReader, MalformedBox, encode_box
 from ismon.control_commands import _format_ended, format_status, pause_detail
 
 # -- `ismon status`, `ismon pause`: a hostile status document or record -------
@@ -55,3 +57,36 @@ def test_ended_watch_with_a_record_of_no_valid_time(when: float) -> None:
     text = _format_ended({"last_exit": {"exit_code": 1, "time": when, "meaning": "\ud800"}})
     text.encode("utf-8")
     assert text.startswith("last exit 1 (?) at (no valid time: ")
+
+
+# -- the AMP box reader of the control client ------------------------------------
+
+
+def test_box_over_the_bound_refused_however_cut() -> None:
+    """A complete box over the bound was taken when it came in one piece, refused in two."""
+    wire = encode_box({b"k": b"v" * 100})
+    with pytest.raises(MalformedBox, match="a box of over 64 bytes"):
+        BoxReader(max_box_bytes=64).feed(wire)
+    reader = BoxReader(max_box_bytes=64)
+    with pytest.raises(MalformedBox, match="a box of over 64 bytes"):
+        for at in range(0, len(wire), 10):
+            reader.feed(wire[at : at + 10])
+
+
+def test_box_in_small_pieces_read_in_linear_time() -> None:
+    """
+    A box that never ends, sent a few bytes at a time (the control_answer
+    target's input), was parsed again from its start at every piece: 98 KiB
+    took the whole 10 s of a control request.  Now each byte is read once.
+    """
+    pair = b"\x00\x05False\x00\x00"
+    stream = pair * 11000
+    reader = BoxReader()
+    started = time.thread_time()
+    for at in range(0, len(stream), 17):
+        assert reader.feed(stream[at : at + 17]) == []
+    # Quadratic, this took minutes; linear, some tens of milliseconds.
+    assert time.thread_time() - started < 3.0
+    assert reader.pending == len(stream)
+    assert reader.feed(b"\x00\x00") == [{b"False": b""}]
+    assert reader.pending == 0
