@@ -128,20 +128,14 @@ class HttpHeadParser:
             return self._status
         self._received += len(data)
         self._buffer += data
-        if (
-            self._status is None
-            and len(self._buffer) >= 5
-            and not self._buffer.startswith(b"HTTP/")
-        ):
-            # Answer must begin with "HTTP/" (docs/failure-rules.md, HTTP rule 3): decide now, not at the deadline.
-            raise InvalidResponse("answer does not begin with HTTP/", self._buffer)
-        if (
-            self._status is None
-            and 0 < len(self._buffer) < 5
-            and not b"HTTP/".startswith(self._buffer)
-        ):
-            raise InvalidResponse("answer does not begin with HTTP/", self._buffer)
         while True:
+            if self._status is None:
+                # Every answer, the one after an interim answer too, must
+                # begin with "HTTP/" (docs/failure-rules.md, HTTP rule 3):
+                # decide now, not at the deadline.
+                head = self._buffer[:5]
+                if not (head == b"HTTP/" if len(head) == 5 else b"HTTP/".startswith(head)):
+                    raise InvalidResponse("answer does not begin with HTTP/", self._buffer)
             newline = self._buffer.find(b"\n")
             if newline < 0:
                 if len(self._buffer) > MAX_LINE_BYTES:

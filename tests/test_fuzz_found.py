@@ -15,6 +15,7 @@ import pytest
 
 from ismon.ampbox import BoxReader, MalformedBox, encode_box
 from ismon.control_commands import _format_ended, format_status, pause_detail
+from ismon.replies import HttpHeadParser, InvalidResponse
 
 # -- `ismon status`, `ismon pause`: a hostile status document or record -------
 
@@ -90,3 +91,23 @@ def test_box_in_small_pieces_read_in_linear_time() -> None:
     assert reader.pending == len(stream)
     assert reader.feed(b"\x00\x00") == [{b"False": b""}]
     assert reader.pending == 0
+
+
+# -- the HTTP head parser -----------------------------------------------------------
+
+
+def test_answer_after_an_interim_one_must_begin_with_http_at_once() -> None:
+    """
+    After a 103 Early Hints, bytes that cannot begin an answer were taken
+    when they came in the same piece, and judged only at the close (the
+    probe would wait for its deadline); in another cut they were refused
+    at once.  Now they are refused at once however they arrive.
+    """
+    stream = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nok"
+    with pytest.raises(InvalidResponse, match="does not begin with HTTP/"):
+        HttpHeadParser().feed(stream)
+    parser = HttpHeadParser()
+    with pytest.raises(InvalidResponse, match="does not begin with HTTP/"):
+        for byte in stream:
+            parser.feed(bytes([byte]))
+    assert HttpHeadParser().feed(stream[:-2] + b"HTTP/1.1 200 OK\r\n\r\n") is not None
