@@ -15,6 +15,7 @@ import pytest
 
 from ismon.ampbox import BoxReader, MalformedBox, encode_box
 from ismon.control_commands import _format_ended, format_status, pause_detail
+from ismon.imap_replies import ImapResponseParser, InvalidImapResponse
 from ismon.replies import HttpHeadParser, InvalidResponse
 
 # -- `ismon status`, `ismon pause`: a hostile status document or record -------
@@ -111,3 +112,22 @@ def test_answer_after_an_interim_one_must_begin_with_http_at_once() -> None:
         for byte in stream:
             parser.feed(bytes([byte]))
     assert HttpHeadParser().feed(stream[:-2] + b"HTTP/1.1 200 OK\r\n\r\n") is not None
+
+
+# -- the IMAP4 response parser ---------------------------------------------------
+
+
+def test_line_announcing_a_literal_must_begin_a_response() -> None:
+    """
+    A line ending in a literal ({n}) was kept unchecked until the whole
+    response had arrived: garbage announcing a literal was taken when it
+    came in one piece (the probe then waited for the literal, up to its
+    deadline), refused at once when cut after its first bytes.
+    """
+    stream = b"1*BAD {60000}\r\n"  # then the server stalls
+    with pytest.raises(InvalidImapResponse, match="not an IMAP response"):
+        ImapResponseParser().feed(stream)
+    with pytest.raises(InvalidImapResponse, match="not an IMAP response"):
+        ImapResponseParser().feed(stream[:2])
+    parsed = ImapResponseParser().feed(b"* 1 FETCH (BODY[] {5}\r\nhello)\r\nA1 OK done\r\n")
+    assert [r.keyword for r in parsed] == ["1", "OK"]
