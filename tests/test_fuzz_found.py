@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 
 import pytest
 
 from ismon.ampbox import BoxReader, MalformedBox, encode_box
 from ismon.control_commands import _format_ended, format_status, pause_detail
+from ismon.ftp_replies import FtpReplyParser
 from ismon.imap_replies import ImapResponseParser, InvalidImapResponse
 from ismon.replies import HttpHeadParser, InvalidResponse
 
@@ -131,3 +133,30 @@ def test_line_announcing_a_literal_must_begin_a_response() -> None:
         ImapResponseParser().feed(stream[:2])
     parsed = ImapResponseParser().feed(b"* 1 FETCH (BODY[] {5}\r\nhello)\r\nA1 OK done\r\n")
     assert [r.keyword for r in parsed] == ["1", "OK"]
+
+
+# -- line parsers: each line taken once, not the buffer cut at every line ---------
+
+# Enough lines in one piece (4 MiB of 40-byte lines) that a parser which
+# copies the rest of its buffer at every line (quadratic) takes several
+# seconds here, and one that moves an offset (linear) a few tenths: the
+# bound between is wide, so a busy machine does not decide the test.
+_LINES = 100_000
+_TEXT = b"x" * 32
+
+
+def _lines(line: bytes) -> bytes:
+    return line * _LINES
+
+
+def _cpu(run: Callable[[], object]) -> float:
+    started = time.thread_time()
+    run()
+    return time.thread_time() - started
+
+
+def test_ftp_lines_taken_in_linear_time() -> None:
+    """A 64 KiB read of empty lines inside a reply took over 100 ms (the ftp target's flood)."""
+    parser = FtpReplyParser()
+    assert _cpu(lambda: parser.feed(_lines(b"220 " + _TEXT + b"\r\n"))) < 2.5
+    assert not parser.pending
