@@ -18,6 +18,7 @@ from ismon.ampbox import BoxReader, MalformedBox, encode_box
 from ismon.control_commands import _format_ended, format_status, pause_detail
 from ismon.ftp_replies import FtpReplyParser
 from ismon.imap_replies import ImapResponseParser, InvalidImapResponse
+from ismon.options import HttpOptions, ParameterError
 from ismon.replies import BodyFraming, HttpBodyReader, HttpHeadParser, InvalidResponse
 
 # -- `ismon status`, `ismon pause`: a hostile status document or record -------
@@ -173,3 +174,19 @@ def test_chunked_body_read_in_linear_time() -> None:
     stream = _lines(b"20\r\n" + _TEXT + b"\r\n") + b"0\r\n\r\n"
     assert _cpu(lambda: reader.feed(stream)) < 2.5
     assert reader.done and reader.body == _TEXT * _LINES
+
+
+# -- a watch's command line ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["web", "--method", "GET", "--expect-body", "{4294967296}"],
+        ["web", "--expect-header", "Server: a{1,99999999999}"],
+    ],
+)
+def test_regex_repetition_past_the_limit_is_refused(argv: list[str]) -> None:
+    """re.compile raises OverflowError, not re.error, for such a count: it was a traceback."""
+    with pytest.raises(ParameterError, match="is not a regular expression"):
+        HttpOptions().parseOptions(argv)
