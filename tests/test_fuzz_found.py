@@ -18,6 +18,7 @@ from ismon.ampbox import BoxReader, MalformedBox, encode_box
 from ismon.control_commands import _format_ended, format_status, pause_detail
 from ismon.ftp_replies import FtpReplyParser
 from ismon.imap_replies import ImapResponseParser, InvalidImapResponse
+from ismon.metrics import WatchSnapshot, render
 from ismon.options import HttpOptions, ParameterError
 from ismon.replies import BodyFraming, HttpBodyReader, HttpHeadParser, InvalidResponse
 
@@ -190,3 +191,14 @@ def test_regex_repetition_past_the_limit_is_refused(argv: list[str]) -> None:
     """re.compile raises OverflowError, not re.error, for such a count: it was a traceback."""
     with pytest.raises(ParameterError, match="is not a regular expression"):
         HttpOptions().parseOptions(argv)
+
+
+# -- the metrics renderer ----------------------------------------------------------------
+
+
+def test_metrics_of_a_message_id_of_thousands_of_digits() -> None:
+    """A failures_by_message key over 4300 digits made int() raise inside render()."""
+    document = {"failures_by_message": {"7" * 5000: 1, "74": 2}}
+    text = render([WatchSnapshot("web", document, None)])
+    assert 'message="74"} 2' in text
+    assert text.index('message="74"') < text.index('message="777')
