@@ -6,6 +6,7 @@ Run the fuzz targets (docs/fuzzing.md)::
         [--slack X] [--seed S] [-- extra libFuzzer arguments]
     python -m tests.fuzz all --runs 2000          # every target in turn
     python -m tests.fuzz TARGET --replay FILE...  # run inputs once (a crash to reproduce)
+    python -m tests.fuzz --summary DIR            # the table of an earlier run's --out DIR
 
 Each job is one atheris process (L{tests.fuzz.run}) with the ismon modules
 instrumented, its own seed, and libFuzzer's bounds: C{-rss_limit_mb}
@@ -60,6 +61,7 @@ class Crash:
     key: str  # exception type and the last ismon or harness frame: the dedup key
     artifact: str
     first_line: str
+    at_start: bool = False
 
 
 @dataclass
@@ -122,7 +124,18 @@ def _parse_log(text: str, result: JobResult) -> Crash | None:
         file, line, function = frames[-1]
         where = f"{Path(file).name}:{line} {function}"
     key = f"{kind}: {exception.split(':', 1)[0] or '?'} at {where or '?'}"
-    return Crash(kind, key, path, exception[:300])
+    # Before INITED: a seed or regression input of the repository crashed.
+    return Crash(kind, key, path, exception[:300], at_start="INITED" not in text)
+
+
+# The fuzzing processes running now: ended by PID when the driver is stopped.
+_LIVE: set[subprocess.Popen[bytes]] = set()
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def _job(
@@ -186,13 +199,14 @@ def _job(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        _LIVE.add(process)
         try:
             process.wait(limit)
         except subprocess.TimeoutExpired:
             result.broken = f"job {number} did not end within {limit:.0f} s: killed"
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGKILL)
-            process.wait()
+            _kill(process)
+        finally:
+            _LIVE.discard(process)
     result.seconds += time.monotonic() - started
     text = log.read_text(errors="replace")
     crash = _parse_log(text, result)
@@ -225,6 +239,8 @@ def fuzz_target(target: str, args: argparse.Namespace, extra: list[str]) -> JobR
             crash = _job(target, number, out, args, budget, seed, extra, results[number])
             if crash is None or deadline is None or args.replay or restarts >= args.restarts:
                 return
+            if crash.at_start:
+                return  # every restart would crash on the same seed at once
             restarts += 1
             seed += 1000  # another path after a crash
 
@@ -271,6 +287,23 @@ def line(target: str, result: JobResult) -> str:
     )
 
 
+def print_summary(out: Path) -> int:
+    """The table of the targets run with --out C{out} (their summary.json files)."""
+    print(HEADER)
+    failed = False
+    for path in sorted(out.glob("*/summary.json")):
+        document = json.loads(path.read_text())
+        crashes = [Crash(**crash) for crash in document.pop("crashes")]
+        result = JobResult(**{k: v for k, v in document.items() if k != "target"}, crashes=crashes)
+        print(line(document["target"], result))
+        for crash in {crash.key: crash for crash in crashes}.values():
+            print(f"    CRASH {crash.key}\n      {crash.first_line}\n      input: {crash.artifact}")
+        if result.broken:
+            print(f"    BROKEN {result.broken}")
+        failed = failed or bool(crashes or result.broken)
+    return 1 if failed else 0
+
+
 def main(argv: list[str]) -> int:
     ours, extra = (
         (argv[: argv.index("--")], argv[argv.index("--") + 1 :])
@@ -294,7 +327,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=1, help="libFuzzer seed of job 0 (1)")
     parser.add_argument("--restarts", type=int, default=20, help="after crashes (--seconds)")
     parser.add_argument("--replay", nargs="+", metavar="FILE", help="run these inputs once")
+    parser.add_argument("--summary", type=Path, metavar="DIR", help="print DIR's table and exit")
     args = parser.parse_args(ours)
+    if args.summary is not None:
+        return print_summary(args.summary)
     if args.list:
         from tests.fuzz.targets import TARGETS
 
@@ -314,10 +350,21 @@ def main(argv: list[str]) -> int:
         parser.error("--jobs must be at least 1")
     args.out.mkdir(parents=True, exist_ok=True)
 
+    def stopped(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # SIGTERM (scripts/fuzz.sh stopped) ends the fuzzing processes as Ctrl-C does.
+    signal.signal(signal.SIGTERM, stopped)
     print(HEADER, flush=True)
     failed = False
     for name in names:
-        result = fuzz_target(name, args, extra)
+        try:
+            result = fuzz_target(name, args, extra)
+        except KeyboardInterrupt:
+            for process in list(_LIVE):
+                _kill(process)
+            print("stopped", flush=True)
+            return 130
         print(line(name, result), flush=True)
         for crash in {crash.key: crash for crash in result.crashes}.values():
             print(f"    CRASH {crash.key}\n      {crash.first_line}\n      input: {crash.artifact}")

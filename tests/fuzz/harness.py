@@ -58,7 +58,7 @@ __all__ = [
 
 #: A flooded stream is at least this long: past every parser's 64 KiB
 #: reply bound, so the bounds themselves get exercised.
-FLOOD_BYTES = 96 * 1024
+FLOOD_BYTES = 66 * 1024
 #: Piece size of a flooded stream given no sizes (prime: the cuts wander).
 FLOOD_PIECE = 1021
 #: Streams up to this long are fed one byte at a time when no sizes are given.
