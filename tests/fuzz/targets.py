@@ -790,7 +790,7 @@ _TABLE = (
         http_answer,
         (wire_http.InvalidResponse,),
         "HTTP status line, headers, body",
-        ci_runs=1500,
+        ci_runs=3000,
     ),
     Target(
         "http_body",
@@ -802,10 +802,10 @@ _TABLE = (
     Target("smtp", smtp_replies, (wire_smtp.InvalidReply,), "SMTP replies", ci_runs=600),
     Target("pop3", pop3_replies, (wire_pop3.InvalidReply,), "POP3 responses", ci_runs=400),
     Target(
-        "imap", imap_responses, (wire_imap.InvalidImapResponse,), "IMAP4 responses", ci_runs=600
+        "imap", imap_responses, (wire_imap.InvalidImapResponse,), "IMAP4 responses", ci_runs=1000
     ),
-    Target("ftp", ftp_replies, (wire_ftp.InvalidReply,), "FTP replies", ci_runs=800),
-    Target("ampbox", amp_boxes, (wire_ampbox.MalformedBox,), "AMP box reader", ci_runs=800),
+    Target("ftp", ftp_replies, (wire_ftp.InvalidReply,), "FTP replies", ci_runs=1200),
+    Target("ampbox", amp_boxes, (wire_ampbox.MalformedBox,), "AMP box reader", ci_runs=3000),
     Target(
         "control_answer",
         control_answer,
@@ -827,30 +827,30 @@ _TABLE = (
         (state_record.RecordUnreadable,),
         ".last record -> ismon status, metrics",
         max_len=8192,
-        ci_runs=3000,
+        ci_runs=10000,
     ),
     Target(
         "control_command_line",
         control_command_line,
         (),
         "control-command recogniser",
-        ci_runs=4000,
+        ci_runs=15000,
     ),
     Target(
         "watch_command_line",
         watch_command_line,
         (cmdline_options.usage.UsageError,),
         "a watch's command line, every protocol",
-        ci_runs=3000,
+        ci_runs=10000,
     ),
     Target(
         "auth_file",
         auth_file,
         (cmdline_options.ParameterError,),
         "--auth-file reader",
-        ci_runs=3000,
+        ci_runs=10000,
     ),
-    Target("ca_file", ca_file, (ValueError, crypto.Error), "--ca-file reader", ci_runs=2000),
+    Target("ca_file", ca_file, (ValueError, crypto.Error), "--ca-file reader", ci_runs=6000),
 )
 
 #: Every target, by name, in the table's order.
