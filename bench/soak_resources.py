@@ -69,15 +69,8 @@ from typing import Any
 
 # bench/_common.py: run as python bench/NAME.py, this folder is sys.path[0];
 # importing it also puts the checkout on sys.path (for tests.*).
-from _common import (
-    BenchError,
-    Interrupted,
-    catch_signals,
-    console_script,
-    end_process,
-    ignore_signals,
-    spawn,
-)
+import _common
+from _common import BenchError, Interrupted, console_script, end_process
 from soak import tail
 
 from tests.delay_proxy import DelayProxy
@@ -250,7 +243,7 @@ def plan_watches(backends: list[Backend], count: int, work: Path, state: Path) -
 
 def start_watch(watch: Watch) -> None:
     watch.samples = []
-    watch.proc = spawn(watch.argv, watch.log)
+    watch.proc = _common.spawn(watch.argv, watch.log)
     deadline = time.monotonic() + START_TIMEOUT
     while _STARTED not in watch.log.read_text(errors="replace"):
         if watch.proc.poll() is not None or time.monotonic() > deadline:
@@ -363,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--minutes must be in (0, 1440], --watches >= 1, --sample > 0")
     warmup = 60 * (args.warmup if args.warmup is not None else min(10.0, args.minutes / 4))
 
-    catch_signals()
+    _common.catch_signals()
     # The watches run this checkout's ismon, not whatever is installed.
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
@@ -422,24 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         faults.end_all()
 
         for watch in watches:
-            done = subprocess.run(
-                [ismon, "status", watch.watch_id, "--json", "--state-dir", str(state)],
-                capture_output=True,
-                text=True,
-                timeout=20,
-            )
-            if done.returncode == 0:
-                watch.status = json.loads(done.stdout)
-            subprocess.run(
-                [ismon, "stop", watch.watch_id, "-r", "10", "--state-dir", str(state)],
-                capture_output=True,
-                timeout=30,
-            )
-            assert watch.proc is not None
-            try:
-                watch.stop_code = watch.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                watch.stop_code = end_process(watch.proc)
+            status_and_stop(ismon, state, watch)
 
         if args.csv is not None:
             with open(args.csv, "w", newline="") as f:
@@ -450,14 +426,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         out.writerow([watch.watch_id, watch.protocol, f"{t:.1f}", pss, fds])
         report(watches, backends, elapsed, warmup, args)
         return 0
-    except (BenchError, ServerUnavailable, RuntimeError) as e:
-        print(f"soak_resources: broken: {e}", file=sys.stderr)
-        return 1
-    except Interrupted:
-        print("soak_resources: interrupted", file=sys.stderr)
-        return 130
+    except (BenchError, ServerUnavailable, RuntimeError, Interrupted) as e:
+        stopped = isinstance(e, Interrupted)
+        print(f"soak_resources: {'interrupted' if stopped else e}", file=sys.stderr)
+        return 130 if stopped else 1
     finally:
-        ignore_signals()
+        _common.ignore_signals()
         if faults is not None:
             faults.end_all()
         for watch in watches:
@@ -469,6 +443,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             with contextlib.suppress(Exception):
                 backend.server.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def status_and_stop(ismon: str, state: Path, watch: Watch) -> None:
+    """What the watch counted (`ismon status --json`), then `ismon stop` and its exit code."""
+    for verb, extra in (("status", ["--json"]), ("stop", ["-r", "10"])):
+        asked = subprocess.run(
+            [ismon, verb, watch.watch_id, *extra, "--state-dir", str(state)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if verb == "status" and asked.returncode == 0:
+            watch.status = json.loads(asked.stdout)
+    assert watch.proc is not None
+    try:
+        watch.stop_code = watch.proc.wait(10)
+    except subprocess.TimeoutExpired:
+        watch.stop_code = end_process(watch.proc)
 
 
 def report(

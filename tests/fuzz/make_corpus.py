@@ -144,20 +144,14 @@ PAUSED = {
     "paused_until": 1796000901.0,
     "pause_reason": "kernel update",
 }
+# A record as ismon.service writes it: the watch's own fields, then the exit's.
 RECORD = {
-    "watch_id": "web",
-    "command": "clp_httpmon",
-    "protocol": "http",
-    "pid": 4242,
-    "target": "http://127.0.0.1:8080/ HTTP/1.1",
+    **{key: STATUS[key] for key in ("watch_id", "command", "protocol", "pid", "target")},
     "exit_code": 1,
     "meaning": "the server failed",
     "time": 1796000000.5,
     "last_failure": "The clp_httpmon has detected network error(select error[110]). [ID:web]",
-    "probes": 3,
-    "failures": 3,
-    "started": 1795999990.0,
-    "uptime": 3.2,
+    **{key: STATUS[key] for key in ("probes", "failures", "started", "uptime")},
 }
 
 

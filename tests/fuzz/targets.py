@@ -263,24 +263,38 @@ def http_body(data: bytes) -> object:
 
 # -- SMTP, POP3, IMAP4, FTP ----------------------------------------------------------
 
-_SMTP_BOUND = wire_smtp.MAX_SMTP_LINE_BYTES + wire_smtp.MAX_SMTP_REPLY_BYTES
+
+def _line_replies(
+    make: Callable[[], Any], bound: int, what: str, declared: type[Exception]
+) -> Callable[[bytes], object]:
+    """
+    The one-input function of a parser whose C{feed} returns the replies
+    it completed (SMTP, FTP): whole = split, and at most C{bound} bytes
+    retained beyond the piece just fed; C{declared} is its parse error.
+    """
+
+    def read(pieces: list[bytes]) -> tuple[object, ...]:
+        parser = make()
+        replies: list[object] = []
+        for piece in pieces:
+            replies += parser.feed(piece)
+            holds_at_most(parser, bound + len(piece), f"the {what} parser")
+        return tuple(replies), parser.pending
+
+    def one_input(data: bytes) -> object:
+        env = envelope(data)
+        return _differential(read, env.pieces(), env.stream, (declared,), f"{what} replies")
+
+    return one_input
 
 
-def _smtp_read(pieces: list[bytes]) -> tuple[object, ...]:
-    parser = wire_smtp.SmtpReplyParser()
-    replies: list[object] = []
-    for piece in pieces:
-        replies += parser.feed(piece)
-        holds_at_most(parser, _SMTP_BOUND + len(piece), "the SMTP parser")
-    return tuple(replies), parser.pending
-
-
-def smtp_replies(data: bytes) -> object:
-    """SMTP replies (RFC 5321 §4.2), multi-line included."""
-    env = envelope(data)
-    return _differential(
-        _smtp_read, env.pieces(), env.stream, (wire_smtp.InvalidReply,), "SMTP replies"
-    )
+#: SMTP replies (RFC 5321 §4.2), multi-line included.
+smtp_replies = _line_replies(
+    wire_smtp.SmtpReplyParser,
+    wire_smtp.MAX_SMTP_LINE_BYTES + wire_smtp.MAX_SMTP_REPLY_BYTES,
+    "SMTP",
+    wire_smtp.InvalidReply,
+)
 
 
 _POP3_BOUND = 2 * wire_pop3.MAX_POP3_REPLY_BYTES + wire_pop3.MAX_POP3_LINE_BYTES
@@ -364,24 +378,13 @@ def imap_responses(data: bytes) -> object:
     )
 
 
-_FTP_BOUND = wire_ftp.MAX_FTP_LINE_BYTES + wire_ftp.MAX_FTP_REPLY_BYTES
-
-
-def _ftp_read(pieces: list[bytes]) -> tuple[object, ...]:
-    parser = wire_ftp.FtpReplyParser()
-    replies: list[object] = []
-    for piece in pieces:
-        replies += parser.feed(piece)
-        holds_at_most(parser, _FTP_BOUND + len(piece), "the FTP parser")
-    return tuple(replies), parser.pending
-
-
-def ftp_replies(data: bytes) -> object:
-    """FTP control-connection replies (RFC 959 §4.2), multi-line included."""
-    env = envelope(data)
-    return _differential(
-        _ftp_read, env.pieces(), env.stream, (wire_ftp.InvalidReply,), "FTP replies"
-    )
+#: FTP control-connection replies (RFC 959 §4.2), multi-line included.
+ftp_replies = _line_replies(
+    wire_ftp.FtpReplyParser,
+    wire_ftp.MAX_FTP_LINE_BYTES + wire_ftp.MAX_FTP_REPLY_BYTES,
+    "FTP",
+    wire_ftp.InvalidReply,
+)
 
 
 # -- AMP boxes and the control client ---------------------------------------------
