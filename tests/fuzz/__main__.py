@@ -107,7 +107,8 @@ def _parse_log(text: str, result: JobResult) -> Crash | None:
     else:
         counts = _DONE.findall(text)
         result.executions += int(counts[-1]) if counts else 0
-    artifact = _ARTIFACT.findall(text)
+    # slow-unit-* files are libFuzzer's notes of slow inputs, not crashes.
+    artifact = [a for a in _ARTIFACT.findall(text) if not Path(a).name.startswith("slow-unit-")]
     if not artifact:
         return None
     path = artifact[-1]
@@ -189,7 +190,9 @@ def _job(
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
     limit = (budget if budget is not None else 3600.0) + GRACE_SECONDS
     started = time.monotonic()
-    with open(log, "wb") as output:
+    # A restart after a crash appends to the job's log: each crash's report stays.
+    offset = log.stat().st_size if log.exists() else 0
+    with open(log, "ab") as output:
         process = subprocess.Popen(
             command,
             cwd=ROOT,
@@ -205,10 +208,15 @@ def _job(
         except subprocess.TimeoutExpired:
             result.broken = f"job {number} did not end within {limit:.0f} s: killed"
             _kill(process)
+        except BaseException:  # stopped (SIGTERM, Ctrl-C) in this thread
+            _kill(process)
+            raise
         finally:
             _LIVE.discard(process)
     result.seconds += time.monotonic() - started
-    text = log.read_text(errors="replace")
+    with open(log, "rb") as f:
+        f.seek(offset)
+        text = f.read().decode(errors="replace")
     crash = _parse_log(text, result)
     with contextlib.suppress(OSError, ValueError):
         worst = json.loads(stats.read_text())

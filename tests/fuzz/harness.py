@@ -14,7 +14,9 @@ the first byte of every input says how to cut the rest:
     which protocol's command line ...).
 
 With no size bytes the stream is fed one byte at a time (the most
-adversarial cut), or, when flooded, in pieces of L{FLOOD_PIECE} bytes.
+adversarial cut).  A flood is cut in pieces of 64 times the sizes, or of
+L{FLOOD_PIECE} bytes: fine cuts are the small inputs' business, the
+bounds the floods'.
 Every stream target feeds the stream whole too and requires the same
 outcome both ways: an incremental parser must not depend on where the
 network cut its input.
@@ -116,10 +118,15 @@ class Envelope:
 def cut(stream: bytes, sizes: tuple[int, ...]) -> list[bytes]:
     """
     C{stream} in pieces of C{sizes}, used in turn; with no sizes, one byte
-    at a time up to L{BYTEWISE_LIMIT} bytes, else L{FLOOD_PIECE} bytes.
+    at a time.  A stream longer than L{BYTEWISE_LIMIT} (a flood) is cut in
+    pieces of 64 x the sizes, or of L{FLOOD_PIECE} bytes with none.
     """
-    if not sizes:
-        sizes = (1,) if len(stream) <= BYTEWISE_LIMIT else (FLOOD_PIECE,)
+    if len(stream) > BYTEWISE_LIMIT:
+        # A flood: 64 x the sizes (64 bytes to 16 KiB), so that it takes a
+        # thousand feeds or so, not 66 thousand of the harness's own costs.
+        sizes = tuple(64 * size for size in sizes) or (FLOOD_PIECE,)
+    elif not sizes:
+        sizes = (1,)
     pieces: list[bytes] = []
     at = 0
     turn = 0
