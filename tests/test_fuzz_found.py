@@ -20,7 +20,13 @@ from ismon.ftp_replies import FtpReplyParser
 from ismon.imap_replies import ImapResponseParser, InvalidImapResponse
 from ismon.metrics import WatchSnapshot, render
 from ismon.options import HttpOptions, ParameterError
-from ismon.replies import BodyFraming, HttpBodyReader, HttpHeadParser, InvalidResponse
+from ismon.replies import (
+    BodyFraming,
+    HttpBodyReader,
+    HttpHeadParser,
+    InvalidResponse,
+    SmtpReplyParser,
+)
 
 # -- `ismon status`, `ismon pause`: a hostile status document or record -------
 
@@ -202,3 +208,11 @@ def test_metrics_of_a_message_id_of_thousands_of_digits() -> None:
     text = render([WatchSnapshot("web", document, None)])
     assert 'message="74"} 2' in text
     assert text.index('message="74"') < text.index('message="777')
+
+
+def test_smtp_lines_taken_in_linear_time() -> None:
+    """A flood of bare "250" replies took 96 ms of CPU for 66 KiB fed twice (the smtp target)."""
+    parser = SmtpReplyParser()
+    replies = []
+    assert _cpu(lambda: replies.extend(parser.feed(_lines(b"250 " + _TEXT + b"\r\n")))) < 2.5
+    assert len(replies) == _LINES and not parser.pending
