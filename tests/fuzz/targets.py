@@ -124,7 +124,7 @@ class Target:
     max_len: int = 4096
     # Extra libFuzzer arguments this target always gets.
     extra: tuple[str, ...] = field(default=())
-    # Inputs tests/test_fuzz.py runs (libFuzzer -runs): about 5 s here.
+    # Inputs tests/test_fuzz.py runs (libFuzzer -runs): 3-8 s here.
     ci_runs: int = 2000
 
     @property
@@ -814,28 +814,28 @@ _TABLE = (
         http_answer,
         (wire_http.InvalidResponse,),
         "HTTP status line, headers, body",
-        ci_runs=3000,
+        ci_runs=6000,
     ),
     Target(
         "http_body",
         http_body,
         (wire_http.InvalidResponse,),
         "HTTP body reader, chunked above all",
-        ci_runs=1000,
+        ci_runs=2000,
     ),
-    Target("smtp", smtp_replies, (wire_smtp.InvalidReply,), "SMTP replies", ci_runs=600),
-    Target("pop3", pop3_replies, (wire_pop3.InvalidReply,), "POP3 responses", ci_runs=400),
+    Target("smtp", smtp_replies, (wire_smtp.InvalidReply,), "SMTP replies", ci_runs=1200),
+    Target("pop3", pop3_replies, (wire_pop3.InvalidReply,), "POP3 responses", ci_runs=800),
     Target(
-        "imap", imap_responses, (wire_imap.InvalidImapResponse,), "IMAP4 responses", ci_runs=1000
+        "imap", imap_responses, (wire_imap.InvalidImapResponse,), "IMAP4 responses", ci_runs=2000
     ),
-    Target("ftp", ftp_replies, (wire_ftp.InvalidReply,), "FTP replies", ci_runs=1200),
-    Target("ampbox", amp_boxes, (wire_ampbox.MalformedBox,), "AMP box reader", ci_runs=3000),
+    Target("ftp", ftp_replies, (wire_ftp.InvalidReply,), "FTP replies", ci_runs=2400),
+    Target("ampbox", amp_boxes, (wire_ampbox.MalformedBox,), "AMP box reader", ci_runs=6000),
     Target(
         "control_answer",
         control_answer,
         _CONTROL_DECLARED,
         "control client's answers",
-        ci_runs=800,
+        ci_runs=1600,
     ),
     Target(
         "status_document",
@@ -851,30 +851,30 @@ _TABLE = (
         (state_record.RecordUnreadable,),
         ".last record -> ismon status, metrics",
         max_len=8192,
-        ci_runs=10000,
+        ci_runs=20000,
     ),
     Target(
         "control_command_line",
         control_command_line,
         (),
         "control-command recogniser",
-        ci_runs=15000,
+        ci_runs=30000,
     ),
     Target(
         "watch_command_line",
         watch_command_line,
         (cmdline_options.usage.UsageError,),
         "a watch's command line, every protocol",
-        ci_runs=10000,
+        ci_runs=20000,
     ),
     Target(
         "auth_file",
         auth_file,
         (cmdline_options.ParameterError,),
         "--auth-file reader",
-        ci_runs=10000,
+        ci_runs=20000,
     ),
-    Target("ca_file", ca_file, (ValueError, crypto.Error), "--ca-file reader", ci_runs=6000),
+    Target("ca_file", ca_file, (ValueError, crypto.Error), "--ca-file reader", ci_runs=12000),
 )
 
 #: Every target, by name, in the table's order.
