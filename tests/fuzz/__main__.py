@@ -34,6 +34,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -187,7 +188,13 @@ def _job(
         *fuzzer,
         *(args.replay or folders),
     ]
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+    scratch = Path(tempfile.mkdtemp(prefix=f"ismon-fuzz-{target}-"))
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "ISMON_FUZZ_SCRATCH": str(scratch),
+    }
     limit = (budget if budget is not None else 3600.0) + GRACE_SECONDS
     started = time.monotonic()
     # A restart after a crash appends to the job's log: each crash's report stays.
@@ -213,6 +220,7 @@ def _job(
             raise
         finally:
             _LIVE.discard(process)
+            shutil.rmtree(scratch, ignore_errors=True)
     result.seconds += time.monotonic() - started
     with open(log, "rb") as f:
         f.seek(offset)

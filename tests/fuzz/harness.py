@@ -241,11 +241,16 @@ _SCRATCH: Path | None = None
 def scratch_dir() -> Path:
     """
     This process's private folder for the files a target writes (the
-    --auth-file, --ca-file and .last under test); removed at exit when the
-    process exits normally (libFuzzer's exit skips that: it is in the
-    system's temporary folder, named ismon-fuzz-*).
+    --auth-file, --ca-file and .last under test): the one named by
+    C{ISMON_FUZZ_SCRATCH} (a fuzzing process: libFuzzer's exit skips
+    at-exit code, so its driver removes it), else a new one removed at exit.
     """
     global _SCRATCH
+    given = os.environ.get("ISMON_FUZZ_SCRATCH")
+    if _SCRATCH is None and given:
+        # The driver's (tests.fuzz.__main__): it removes the folder after the job.
+        _SCRATCH = Path(given)
+        _SCRATCH.mkdir(mode=0o700, parents=True, exist_ok=True)
     if _SCRATCH is None:
         base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
         _SCRATCH = Path(tempfile.mkdtemp(prefix="ismon-fuzz-", dir=base))
