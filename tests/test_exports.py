@@ -142,7 +142,7 @@ PUBLIC = {
     ],
     "ismon.core.result": ["Phase", "ProbeResult", "timed_out"],
     "ismon.core.status": ["WatchStatus", "result_fields"],
-    "ismon.core.text": ["local_time", "printable", "quote"],
+    "ismon.core.text": ["local_time", "printable", "quote", "shown", "shown_number"],
     "ismon.core.timing": ["Timing"],
     "ismon.demo": ["main", "serve"],
     "ismon.entry": [
