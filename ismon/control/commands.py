@@ -153,6 +153,8 @@ def _format_ended(ended: dict[str, Any]) -> str:
     """How a watch ended, as C{ismon status} shows it after "not running; "."""
     if ended.get("ended_without_record"):
         return "ended without a record (killed?)"
+    if ended.get("record_not_written"):
+        return f"its last record could not be written ({shown(ended['record_not_written'])})"
     record = ended.get("last_exit")
     if not record:
         return f"last exit unknown: {ended.get('last_exit_error')}"

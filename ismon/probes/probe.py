@@ -28,6 +28,7 @@ so that this module never loads the TLS stack.
 from __future__ import annotations
 
 import errno
+import os
 import socket
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -42,8 +43,9 @@ from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
 from ismon.core.catalogue import MessageId
-from ismon.core.result import Phase, ProbeResult, timed_out
-from ismon.probes.resolve import Address, ResolveError, Resolver
+from ismon.core.resources import MONITOR_ERRNOS
+from ismon.core.result import Phase, ProbeResult, monitor_failure, timed_out
+from ismon.probes.resolve import Address, ResolveError, Resolver, ResolverUnavailable
 
 __all__ = [
     "REPLY_LIMIT",
@@ -104,8 +106,16 @@ class ITLSClient(Interface):
 
 
 def _connect_failure(reason: Failure) -> ProbeResult:
-    """Map a failed TCP connect to message 72 (or 71) with the errno."""
+    """
+    Map a failed TCP connect to message 72 (or 71) with the errno; or, when
+    the monitor's own resources failed (no descriptor, no memory, no socket
+    buffer: L{MONITOR_ERRNOS}), to message 42 (C{socket 24}): the server
+    was never asked.
+    """
     value = reason.value
+    own = _own_failure(value)
+    if own is not None:
+        return own
     if isinstance(value, neterror.ConnectionRefusedError):
         number = errno.ECONNREFUSED
     elif isinstance(value, neterror.TCPTimedOutError | neterror.TimeoutError):
@@ -126,6 +136,21 @@ def _connect_failure(reason: Failure) -> ProbeResult:
     return ProbeResult.failure(
         MessageId.CONNECT_ERROR, Phase.CONNECT, number=number, detail=str(value)[:200]
     )
+
+
+def _own_failure(value: object) -> ProbeResult | None:
+    """Message 42 for an error of the monitor's own resources; else None."""
+    if isinstance(value, MemoryError):
+        return monitor_failure("memory", errno.ENOMEM, Phase.CONNECT, "out of memory")
+    number: object = None
+    if isinstance(value, neterror.ConnectError):
+        # Twisted keeps the errno of socket() or connect() (a "Couldn't bind").
+        number = value.osError
+    elif isinstance(value, OSError):
+        number = value.errno
+    if isinstance(number, int) and number in MONITOR_ERRNOS:
+        return monitor_failure("socket", number, Phase.CONNECT, os.strerror(number))
+    return None
 
 
 def _tls_failure(reason: Failure, tls: ITLSClient | None) -> ProbeResult | None:
@@ -337,10 +362,16 @@ class _Attempt:
         self._pending = None
         if self.decided:
             return
-        code = reason.value.code if isinstance(reason.value, ResolveError) else 0
+        value = reason.value
+        if isinstance(value, ResolverUnavailable):
+            # No thread, descriptor or memory to ask with: the monitor's.
+            self.decide(monitor_failure(value.function, value.number, Phase.RESOLVE, str(value)))
+            self._finish()
+            return
+        code = value.code if isinstance(value, ResolveError) else 0
         self.decide(
             ProbeResult.failure(
-                MessageId.RESOLVE_ERROR, Phase.RESOLVE, number=code, detail=str(reason.value)
+                MessageId.RESOLVE_ERROR, Phase.RESOLVE, number=code, detail=str(value)
             )
         )
         self._finish()
@@ -508,11 +539,9 @@ def run_probe(
     attempt = _Attempt(reactor, resolver, host, port, timeout, protocol_factory, tls, implicit_tls)
     try:
         return attempt.run()
-    except Exception as e:  # a programming error must not kill the schedule
+    except Exception as e:  # a programming error, no memory: not the server's
         # Leave no timer behind (IProbe): run() may have armed the deadline.
         attempt.cancel_deadline()
-        return succeed(
-            ProbeResult.failure(
-                MessageId.SYSTEM_ERROR, Phase.CONNECT, number=0, detail=repr(e)[:200]
-            )
-        )
+        if isinstance(e, MemoryError):
+            return succeed(monitor_failure("memory", errno.ENOMEM, Phase.CONNECT, "out of memory"))
+        return succeed(monitor_failure("probe", 0, Phase.CONNECT, repr(e)[:200]))
