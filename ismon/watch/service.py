@@ -353,15 +353,18 @@ class WatchService(Service):
             _best_effort(part.ending, self.exit_code)
         if self._schedule is not None:
             _best_effort(self._schedule.stop)
+        records, self._records = self._records, None
+        if records is not None:
+            # Before the last message, which a full pipe or a hung log file
+            # can block (the last resort then ends the process), and before
+            # the lock goes (README "Records").
+            _best_effort(self._write_record, records)
         if watched:
             _best_effort(
                 self.reporter.emit, MessageId.TERMINATING, fields={"exit_code": self.exit_code}
             )
-        records, self._records = self._records, None
         closing: Deferred[None] = succeed(None)
         if records is not None:
-            # After the last message, before the lock goes (README "Records").
-            _best_effort(self._write_record, records)
             closing = _best_effort(records.close) or succeed(None)
 
         def finish(_: object) -> None:
