@@ -229,11 +229,10 @@ def test_a_folder_made_read_only_under_the_watch_is_said_not_lost(
     assert _stall_and_end(watch, http_server, bound) == 1
     output = watch.output()
     no_traceback(output)
-    said = [line for line in output.splitlines() if "could not write its record" in line]
+    said = [line for line in output.splitlines() if message(102, CMD, None) in line]
     assert len(said) == 1, output
     assert said[0].endswith(
-        f"The clp_httpmon could not write its record (last exit 1: {state}/web.last:"
-        " Read-only file system). [ID:web]"
+        message(102, CMD, None) + f"last exit 1: {state}/web.last: Read-only file system). [ID:web]"
     ), said
     assert message(6, CMD, "web") in output
     shown = _status(namespace, state, "web")
@@ -273,15 +272,13 @@ def test_a_folder_deleted_under_the_watch_is_made_again(
     bound = started(watch, CMD, "web")
     shutil.rmtree(state)
     # At the next probe (interval 1 s): said once, and found again.
-    watch.wait_for(
-        re.escape(f"The clp_httpmon found its state folder gone ({state} was deleted; made again")
-    )
+    watch.wait_for(re.escape(message(103, CMD, None) + f"{state} was deleted; made again"))
     running = _status(None, state, "web")
     assert running.returncode == 0 and running.stdout.startswith("web: watching ("), running
     assert _status(None, state).stdout == f"web: running, pid {watch.pid}\n"
     assert _stall_and_end(watch, http_server, bound) == 1
     output = watch.output()
-    assert output.count("found its state folder gone") == 1, output
+    assert output.count(message(103, CMD, None)) == 1, output
     no_traceback(output)
     assert json.loads((state / "web.last").read_text())["exit_code"] == 1
     assert sorted(os.listdir(state)) == ["web.last"]

@@ -602,7 +602,9 @@ class ConnectFailureTests(SynchronousTestCase):
         # (docs/failure-rules.md, "The monitor's own failures").
         for number in (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS):
             table.append((neterror.ConnectError(osError=number), MessageId.SYSTEM_ERROR, number))
-            table.append((neterror.ConnectBindError(osError=number), MessageId.SYSTEM_ERROR, number))
+            table.append(
+                (neterror.ConnectBindError(osError=number), MessageId.SYSTEM_ERROR, number)
+            )
             table.append((OSError(number, os.strerror(number)), MessageId.SYSTEM_ERROR, number))
         table.append((MemoryError(), MessageId.SYSTEM_ERROR, errno.ENOMEM))
         for exception, message, number in table:
