@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -308,4 +309,25 @@ def test_twistd_bad_parameter_ends_with_twistd_status_1(
     assert '-i (interval) must be a whole number from 1 to 10000, not "0"' in both
     assert "Traceback" not in both
     assert not pidfile.exists()
+    assert not state.exists()
+
+
+def test_twistd_watch_without_room_is_refused_with_one_line_and_4(
+    venv: Venv, tmp_path: Path
+) -> None:
+    """As the commands' watches (tests/test_resources.py): 12 descriptors leave no room."""
+    pidfile, state = tmp_path / "twistd.pid", tmp_path / "state"
+    result = subprocess.run(
+        twistd_argv(venv, pidfile, "tw5", 80, state),
+        env=venv.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (12, 12)),
+    )
+    both = result.stdout + result.stderr
+    assert result.returncode == 4, both
+    assert "The clp_httpmon has detected system error (nofile 24). [ID:tw5]" in both
+    assert "Traceback" not in both
     assert not state.exists()
