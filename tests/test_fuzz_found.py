@@ -19,10 +19,18 @@ from ismon.control.commands import _format_ended, format_status
 from ismon.control.request import pause_detail
 from ismon.metrics.render import WatchSnapshot, render
 from ismon.wire.ampbox import BoxReader, MalformedBox, encode_box
-from ismon.wire.ftp import FtpReplyParser
-from ismon.wire.http import BodyFraming, HttpBodyReader, HttpHeadParser, InvalidResponse
+from ismon.wire.errors import InvalidReply
+from ismon.wire.ftp import MAX_FTP_LINE_BYTES, FtpReplyParser
+from ismon.wire.http import (
+    MAX_CHUNK_LINE_BYTES,
+    BodyFraming,
+    HttpBodyReader,
+    HttpHeadParser,
+    InvalidResponse,
+)
 from ismon.wire.imap import ImapResponseParser, InvalidImapResponse
-from ismon.wire.smtp import SmtpReplyParser
+from ismon.wire.pop3 import MAX_POP3_LINE_BYTES, Pop3ReplyParser
+from ismon.wire.smtp import MAX_SMTP_LINE_BYTES, SmtpReplyParser
 
 # -- `ismon status`, `ismon pause`: a hostile status document or record -------
 
@@ -212,3 +220,51 @@ def test_smtp_lines_taken_in_linear_time() -> None:
     replies = []
     assert _cpu(lambda: replies.extend(parser.feed(_lines(b"250 " + _TEXT + b"\r\n")))) < 2.5
     assert len(replies) == _LINES and not parser.pending
+
+
+# -- a line at its bound: the same verdict however the reads were cut ----------------
+# Found by the http target's one-hour run (issue 22): a chunk-size line whose CR
+# put it one byte over the bound was refused when it arrived without its LF and
+# taken when it came whole.  The SMTP, POP3 and FTP parsers had the same rule.
+
+
+def _verdict(feed: Callable[[bytes], object], pieces: list[bytes]) -> str:
+    try:
+        for piece in pieces:
+            feed(piece)
+    except (InvalidResponse, InvalidReply) as e:
+        return f"refused: {e}"
+    return "taken"
+
+
+def _pop3_feed(parser: Pop3ReplyParser) -> Callable[[bytes], object]:
+    def feed(data: bytes) -> object:
+        parser.feed(data)
+        return parser.reply()
+
+    return feed
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "bound", "prefix"),
+    [
+        (
+            "chunk line",
+            lambda: HttpBodyReader(BodyFraming.CHUNKED, None, 64).feed,
+            MAX_CHUNK_LINE_BYTES,
+            b"1;x=",
+        ),
+        ("SMTP", lambda: SmtpReplyParser().feed, MAX_SMTP_LINE_BYTES, b"250 "),
+        ("POP3", lambda: _pop3_feed(Pop3ReplyParser()), MAX_POP3_LINE_BYTES, b"+OK "),
+        ("FTP", lambda: FtpReplyParser().feed, MAX_FTP_LINE_BYTES, b"220 "),
+    ],
+)
+@pytest.mark.parametrize("over", [0, 1])
+def test_a_line_at_its_bound_is_judged_alike_whole_and_cut_before_its_lf(
+    name: str, make: Callable[[], Callable[[bytes], object]], bound: int, prefix: bytes, over: int
+) -> None:
+    line = prefix + b"a" * (bound - len(prefix) - 1 + over) + b"\r"  # its CR counts
+    whole = _verdict(make(), [line + b"\n"])
+    cut = _verdict(make(), [line, b"\n"])
+    assert whole == cut, name
+    assert whole.startswith("refused: ") == bool(over), (name, whole)

@@ -101,9 +101,12 @@ class FtpReplyParser:
                 raw = buffer[at:newline]
                 self._reply_bytes += newline + 1 - at
                 at = newline + 1
+                # Measured with its CR, as an unfinished line is in
+                # _check_partial: the verdict must not depend on where the
+                # reads were cut.
+                if len(raw) > MAX_FTP_LINE_BYTES:
+                    raise InvalidReply("line too long", raw[:80])
                 line = raw[:-1] if raw.endswith(b"\r") else raw
-                if len(line) > MAX_FTP_LINE_BYTES:
-                    raise InvalidReply("line too long", line[:80])
                 if b"\x00" in line:
                     raise InvalidReply("NUL byte in a reply", line[:80])
                 if self._reply_bytes > MAX_FTP_REPLY_BYTES:

@@ -299,10 +299,13 @@ class HttpBodyReader:
                     if len(buffer) - at > MAX_CHUNK_LINE_BYTES:
                         raise InvalidResponse("chunk line too long", buffer[at : at + 80])
                     return
-                line = buffer[at:newline].rstrip(b"\r")
+                raw = buffer[at:newline]
                 at = newline + 1
-                if len(line) > MAX_CHUNK_LINE_BYTES:
-                    raise InvalidResponse("chunk line too long", line[:80])
+                # Measured with its CR, as an unfinished line is above: the
+                # verdict must not depend on where the reads were cut.
+                if len(raw) > MAX_CHUNK_LINE_BYTES:
+                    raise InvalidResponse("chunk line too long", raw[:80])
+                line = raw.rstrip(b"\r")
                 if self._state == "crlf":
                     if line:
                         raise InvalidResponse("chunk data longer than its size", line[:80])

@@ -112,10 +112,12 @@ class Pop3ReplyParser:
             return None
         line = self._buffer[self._start : newline]
         self._start = newline + 1
-        if line.endswith(b"\r"):
-            line = line[:-1]
+        # Measured with its CR, as an unfinished line is above: the verdict
+        # must not depend on where the reads were cut.
         if len(line) > MAX_POP3_LINE_BYTES:
             raise InvalidReply("line too long", line[:80])
+        if line.endswith(b"\r"):
+            line = line[:-1]
         return line
 
     def reply(self, multiline: bool = False) -> Pop3Reply | None:

@@ -78,10 +78,13 @@ class SmtpReplyParser:
                     if len(buffer) - at > MAX_SMTP_LINE_BYTES:
                         raise InvalidReply("line too long", buffer[at : at + 80])
                     return replies
-                line = buffer[at:newline].rstrip(b"\r")
+                raw = buffer[at:newline]
                 at = newline + 1
-                if len(line) > MAX_SMTP_LINE_BYTES:
-                    raise InvalidReply("line too long", line[:80])
+                # Measured with its CR, as an unfinished line is above: the
+                # verdict must not depend on where the reads were cut.
+                if len(raw) > MAX_SMTP_LINE_BYTES:
+                    raise InvalidReply("line too long", raw[:80])
+                line = raw.rstrip(b"\r")
                 reply = self._line(line)
                 if reply is not None:
                     replies.append(reply)
