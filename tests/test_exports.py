@@ -356,7 +356,7 @@ PUBLIC = {
         "show_bytes",
         "unescape_send",
     ],
-    "ismon.wire.errors": ["InvalidReply"],
+    "ismon.wire.errors": ["InvalidReply", "line_over", "unfinished_over"],
     "ismon.wire.ftp": [
         "FtpReply",
         "FtpReplyParser",

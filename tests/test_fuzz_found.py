@@ -223,9 +223,10 @@ def test_smtp_lines_taken_in_linear_time() -> None:
 
 
 # -- a line at its bound: the same verdict however the reads were cut ----------------
-# Found by the http target's one-hour run (issue 22): a chunk-size line whose CR
-# put it one byte over the bound was refused when it arrived without its LF and
-# taken when it came whole.  The SMTP, POP3 and FTP parsers had the same rule.
+# Found by the http target's one-hour run (issue 22): a chunk-size line at its
+# bound was refused when it arrived without its LF (its CR counted) and taken
+# when it came whole (its CR not counted).  The SMTP, POP3 and FTP parsers
+# had the same rule; all now share ismon.wire.errors.line_over/unfinished_over.
 
 
 def _verdict(feed: Callable[[bytes], object], pieces: list[bytes]) -> str:
@@ -263,7 +264,7 @@ def _pop3_feed(parser: Pop3ReplyParser) -> Callable[[bytes], object]:
 def test_a_line_at_its_bound_is_judged_alike_whole_and_cut_before_its_lf(
     name: str, make: Callable[[], Callable[[bytes], object]], bound: int, prefix: bytes, over: int
 ) -> None:
-    line = prefix + b"a" * (bound - len(prefix) - 1 + over) + b"\r"  # its CR counts
+    line = prefix + b"a" * (bound - len(prefix) + over) + b"\r"  # its CR not counted
     whole = _verdict(make(), [line + b"\n"])
     cut = _verdict(make(), [line, b"\n"])
     assert whole == cut, name

@@ -22,7 +22,7 @@ import re
 import attrs
 
 from ismon.core.text import printable
-from ismon.wire.errors import InvalidReply
+from ismon.wire.errors import InvalidReply, line_over, unfinished_over
 
 __all__ = [
     "MAX_FTP_LINE_BYTES",
@@ -101,10 +101,7 @@ class FtpReplyParser:
                 raw = buffer[at:newline]
                 self._reply_bytes += newline + 1 - at
                 at = newline + 1
-                # Measured with its CR, as an unfinished line is in
-                # _check_partial: the verdict must not depend on where the
-                # reads were cut.
-                if len(raw) > MAX_FTP_LINE_BYTES:
+                if line_over(raw, MAX_FTP_LINE_BYTES):
                     raise InvalidReply("line too long", raw[:80])
                 line = raw[:-1] if raw.endswith(b"\r") else raw
                 if b"\x00" in line:
@@ -121,7 +118,7 @@ class FtpReplyParser:
 
     def _check_partial(self) -> None:
         """Reject an unfinished line as soon as it cannot become valid."""
-        if len(self._buffer) > MAX_FTP_LINE_BYTES:
+        if unfinished_over(self._buffer, 0, MAX_FTP_LINE_BYTES):
             raise InvalidReply("line too long", self._buffer[:80])
         if b"\x00" in self._buffer:
             raise InvalidReply("NUL byte in a reply", self._buffer[:80])

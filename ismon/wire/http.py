@@ -18,7 +18,7 @@ import attrs
 from ismon.core.catalogue import MessageId
 from ismon.core.requests import Expectation, HeaderExpectation, StatusSet
 from ismon.core.text import printable
-from ismon.wire.errors import InvalidReply
+from ismon.wire.errors import InvalidReply, line_over, unfinished_over
 
 __all__ = [
     "MAX_HEADER_BYTES",
@@ -296,14 +296,12 @@ class HttpBodyReader:
                     continue
                 newline = buffer.find(b"\n", at)
                 if newline < 0:
-                    if len(buffer) - at > MAX_CHUNK_LINE_BYTES:
+                    if unfinished_over(buffer, at, MAX_CHUNK_LINE_BYTES):
                         raise InvalidResponse("chunk line too long", buffer[at : at + 80])
                     return
                 raw = buffer[at:newline]
                 at = newline + 1
-                # Measured with its CR, as an unfinished line is above: the
-                # verdict must not depend on where the reads were cut.
-                if len(raw) > MAX_CHUNK_LINE_BYTES:
+                if line_over(raw, MAX_CHUNK_LINE_BYTES):
                     raise InvalidResponse("chunk line too long", raw[:80])
                 line = raw.rstrip(b"\r")
                 if self._state == "crlf":

@@ -19,7 +19,7 @@ from __future__ import annotations
 import attrs
 
 from ismon.core.text import printable
-from ismon.wire.errors import InvalidReply
+from ismon.wire.errors import InvalidReply, line_over, unfinished_over
 
 __all__ = [
     "MAX_POP3_LINE_BYTES",
@@ -107,14 +107,12 @@ class Pop3ReplyParser:
     def _line(self) -> bytes | None:
         newline = self._buffer.find(b"\n", self._start)
         if newline < 0:
-            if len(self._buffer) - self._start > MAX_POP3_LINE_BYTES:
+            if unfinished_over(self._buffer, self._start, MAX_POP3_LINE_BYTES):
                 raise InvalidReply("line too long", self._buffer[self._start : self._start + 80])
             return None
         line = self._buffer[self._start : newline]
         self._start = newline + 1
-        # Measured with its CR, as an unfinished line is above: the verdict
-        # must not depend on where the reads were cut.
-        if len(line) > MAX_POP3_LINE_BYTES:
+        if line_over(line, MAX_POP3_LINE_BYTES):
             raise InvalidReply("line too long", line[:80])
         if line.endswith(b"\r"):
             line = line[:-1]

@@ -15,7 +15,7 @@ import attrs
 
 from ismon.core.catalogue import MessageId
 from ismon.core.text import printable
-from ismon.wire.errors import InvalidReply
+from ismon.wire.errors import InvalidReply, line_over, unfinished_over
 
 __all__ = [
     "MAX_SMTP_LINE_BYTES",
@@ -75,14 +75,12 @@ class SmtpReplyParser:
             while True:
                 newline = buffer.find(b"\n", at)
                 if newline < 0:
-                    if len(buffer) - at > MAX_SMTP_LINE_BYTES:
+                    if unfinished_over(buffer, at, MAX_SMTP_LINE_BYTES):
                         raise InvalidReply("line too long", buffer[at : at + 80])
                     return replies
                 raw = buffer[at:newline]
                 at = newline + 1
-                # Measured with its CR, as an unfinished line is above: the
-                # verdict must not depend on where the reads were cut.
-                if len(raw) > MAX_SMTP_LINE_BYTES:
+                if line_over(raw, MAX_SMTP_LINE_BYTES):
                     raise InvalidReply("line too long", raw[:80])
                 line = raw.rstrip(b"\r")
                 reply = self._line(line)
