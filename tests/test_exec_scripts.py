@@ -541,16 +541,24 @@ def test_watchmon_runs_the_command_it_is_given(cluster: Cluster, command: str) -
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_httpmon_ends_when_nginx_stalls(cluster: Cluster, nginx_daemon: InitDaemon) -> None:
+def _daemon_and_monitor(
+    cluster: Cluster, nginx_daemon: InitDaemon, **extra: str
+) -> tuple[dict[str, str], subprocess.Popen[str]]:
+    """The httpd pair started: the daemon's environment, and the monitor's script probing."""
     daemon_env = {"ISMON_HTTPD_INITSCRIPT": str(nginx_daemon.init_script)}
     assert cluster.run("httpd/start.sh", **daemon_env).returncode == 0
-
     monitor = cluster.spawn(
         "httpmon/start.sh",
         ISMON_WATCH_ID="httpwatch",
         ISMON_WATCH_OPTS=_watch_opts(nginx_daemon.port),
+        **extra,
     )
     cluster.wait_probing("httpwatch", monitor)
+    return daemon_env, monitor
+
+
+def test_httpmon_ends_when_nginx_stalls(cluster: Cluster, nginx_daemon: InitDaemon) -> None:
+    daemon_env, monitor = _daemon_and_monitor(cluster, nginx_daemon)
     # The PID the cluster monitors is the script that waits for the watch:
     # the script ends with the watch's status.
     disp = cluster.ismon("disp", "httpwatch")
@@ -627,15 +635,7 @@ def test_httpmon_starts_again_a_watch_that_failed_by_itself(
     sees nothing; too often (ISMON_RESTARTS within the window) and the
     script ends with 4.
     """
-    daemon_env = {"ISMON_HTTPD_INITSCRIPT": str(nginx_daemon.init_script)}
-    assert cluster.run("httpd/start.sh", **daemon_env).returncode == 0
-    monitor = cluster.spawn(
-        "httpmon/start.sh",
-        ISMON_WATCH_ID="httpwatch",
-        ISMON_WATCH_OPTS=_watch_opts(nginx_daemon.port),
-        ISMON_RESTARTS="1",
-    )
-    cluster.wait_probing("httpwatch", monitor)
+    daemon_env, monitor = _daemon_and_monitor(cluster, nginx_daemon, ISMON_RESTARTS="1")
     seen: list[int] = []
     for _ in range(2):
         pid = int(cluster.ismon("disp", "httpwatch").stdout)

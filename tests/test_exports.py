@@ -68,6 +68,7 @@ PUBLIC = {
         "WATCH_DESCRIPTORS",
         "descriptor_shortfall",
         "memory_shortfall",
+        "refusal",
     ],
     "ismon.cmdline.startup": [
         "CONTROL_MODULES",

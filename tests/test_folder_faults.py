@@ -36,8 +36,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns import no_traceback, start_nginx_at, started
-from tests.servers import Nginx, ServerUnavailable, free_port
+from tests.conftest import FreshServers, unavailable
+from tests.netns import no_traceback, started
+from tests.servers import Nginx, free_port
 from tests.watchproc import PATIENCE, Processes, command, message, watch_argv
 
 pytestmark = pytest.mark.integration
@@ -47,23 +48,10 @@ CMD = "clp_httpmon"
 TEARDOWN = 3.0
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("ISMON_REQUIRE_SERVERS") == "1":
-        pytest.fail(f"{reason} (ISMON_REQUIRE_SERVERS=1)")
-    pytest.skip(reason)
-
-
 @pytest.fixture
-def http_server(tmp_path: Path) -> Iterator[Nginx]:
-    try:
-        server = start_nginx_at(tmp_path / "nginx", LOOPBACK, free_port())
-    except ServerUnavailable as e:
-        _unavailable(f"server unavailable: {e}")
-        raise
-    try:
-        yield server
-    finally:
-        server.stop()
+def http_server(fresh_servers: FreshServers) -> Nginx:
+    """A private nginx (plain HTTP): the tests stall it."""
+    return fresh_servers.nginx(tls=False)
 
 
 class MountNamespace:
@@ -115,11 +103,11 @@ class MountNamespace:
 @pytest.fixture
 def namespace() -> Iterator[MountNamespace]:
     if shutil.which("unshare") is None or shutil.which("nsenter") is None:
-        _unavailable("unshare and nsenter (util-linux) are needed")
+        unavailable("unshare and nsenter (util-linux) are needed")
     try:
         space = MountNamespace()
     except (OSError, RuntimeError) as e:
-        _unavailable(f"no mount namespace: {e}")
+        unavailable(f"no mount namespace: {e}")
         raise
     try:
         yield space

@@ -23,14 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import globalLogPublisher
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 from ismon.core import resources
 from ismon.core.catalogue import MessageId
-from ismon.core.config import WatchConfig
 from ismon.core.exit_status import ExitStatus
-from ismon.core.requests import HttpRequest
 from ismon.core.resources import ThreadUnavailable, start_thread
 from ismon.core.result import Phase, ProbeResult, monitor_failure
 from ismon.core.timing import Timing
@@ -45,6 +42,7 @@ from ismon.watch import health
 from ismon.watch.health import LoopHealth, LoopWatchdog
 from ismon.watch.schedule import Schedule, WatchState
 from ismon.watch.service import WatchService
+from tests.test_service import ServiceCase
 
 OK = ProbeResult(ok=True, latency=0.001, reply="HTTP/1.1 200 OK")
 TIMEOUT = ProbeResult.failure(MessageId.SELECT_ERROR, Phase.WAIT, number=errno.ETIMEDOUT)
@@ -192,36 +190,11 @@ class _Recorder:
         self.told.append(f"ending {code}")
 
 
-class VerdictTests(TestCase):
-    def setUp(self) -> None:
-        top = Path(tempfile.mkdtemp(prefix="ismon-own-"))
-        self.addCleanup(shutil.rmtree, top, True)
-        self.folder = top / "state"
-        self.events: list[dict[str, Any]] = []
-        globalLogPublisher.addObserver(self.events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
-        self.reactor = MemoryReactorClock()
-        self.exits: list[int] = []
-
-    def make(self, *results: ProbeResult, part: _Recorder | None = None) -> WatchService:
-        config = WatchConfig(
-            watch_id="web1",
-            protocol="http",
-            command="clp_httpmon",
-            request=HttpRequest(host="127.0.0.1", port=80, timeout=1),
-            timing=Timing(interval=10, retries=2, timeout=1, retry_interval=2),
-            state_dir=self.folder,
-            syslog_socket=None,
-        )
-        service = WatchService(
-            config,
-            self.reactor,
-            probe=FakeProbe(self.reactor, results[:-1], then=results[-1]),
-            on_exit=self.exits.append,
-            health=[part or _Recorder()],
-        )
-        self.addCleanup(lambda: service._end(0, stop_reactor=False))
-        return service
+class VerdictTests(ServiceCase):
+    def make(  # type: ignore[override]
+        self, *results: ProbeResult, part: _Recorder | None = None
+    ) -> WatchService:
+        return super().make(self.scripted(*results), health=[part or _Recorder()])
 
     def messages(self) -> list[int]:
         """The messages logged, one each (42's reason follows on a line of its own)."""

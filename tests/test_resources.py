@@ -37,8 +37,9 @@ import pytest
 
 from ismon.state.folder import StateDir
 from ismon.state.lock import WatchLock
-from tests.netns import no_traceback, start_nginx_at, started
-from tests.servers import Nginx, ServerUnavailable, free_port
+from tests.conftest import FreshServers, unavailable
+from tests.netns import no_traceback, started
+from tests.servers import Nginx, free_port
 from tests.watchproc import PATIENCE, Processes, WatchProcess, command, message, watch_argv
 
 pytestmark = pytest.mark.integration
@@ -51,23 +52,10 @@ MiB = 1024 * 1024
 TEARDOWN = 3.0
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("ISMON_REQUIRE_SERVERS") == "1":
-        pytest.fail(f"{reason} (ISMON_REQUIRE_SERVERS=1)")
-    pytest.skip(reason)
-
-
 @pytest.fixture
-def http_server(tmp_path: Path) -> Iterator[Nginx]:
-    try:
-        server = start_nginx_at(tmp_path / "nginx", LOOPBACK, free_port())
-    except ServerUnavailable as e:
-        _unavailable(f"server unavailable: {e}")
-        raise
-    try:
-        yield server
-    finally:
-        server.stop()
+def http_server(fresh_servers: FreshServers) -> Nginx:
+    """A private nginx (plain HTTP): the tests stall it."""
+    return fresh_servers.nginx(tls=False)
 
 
 def _limited(kind: int, value: int) -> Callable[[], None]:
@@ -75,6 +63,13 @@ def _limited(kind: int, value: int) -> Callable[[], None]:
         resource.setrlimit(kind, (value, value))
 
     return preexec
+
+
+def _run(argv: list[str], preexec: Callable[[], None]) -> subprocess.CompletedProcess[str]:
+    """Run C{argv} to its end, C{preexec} run in the child first (its limits)."""
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=PATIENCE, check=False, preexec_fn=preexec
+    )
 
 
 def _record(state: Path, watch_id: str) -> dict[str, object]:
@@ -116,14 +111,7 @@ def test_a_start_with_5_to_24_descriptors_is_refused_with_one_line(tmp_path: Pat
     state = tmp_path / "state"
     argv = watch_argv(CMD, "web", LOOPBACK, free_port(), state)
     for limit in range(5, 25):
-        result = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=PATIENCE,
-            check=False,
-            preexec_fn=_limited(resource.RLIMIT_NOFILE, limit),
-        )
+        result = _run(argv, _limited(resource.RLIMIT_NOFILE, limit))
         line = _only_line(result.stdout + result.stderr)
         assert result.returncode == 4, (limit, line)
         assert line.startswith(
@@ -284,7 +272,7 @@ def _pids_root() -> Path | None:
 def pids_cgroup() -> Iterator[PidsCgroup]:
     root = _pids_root()
     if root is None:
-        _unavailable("no writable pids cgroup (v1 /sys/fs/cgroup/pids or v2 with +pids)")
+        unavailable("no writable pids cgroup (v1 /sys/fs/cgroup/pids or v2 with +pids)")
     assert root is not None
     path = root / f"ismon-test-{os.getpid()}-{time.monotonic_ns()}"
     path.mkdir()
@@ -315,14 +303,7 @@ def test_a_watchdog_that_cannot_start_ends_the_watch_at_once(
     state = tmp_path / "state"
     pids_cgroup.limit(1)  # the watch's own main thread, and nothing more
     argv = watch_argv(CMD, "web", LOOPBACK, http_server.port, state)
-    result = subprocess.run(
-        argv,
-        capture_output=True,
-        text=True,
-        timeout=PATIENCE,
-        check=False,
-        preexec_fn=lambda: pids_cgroup.join(os.getpid()),
-    )
+    result = _run(argv, lambda: pids_cgroup.join(os.getpid()))
     output = result.stdout + result.stderr
     assert result.returncode == 4, output
     assert message(42, CMD, "web") + "thread 11). [ID:web]" in output

@@ -155,15 +155,10 @@ def run_watch(config: WatchConfig) -> int:
 
 def _no_room(config: WatchConfig, shortfall: Any) -> int:
     """Message 42 for a watch the limits leave no room for, one line on stderr."""
-    text = render(
-        MessageId.SYSTEM_ERROR,
-        command=config.command,
-        watch_id=config.watch_id,
-        function=shortfall.function,
-        number=shortfall.number,
-    )
+    from ismon.cmdline.room import refusal
+
     try:
-        sys.stderr.write(f"{text} {shortfall}\n")
+        sys.stderr.write(refusal(config.command, config.watch_id, shortfall) + "\n")
         sys.stderr.flush()
     except (OSError, MemoryError):
         pass

@@ -24,6 +24,8 @@ import mmap
 import os
 import resource
 
+from ismon.core.catalogue import MessageId, render
+
 __all__ = [
     "MEMORY_TO_RUN",
     "MEMORY_TO_START",
@@ -32,6 +34,7 @@ __all__ = [
     "Shortfall",
     "descriptor_shortfall",
     "memory_shortfall",
+    "refusal",
 ]
 
 #: Descriptors a watch holds for its life, its standard streams included:
@@ -125,3 +128,15 @@ def memory_shortfall(room: int) -> Shortfall | None:
         )
     reserved.close()
     return None
+
+
+def refusal(command: str, watch_id: str, shortfall: Shortfall) -> str:
+    """The one line that refuses the start: message 42, then which limit and why."""
+    text = render(
+        MessageId.SYSTEM_ERROR,
+        command=command,
+        watch_id=watch_id,
+        function=shortfall.function,
+        number=shortfall.number,
+    )
+    return f"{text} {shortfall}"

@@ -153,14 +153,7 @@ class WatchMaker:
         # no room to watch is one line and exit 4, before anything starts.
         shortfall = room.descriptor_shortfall() or room.memory_shortfall(room.MEMORY_TO_RUN)
         if shortfall is not None:
-            text = render(
-                MessageId.SYSTEM_ERROR,
-                command=config.command,
-                watch_id=config.watch_id,
-                function=shortfall.function,
-                number=shortfall.number,
-            )
-            sys.stderr.write(f"{text} {shortfall}\n")
+            sys.stderr.write(room.refusal(config.command, config.watch_id, shortfall) + "\n")
             sys.stderr.flush()
             raise SystemExit(ExitStatus.SYSTEM_ERROR)
         server_options = getattr(options, "parent", None)
