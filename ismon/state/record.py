@@ -154,7 +154,11 @@ def prepare_record(state: StateDir, watch_id: str, started: float) -> PreparedRe
     except OSError as e:
         raise OSError(e.errno, f"cannot reserve {tmp}: {e.strerror}") from None
     try:
-        os.posix_fallocate(fd, 0, RESERVED_RECORD_SIZE)
+        # Written, not fallocate()d: every file system takes it (a
+        # copy-on-write one still needs new blocks for the record itself).
+        zeros = memoryview(bytes(RESERVED_RECORD_SIZE))
+        while zeros:
+            zeros = zeros[os.write(fd, zeros) :]
     except OSError as e:
         os.close(fd)
         _discard(tmp)
