@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import pytest
 
@@ -44,15 +44,22 @@ S = TypeVar("S", bound=ServerProcess)
 T = TypeVar("T")
 
 
+def unavailable(reason: str) -> NoReturn:
+    """
+    Skip the test for want of C{reason}; fail it where every tool must be
+    there: scripts/test.sh (as root) installed every server and tool, and
+    there a missing one is a broken machine, not a reason to skip.
+    """
+    if os.environ.get("ISMON_REQUIRE_SERVERS") == "1":
+        pytest.fail(f"{reason} (ISMON_REQUIRE_SERVERS=1)")
+    pytest.skip(reason)
+
+
 def _start(start: Callable[[], T]) -> T:
     try:
         return start()
     except ServerUnavailable as e:
-        # scripts/test.sh (as root) installed every server: there, a missing
-        # one is a broken machine, not a reason to skip.
-        if os.environ.get("ISMON_REQUIRE_SERVERS") == "1":
-            pytest.fail(f"server unavailable (ISMON_REQUIRE_SERVERS=1): {e}")
-        pytest.skip(f"server unavailable: {e}")
+        unavailable(f"server unavailable: {e}")
 
 
 def installed_script(name: str) -> Path:

@@ -16,6 +16,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -550,20 +551,29 @@ def test_watchmon_runs_the_command_it_is_given(cluster: Cluster, command: str, e
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_httpmon_ends_when_nginx_stalls(cluster: Cluster, nginx_daemon: InitDaemon) -> None:
+def _daemon_and_monitor(
+    cluster: Cluster, nginx_daemon: InitDaemon, **extra: str
+) -> tuple[dict[str, str], subprocess.Popen[str]]:
+    """The httpd pair started: the daemon's environment, and the monitor's script probing."""
     daemon_env = {"ISMON_HTTPD_INITSCRIPT": str(nginx_daemon.init_script)}
     assert cluster.run("httpd/start.sh", **daemon_env).returncode == 0
-
     monitor = cluster.spawn(
         "httpmon/start.sh",
         ISMON_WATCH_ID="httpwatch",
         ISMON_WATCH_OPTS=_watch_opts(nginx_daemon.port),
+        **extra,
     )
     cluster.wait_probing("httpwatch", monitor)
-    # The PID the cluster monitors IS the watch (exec), not a shell around it.
+    return daemon_env, monitor
+
+
+def test_httpmon_ends_when_nginx_stalls(cluster: Cluster, nginx_daemon: InitDaemon) -> None:
+    daemon_env, monitor = _daemon_and_monitor(cluster, nginx_daemon)
+    # The PID the cluster monitors is the script that waits for the watch:
+    # the script ends with the watch's status.
     disp = cluster.ismon("disp", "httpwatch")
     assert disp.returncode == 0
-    assert int(disp.stdout) == monitor.pid
+    assert _parent(int(disp.stdout)) == monitor.pid
     assert monitor.poll() is None
 
     stalled = nginx_daemon.stall()
@@ -591,9 +601,15 @@ def test_httpmon_ends_when_nginx_stalls(cluster: Cluster, nginx_daemon: InitDaem
     assert nginx_daemon.pid() is None
 
 
-@pytest.mark.parametrize(("event", "server"), [("START", "OTHER"), ("FAILOVER", "OTHER")])
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+@pytest.mark.parametrize(
+    ("event", "server", "restarts"), [("START", "OTHER", "3"), ("FAILOVER", "OTHER", "0")]
+)
 def test_httpmon_stop_script_stops_the_watch(
-    cluster: Cluster, nginx_daemon: InitDaemon, event: str, server: str
+    cluster: Cluster, nginx_daemon: InitDaemon, event: str, server: str, restarts: str
 ) -> None:
     daemon_env = {"ISMON_HTTPD_INITSCRIPT": str(nginx_daemon.init_script)}
     assert cluster.run("httpd/start.sh", event, "SUCCESS", server, **daemon_env).returncode == 0
@@ -604,8 +620,12 @@ def test_httpmon_stop_script_stops_the_watch(
         server,
         ISMON_WATCH_ID="web1",
         ISMON_WATCH_OPTS=_watch_opts(nginx_daemon.port),
+        ISMON_RESTARTS=restarts,
     )
     cluster.wait_probing("web1", monitor)
+    if restarts == "0":
+        # The watch replaced the script (exec): the PID monitored is its own.
+        assert cluster.ismon("disp", "web1").stdout == f"{monitor.pid}\n"
     done = cluster.run("httpmon/stop.sh", event, "SUCCESS", server, ISMON_WATCH_ID="web1")
     assert done.returncode == 0, done.stdout + done.stderr
     assert STAMP.search(done.stdout)
@@ -614,6 +634,40 @@ def test_httpmon_stop_script_stops_the_watch(
     assert set(expected) <= set(monitor.stdout.read().splitlines())  # type: ignore[union-attr]
     assert cluster.ismon("disp", "web1").returncode == 1
     assert cluster.run("httpd/stop.sh", event, "SUCCESS", server, **daemon_env).returncode == 0
+
+
+def test_httpmon_starts_again_a_watch_that_failed_by_itself(
+    cluster: Cluster, nginx_daemon: InitDaemon
+) -> None:
+    """
+    Exit 4, the monitor itself failed (here: out of descriptors), is no
+    failed server: the script starts the watch again and the PID monitor
+    sees nothing; too often (ISMON_RESTARTS within the window) and the
+    script ends with 4.
+    """
+    daemon_env, monitor = _daemon_and_monitor(cluster, nginx_daemon, ISMON_RESTARTS="1")
+    seen: list[int] = []
+    for _ in range(2):
+        pid = int(cluster.ismon("disp", "httpwatch").stdout)
+        assert pid not in seen
+        seen.append(pid)
+        limits = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (3, limits[1]))
+        wait_until(lambda p=pid: not _alive(p), 30, "the watch to end", step=0.2)  # type: ignore[misc]
+        if len(seen) == 1:
+            cluster.wait_probing("httpwatch", monitor)
+            assert monitor.poll() is None
+    code = monitor.wait(30)
+    output = monitor.stdout.read()  # type: ignore[union-attr]
+    assert code == 4, output
+    assert (
+        "RESTART (exit 4: the monitor itself failed, not the server; 1 of 1 within 600 s)" in output
+    )
+    assert "EXIT 4 (the monitor itself failed, not the server: 2 times within 600 s)" in output
+    assert "has detected system error (socket 24)" in output
+    assert "network error" not in output
+    assert cluster.run("httpmon/stop.sh", ISMON_WATCH_ID="httpwatch").returncode == 0
+    assert cluster.run("httpd/stop.sh", **daemon_env).returncode == 0
 
 
 def test_httpmon_disk_failure_starts_no_watch(cluster: Cluster) -> None:
@@ -649,7 +703,8 @@ def test_monitor_stop_forces_a_stuck_watch(cluster: Cluster, nginx_daemon: InitD
     cluster.wait_probing("stuck", monitor)
     # A watch that does not answer --stop (frozen): the stop script must
     # still get rid of it.
-    _kill(monitor.pid, signal.SIGSTOP)
+    pid = int(cluster.ismon("disp", "stuck").stdout)
+    _kill(pid, signal.SIGSTOP)
     started = time.monotonic()
     done = cluster.run(
         "httpmon/stop.sh", ISMON_WATCH_ID="stuck", ISMON_STOP_WAIT="1", ISMON_KILL_AFTER="2"
@@ -658,13 +713,13 @@ def test_monitor_stop_forces_a_stuck_watch(cluster: Cluster, nginx_daemon: InitD
     assert done.returncode == 0, done.stdout + done.stderr
     # The script leaves the escalation to --kill-after (PID-reuse safe).
     assert [line for line in lines(done) if line.endswith(" stuck --stop -r 1 --kill-after 2")]
-    pid = monitor.pid
     assert done.stderr == (
         f"clp_httpmon: watch stuck (PID {pid}) did not end within 1 s: SIGTERM\n"
         f"clp_httpmon: watch stuck (PID {pid}) did not end within 2 s of SIGTERM: SIGKILL\n"
         f"clp_httpmon: watch stuck (PID {pid}) ended after SIGKILL\n"
     )
-    assert monitor.wait(30) == -signal.SIGKILL
+    # The script ends with the watch's status: killed by SIGKILL.
+    assert monitor.wait(30) == 128 + signal.SIGKILL
     assert took < 20
     assert cluster.ismon("disp", "stuck").returncode == 1
     assert (
@@ -684,15 +739,16 @@ def test_monitor_stop_without_force_leaves_a_stuck_watch(
         "httpmon/start.sh", ISMON_WATCH_ID="stuck", ISMON_WATCH_OPTS=_watch_opts(nginx_daemon.port)
     )
     cluster.wait_probing("stuck", monitor)
-    _kill(monitor.pid, signal.SIGSTOP)
+    pid = int(cluster.ismon("disp", "stuck").stdout)
+    _kill(pid, signal.SIGSTOP)
     done = cluster.run(
         "httpmon/stop.sh", ISMON_WATCH_ID="stuck", ISMON_STOP_WAIT="1", ISMON_FORCE="no"
     )
     assert done.returncode == 5, done.stdout + done.stderr
     assert [line for line in lines(done) if line.endswith(" stuck --stop -r 1")]
     assert done.stderr == "The clp_httpmon has not performed end processing. [ID:stuck]\n"
-    assert _alive(monitor.pid)
-    _kill(monitor.pid, signal.SIGCONT)
+    assert _alive(pid) and monitor.poll() is None
+    _kill(pid, signal.SIGCONT)
     assert cluster.run("httpmon/stop.sh", ISMON_WATCH_ID="stuck").returncode == 0
     assert monitor.wait(10) == 0
     assert cluster.run("httpd/stop.sh", **daemon_env).returncode == 0
@@ -715,7 +771,7 @@ def test_smtp_pair(cluster: Cluster, smtp_daemon: InitDaemon) -> None:
         ISMON_WATCH_OPTS=_watch_opts(smtp_daemon.port),
     )
     cluster.wait_probing("smtpwatch", monitor)
-    assert int(cluster.ismon("disp", "smtpwatch").stdout) == monitor.pid
+    assert _parent(int(cluster.ismon("disp", "smtpwatch").stdout)) == monitor.pid
     stalled = smtp_daemon.stall()
     try:
         code = monitor.wait(30)

@@ -240,9 +240,17 @@ def test_a_stall_then_a_second_run_then_a_stop(
     disp = processes.run([*command("clp_httpmon"), "web", "--disp", "--state-dir", str(state)])
     assert (disp.returncode, disp.stdout) == (1, "")
 
-    # A second run keeps the first run's record while it runs.
+    # A second run keeps the first run's record while it runs, inside the
+    # placeholder its own record will replace ("running, pid N").
     second = start(processes, state, nginx.port)
-    assert json.loads(record_path.read_text()) == record
+    placeholder = json.loads(record_path.read_text())
+    assert placeholder == {
+        "watch_id": "web",
+        "pid": second.pid,
+        "running": True,
+        "started": placeholder["started"],
+        "previous": record,
+    }
     running = status(processes, state, "web")
     assert running.returncode == 0 and running.stdout.startswith("web: watching ("), running
     # A start refused with message 14 never held the lock: it leaves the
@@ -251,7 +259,7 @@ def test_a_stall_then_a_second_run_then_a_stop(
         [*command("clp_httpmon"), "web", "-n", str(nginx.port), "--state-dir", str(state)]
     )
     assert refused.returncode == 3
-    assert json.loads(record_path.read_text()) == record
+    assert json.loads(record_path.read_text()) == placeholder
 
     stopped = processes.run([*command("ismon"), "stop", "web", "--state-dir", str(state)])
     assert stopped.returncode == 0
@@ -292,8 +300,11 @@ def test_a_sigkilled_watch_ends_without_a_record(
     killed = start(processes, state, nginx.port)
     killed.signal(signal.SIGKILL)
     assert killed.wait() == -signal.SIGKILL
-    # The earlier run's record is still there, but it is not this run's.
-    assert (state / "web.last").read_bytes() == earlier
+    # The earlier run's record is still there, inside the killed run's
+    # placeholder ("running, pid N"), which no record replaced.
+    placeholder = json.loads((state / "web.last").read_bytes())
+    assert (placeholder["running"], placeholder["pid"]) == (True, killed.pid)
+    assert placeholder["previous"] == json.loads(earlier)
     shown = status(processes, state, "web")
     assert (shown.returncode, shown.stdout) == (
         1,

@@ -483,6 +483,51 @@ def test_start_of_a_watch_that_cannot_run(
     assert agent.rc("stop") == OCF_SUCCESS
 
 
+def _run_out_of_descriptors(pid: int) -> None:
+    """The watch can open no descriptor more: it exits 4 (the monitor's own failure)."""
+    import resource
+
+    resource.prlimit(
+        pid, resource.RLIMIT_NOFILE, (3, resource.prlimit(pid, resource.RLIMIT_NOFILE)[1])
+    )
+
+
+@needs_resource_agents
+def test_the_monitors_own_failure_restarts_the_watch_not_the_group(
+    agents: list[Agent], tmp_path: Path, nginx: Nginx
+) -> None:
+    """
+    Exit 4 says the monitor failed, not the server: monitor starts the watch
+    again and succeeds (no failover of a healthy service), up to
+    watch_restarts times within the window; then it fails, saying why.
+    """
+    agent = make(agents, tmp_path, "ownfail", watch_restarts="1", **http_params(nginx))
+    assert agent.rc("start") == OCF_SUCCESS
+    first = agent.watch_pid()
+    assert first is not None
+    _run_out_of_descriptors(first)
+    wait_until(lambda: not _alive(first), 30, "the watch to end with exit 4")
+    done = agent("monitor")
+    assert done.returncode == OCF_SUCCESS, done.stderr
+    assert "the monitor itself failed" in (agent.rsctmp / "agent.log").read_text()
+    second = wait_until(lambda: agent.watch_pid(), 30, "the watch to be started again")
+    assert second != first
+    assert agent.rc("monitor") == OCF_SUCCESS
+    assert (agent.rsctmp / "ismon-ownfail.restarts").exists()
+    # Once more within the window: too often, the cluster must hear of it.
+    _run_out_of_descriptors(second)
+    wait_until(lambda: not _alive(second), 30, "the watch to end with exit 4 again")
+    done = agent("monitor")
+    assert done.returncode == OCF_ERR_GENERIC, done.stderr
+    assert (
+        "the monitor itself failed (system error), not the server (exit status 4), 2 times"
+        in done.stderr
+    )
+    assert agent.rc("stop") == OCF_SUCCESS
+    assert agent.rc("monitor") == OCF_NOT_RUNNING
+    assert not (agent.rsctmp / "ismon-ownfail.restarts").exists()
+
+
 @needs_resource_agents
 def test_start_waits_for_the_first_probe_and_gives_up_at_the_timeout(
     agents: list[Agent], tmp_path: Path, nginx: Nginx

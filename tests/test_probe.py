@@ -15,6 +15,7 @@ L{resolving}, L{never_resolving}) are shared with the HTTP and SMTP tests.
 from __future__ import annotations
 
 import errno
+import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -556,8 +557,9 @@ class RunProbeTests(ProbeCase):
 
     def test_connect_raises(self) -> None:
         """
-        connectTCP raising at once (e.g. EMFILE) is a connect failure, not a
-        hang until the deadline.
+        connectTCP raising at once is a connect failure, not a hang until
+        the deadline; raising EMFILE (the watch out of descriptors) is the
+        monitor's own failure, message 42 (socket 24), not the server's.
         """
 
         def connectTCP(*args: object, **kwargs: object) -> None:
@@ -566,7 +568,8 @@ class RunProbeTests(ProbeCase):
         self.reactor.connectTCP = connectTCP  # type: ignore[method-assign]
         results = self.probe(resolving())
         result = self.assertOnlyResult(results)
-        self.assertFailure_(result, MessageId.CONNECT_ERROR, errno.EMFILE, Phase.CONNECT)
+        self.assertFailure_(result, MessageId.SYSTEM_ERROR, errno.EMFILE, Phase.CONNECT)
+        self.assertEqual((result.function, result.monitor_failed), ("socket", True))
 
 
 class ConnectFailureTests(SynchronousTestCase):
@@ -592,9 +595,18 @@ class ConnectFailureTests(SynchronousTestCase):
                 errno.ENETUNREACH,
             ),
             (neterror.ConnectError(), MessageId.CONNECT_ERROR, 0),
-            (OSError(errno.EMFILE, "Too many open files"), MessageId.SOCKET_ERROR, errno.EMFILE),
+            (OSError(errno.EACCES, "Permission denied"), MessageId.SOCKET_ERROR, errno.EACCES),
             (RuntimeError("?"), MessageId.CONNECT_ERROR, 0),
         ]
+        # The monitor's own resources: message 42 (socket N), never 71/72
+        # (docs/failure-rules.md, "The monitor's own failures").
+        for number in (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS):
+            table.append((neterror.ConnectError(osError=number), MessageId.SYSTEM_ERROR, number))
+            table.append(
+                (neterror.ConnectBindError(osError=number), MessageId.SYSTEM_ERROR, number)
+            )
+            table.append((OSError(number, os.strerror(number)), MessageId.SYSTEM_ERROR, number))
+        table.append((MemoryError(), MessageId.SYSTEM_ERROR, errno.ENOMEM))
         for exception, message, number in table:
             with self.subTest(exception=exception):
                 result = _connect_failure(Failure(exception))
@@ -602,6 +614,9 @@ class ConnectFailureTests(SynchronousTestCase):
                     (result.message, result.number, result.phase),
                     (message, number, Phase.CONNECT),
                 )
+                self.assertEqual(result.monitor_failed, message is MessageId.SYSTEM_ERROR)
+                if result.monitor_failed:
+                    self.assertIn(result.function, ("socket", "memory"))
 
     def test_real_refusal(self) -> None:
         """

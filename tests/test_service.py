@@ -28,7 +28,7 @@ from ismon.probes.probe import IProbe
 from ismon.state.folder import StateDir
 from ismon.state.lock import WatchLock
 from ismon.testing import FakeProbe
-from ismon.watch.health import SystemdHealth
+from ismon.watch.health import IMonitorHealth, SystemdHealth
 from ismon.watch.notify import SystemdNotifier
 from ismon.watch.service import WatchService
 
@@ -66,7 +66,9 @@ STATUS_KEYS = [
 ]
 
 
-class WatchServiceTests(TestCase):
+class ServiceCase(TestCase):
+    """A watch on a fake clock with a scripted probe, its records in a folder of its own."""
+
     def setUp(self) -> None:
         # Short: AF_UNIX paths are limited to 107 bytes, trial's are long.
         top = Path(tempfile.mkdtemp(prefix="ismon-svc-"))
@@ -91,6 +93,7 @@ class WatchServiceTests(TestCase):
         notifier: SystemdNotifier | None = None,
         syslog: str | None = None,
         publisher: LogPublisher = globalLogPublisher,
+        health: list[IMonitorHealth] | None = None,
         **extra: Any,
     ) -> WatchService:
         config = WatchConfig(
@@ -109,7 +112,9 @@ class WatchServiceTests(TestCase):
             probe=probe,
             on_exit=self.exits.append,
             # No loop watchdog: it measures real time, and this clock is fake.
-            health=[SystemdHealth(self.reactor, notifier or SystemdNotifier({}))],
+            health=health
+            if health is not None
+            else [SystemdHealth(self.reactor, notifier or SystemdNotifier({}))],
             log_publisher=publisher,
         )
         self.addCleanup(lambda: service._end(0, stop_reactor=False))
@@ -118,6 +123,8 @@ class WatchServiceTests(TestCase):
     def messages(self) -> list[int]:
         return [e["ismon_message_id"] for e in self.events if "ismon_message_id" in e]
 
+
+class WatchServiceTests(ServiceCase):
     def test_server_failure_sequence_and_exit_1(self) -> None:
         service = self.make(self.scripted(OK, TIMEOUT))
         service.startService()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -328,3 +329,24 @@ def test_the_private_twistd_api_is_still_there() -> None:
     observer = twistd_log_observer(options)
     assert observer is not None, "twisted.scripts._twistd_unix changed: see ismon.cmdline.twistd"
     assert ILogObserver.providedBy(observer)
+
+
+def test_twistd_watch_without_room_is_refused_with_one_line_and_4(
+    venv: Venv, tmp_path: Path
+) -> None:
+    """As the commands' watches (tests/test_resources.py): 12 descriptors leave no room."""
+    pidfile, state = tmp_path / "twistd.pid", tmp_path / "state"
+    result = subprocess.run(
+        twistd_argv(venv, pidfile, "tw5", 80, state),
+        env=venv.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (12, 12)),
+    )
+    both = result.stdout + result.stderr
+    assert result.returncode == 4, both
+    assert "The clp_httpmon has detected system error (nofile 24). [ID:tw5]" in both
+    assert "Traceback" not in both
+    assert not state.exists()

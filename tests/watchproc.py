@@ -54,8 +54,8 @@ FAST = ["-i", "1", "-c", "2", "-r", "1"]
 #: the thing happens, so only a failing test waits this long.
 PATIENCE = 30.0
 
-# The README's Messages table, verbatim: the 2004 texts, and 95 and 96 of
-# ismon's own.
+# The README's Messages table, verbatim: the 2004 texts, and 95, 96, 102
+# and 103 of ismon's own.
 _CATALOGUE_TEXTS = {
     1: "The {cmd} has started watching {proto}.",
     2: "The {cmd} is going to watch {proto} daemon.",
@@ -73,6 +73,8 @@ _CATALOGUE_TEXTS = {
     74: "The {cmd} has detected network error(select error[{nn}]).",
     95: "The {cmd} has detected that {proto} answers again.",
     96: "The {cmd} will retry watching {proto} (",
+    102: "The {cmd} could not write its record (",
+    103: "The {cmd} found its state folder gone (",
 }
 _PROTO = {
     "clp_httpmon": "HTTP",

@@ -12,6 +12,7 @@ Of the command modules, this is the only one that runs the global reactor.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Callable
@@ -134,6 +135,38 @@ def run_command(options_class: type[WatchOptions], argv: list[str]) -> int:
 
 def run_watch(config: WatchConfig) -> int:
     """Run the watch until it ends; return its exit status."""
+    from ismon.cmdline import room
+
+    # No room to watch: one line and exit 4 now, before anything is
+    # imported or created (docs/failure-rules.md, "The monitor's own
+    # failures").  Without it, a few descriptors short made the probes
+    # fail (a healthy server reported failed), fewer gave tracebacks.
+    shortfall = room.descriptor_shortfall() or room.memory_shortfall(room.MEMORY_TO_START)
+    if shortfall is not None:
+        return _no_room(config, shortfall)
+    try:
+        return _run_watch(config)
+    except MemoryError:
+        # Importing or setting up ran out of address space: no traceback.
+        return _no_room(
+            config, room.Shortfall("memory", errno.ENOMEM, "out of memory while starting")
+        )
+
+
+def _no_room(config: WatchConfig, shortfall: Any) -> int:
+    """Message 42 for a watch the limits leave no room for, one line on stderr."""
+    from ismon.cmdline.room import refusal
+
+    try:
+        sys.stderr.write(refusal(config.command, config.watch_id, shortfall) + "\n")
+        sys.stderr.flush()
+    except (OSError, MemoryError):
+        pass
+    return ExitStatus.SYSTEM_ERROR
+
+
+def _run_watch(config: WatchConfig) -> int:
+    from ismon.cmdline import room
     from ismon.cmdline.startup import leave_out_tls_stack
 
     leave_out_tls_stack(config)  # decided here, before the reactor is imported
@@ -145,6 +178,10 @@ def run_watch(config: WatchConfig) -> int:
     from ismon.watch.report import CatalogueFilter
     from ismon.watch.service import WatchService
 
+    # Everything is imported: what is left to come must fit as well.
+    shortfall = room.memory_shortfall(room.MEMORY_TO_RUN)
+    if shortfall is not None:
+        return _no_room(config, shortfall)
     use_monotonic_clock(reactor)
     # The log is the message catalogue; --debug adds Twisted's own events.
     only = [CatalogueFilter(config.debug)]

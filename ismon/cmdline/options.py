@@ -590,14 +590,14 @@ _HOST_HEADER = re.compile(
 def _expectation(name: str, text: str) -> Expectation:
     try:
         return Expectation.compile(text)
-    except re.error as e:
+    except (re.error, OverflowError) as e:  # "a{4294967296}": a repetition past re's limit
         raise ParameterError(f"{name} {quote(text)} is not a regular expression: {e}") from None
 
 
 def _header_expectation(text: str) -> HeaderExpectation:
     try:
         return HeaderExpectation.parse(text)
-    except re.error as e:
+    except (re.error, OverflowError) as e:  # as _expectation
         raise ParameterError(
             f"--expect-header {quote(text)} is not a regular expression: {e}"
         ) from None

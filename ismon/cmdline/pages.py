@@ -74,12 +74,19 @@ EXIT_STATUS: tuple[tuple[str, str], ...] = (
     ),
     (
         "1",
-        "The server failed: the last retry failed too.  For --disp, --pause, --continue "
-        "and ismon status: the watch is not running.",
+        "The server failed: the last retry failed too (and no failure of the run was the "
+        "monitor's own).  For --disp, --pause, --continue and ismon status: the watch is "
+        "not running.",
     ),
     ("2", "Invalid parameter, or no watch ID (messages 11 and 13)."),
     ("3", "The watch ID is already in use (message 14); --del refused because the ID is alive."),
-    ("4", "System error (message 42), or the monitor's own event loop stalled (message 97)."),
+    (
+        "4",
+        "The monitor itself failed, not the server: system error (message 42: its state "
+        "folder, no room to start, no thread, out of descriptors or memory while watching), "
+        "or its own event loop stalled (message 97).  Restart the watch; do not fail the "
+        "service over.",
+    ),
     (
         "5",
         "--stop: the watch did not end within the wait (message 15); with --kill-after, "

@@ -13,6 +13,7 @@ twistd and ends with 128+signal before that hook can run.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from twisted.application.service import IServiceMaker, MultiService, Service
@@ -25,6 +26,7 @@ from twisted.logger import (
 from twisted.plugin import IPlugin
 from zope.interface import implementer
 
+from ismon.cmdline import room
 from ismon.cmdline.options import OPTIONS, ParameterError, WatchOptions
 from ismon.cmdline.process import exit_now, use_monotonic_clock
 from ismon.core.catalogue import MessageId, render
@@ -147,6 +149,13 @@ class WatchMaker:
                 MessageId.INVALID_PARAMETER, command=config.command, watch_id=config.watch_id
             )
             raise SystemExit(f"{text} --check is not for twistd: use {config.command} or ismon")
+        # As a watch of ismon's own commands (ismon.cmdline.cli.run_watch):
+        # no room to watch is one line and exit 4, before anything starts.
+        shortfall = room.descriptor_shortfall() or room.memory_shortfall(room.MEMORY_TO_RUN)
+        if shortfall is not None:
+            sys.stderr.write(room.refusal(config.command, config.watch_id, shortfall) + "\n")
+            sys.stderr.flush()
+            raise SystemExit(ExitStatus.SYSTEM_ERROR)
         server_options = getattr(options, "parent", None)
         return _CatalogueLog(make_twistd_service(config), server_options, config.debug)
 

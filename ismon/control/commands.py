@@ -21,7 +21,7 @@ from ismon.control import client
 from ismon.control.request import ControlRequest, pause_detail
 from ismon.control.stop import stop
 from ismon.core.exit_status import ExitStatus
-from ismon.core.text import local_time
+from ismon.core.text import local_time, shown, shown_number
 from ismon.state.folder import StateDir, default_state_dir
 from ismon.state.listing import list_watch_ids
 from ismon.state.lock import AlreadyRunning, remove_leftovers, running_or_ended, running_pid
@@ -159,15 +159,16 @@ def _format_ended(ended: dict[str, Any]) -> str:
     """How a watch ended, as C{ismon status} shows it after "not running; "."""
     if ended.get("ended_without_record"):
         return "ended without a record (killed?)"
+    if ended.get("record_not_written"):
+        return f"its last record could not be written ({shown(ended['record_not_written'])})"
     record = ended.get("last_exit")
     if not record:
         return f"last exit unknown: {ended.get('last_exit_error')}"
     code = record["exit_code"]
-    why = str(record.get("meaning") or f"exit status {code}")
+    why = shown(record.get("meaning") or f"exit status {code}")
     if code != ExitStatus.STOPPED and record.get("last_failure"):
-        why += f": {record['last_failure']}"
-    when = local_time(record["time"])
-    return f"last exit {code} ({why}) at {when}"
+        why += f": {shown(record['last_failure'])}"
+    return f"last exit {code} ({why}) at {local_time(record['time'])}"
 
 
 def _ask(folder: StateDir, request: ControlRequest, watch_id: str) -> int:
@@ -215,24 +216,29 @@ def _ask(folder: StateDir, request: ControlRequest, watch_id: str) -> int:
 
 
 def format_status(status: dict[str, Any]) -> str:
-    """The human form of a watch's status object (C{ismon status ID})."""
+    """
+    The human form of a watch's status object (C{ismon status ID}).  The
+    object came over a socket: any value may be missing or of another
+    type, and the text is printable whatever it holds.
+    """
+    got = status.get
     lines = [
-        f"{status.get('watch_id')}: {status.get('state')} ({status.get('target')}), "
-        f"pid {status.get('pid')}, up {status.get('uptime', 0):.0f}s",
-        f"  probes {status.get('probes')}, failures {status.get('failures')}, "
-        f"consecutive failures {status.get('consecutive_failures')}/{status.get('retries')}",
-        f"  detection bound {status.get('detection_bound'):g}s",
+        f"{shown(got('watch_id'))}: {shown(got('state'))} ({shown(got('target'))}), "
+        f"pid {shown(got('pid'))}, up {shown_number(got('uptime', 0), '.0f')}s",
+        f"  probes {shown(got('probes'))}, failures {shown(got('failures'))}, "
+        f"consecutive failures {shown(got('consecutive_failures'))}/{shown(got('retries'))}",
+        f"  detection bound {shown_number(got('detection_bound'), 'g')}s",
     ]
-    last = status.get("last_probe")
+    last = got("last_probe")
     if last:
-        when = local_time(last["time"])
-        lines.append(f"  last probe {when}: {last['summary']}")
-    if status.get("paused_since"):
+        last = last if isinstance(last, dict) else {}
+        lines.append(f"  last probe {local_time(last.get('time'))}: {shown(last.get('summary'))}")
+    if got("paused_since"):
         line = f"  paused since {local_time(status['paused_since'])}"
-        if status.get("paused_until"):
+        if got("paused_until"):
             line += f" until {local_time(status['paused_until'])}"
-        if status.get("pause_reason"):
-            line += f" (reason: {status['pause_reason']})"
+        if got("pause_reason"):
+            line += f" (reason: {shown(status['pause_reason'])})"
         lines.append(line)
     return "\n".join(lines)
 

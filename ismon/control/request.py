@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ismon.core.text import local_time, quote
+from ismon.core.text import local_time, quote, shown
 
 __all__ = [
     "MAX_PAUSE_SECONDS",
@@ -156,5 +156,5 @@ def pause_detail(until: float | None, reason: str | None, limit: str = "") -> st
     else:
         parts = [f"until {local_time(until)}" + (f", set by {limit}" if limit else "")]
     if reason:
-        parts.append(f"reason: {reason}")
+        parts.append(f"reason: {shown(reason)}")
     return "; ".join(parts)

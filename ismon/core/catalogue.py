@@ -54,6 +54,8 @@ class MessageId(IntEnum):
     SCHEDULE = 99
     PAUSED_UNTIL = 100
     PAUSE_ENDED = 101
+    RECORD_NOT_WRITTEN = 102
+    RECORDS_GONE = 103
 
 
 # {cmd} clp_httpmon|clp_smtpmon|..., {proto} HTTP|SMTP|POP3|IMAP4|FTP|DNS|TCP, {nn} number, {fn} function
@@ -105,6 +107,8 @@ _TEXTS: dict[MessageId, str] = {
     MessageId.SCHEDULE: "The {cmd} watches {proto} with {detail}.",
     MessageId.PAUSED_UNTIL: "The {cmd} has paused monitoring {proto} ({detail}).",
     MessageId.PAUSE_ENDED: "The {cmd} has ended its pause by itself ({detail}).",
+    MessageId.RECORD_NOT_WRITTEN: "The {cmd} could not write its record ({detail}).",
+    MessageId.RECORDS_GONE: "The {cmd} found its state folder gone ({detail}).",
 }
 
 

@@ -14,7 +14,7 @@ import attrs
 
 from ismon.core.catalogue import MessageId
 
-__all__ = ["Phase", "ProbeResult", "timed_out"]
+__all__ = ["Phase", "ProbeResult", "monitor_failure", "timed_out"]
 
 
 class Phase(Enum):
@@ -48,6 +48,9 @@ class ProbeResult:
     # The peer certificate's notAfter (epoch seconds), for the metrics
     # (docs/metrics.md); last, so the older fields keep their places.
     cert_not_after: float | None = None
+    # Message 42's function (socket, thread, getaddrinfo, timer, memory):
+    # which of the monitor's own steps failed (L{monitor_failure}).
+    function: str = ""
 
     @classmethod
     def failure(
@@ -70,6 +73,15 @@ class ProbeResult:
             detail=detail,
         )
 
+    @property
+    def monitor_failed(self) -> bool:
+        """
+        The monitor itself failed (message 42): its own resources, not the
+        server.  Such a probe says nothing of the server; a watch whose
+        retries end on it exits 4, not 1 (docs/failure-rules.md).
+        """
+        return self.message is MessageId.SYSTEM_ERROR
+
     def http_status(self) -> int | None:
         """
         The status code of the HTTP status line this probe got, or L{None}
@@ -88,7 +100,9 @@ class ProbeResult:
             )
         assert self.message is not None and self.phase is not None
         text = f"failed at {self.phase.value}: message {int(self.message)}"
-        if self.number is not None:
+        if self.function:
+            text += f" ({self.function} {self.number})"
+        elif self.number is not None:
             text += f" [{self.number}]"
         if self.detail:
             text += f" {self.detail}"
@@ -98,6 +112,17 @@ class ProbeResult:
 
 
 _STATUS_CODE = re.compile(r"HTTP/[0-9]\.[0-9] ([0-9]{3})(?![0-9])")
+
+
+def monitor_failure(function: str, number: int, phase: Phase, detail: str = "") -> ProbeResult:
+    """
+    The probe could not be made because the monitor's own resources failed:
+    message 42, C{function number} (C{socket 24}, C{thread 11}).
+    """
+    return attrs.evolve(
+        ProbeResult.failure(MessageId.SYSTEM_ERROR, phase, number=number, detail=detail),
+        function=function,
+    )
 
 
 def timed_out(phase: Phase, latency: float) -> ProbeResult:

@@ -189,7 +189,10 @@ def _watch_state(snapshot: WatchSnapshot) -> Iterator[_Sample]:
 
 
 def _message_order(key: str) -> tuple[int, int, str]:
-    return (0, int(key), "") if key.isascii() and key.isdigit() else (1, 0, key)
+    # Message ids are small numbers; int() of a key of over 4300 digits
+    # raises (Python's limit on integer strings), so long ones sort as text.
+    numeric = key.isascii() and key.isdigit() and len(key) <= 18
+    return (0, int(key), "") if numeric else (1, 0, key)
 
 
 def _probe_failures(snapshot: WatchSnapshot) -> Iterator[_Sample]:

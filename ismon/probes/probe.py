@@ -62,8 +62,9 @@ from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
 from ismon.core.catalogue import MessageId
-from ismon.core.result import Phase, ProbeResult, timed_out
-from ismon.probes.resolve import Address, ResolveError, Resolver
+from ismon.core.resources import MONITOR_ERRNOS
+from ismon.core.result import Phase, ProbeResult, monitor_failure, timed_out
+from ismon.probes.resolve import Address, ResolveError, Resolver, ResolverUnavailable
 
 __all__ = [
     "MAX_DATAGRAM_BYTES",
@@ -132,8 +133,16 @@ class ITLSClient(Interface):
 
 
 def _connect_failure(reason: Failure) -> ProbeResult:
-    """Map a failed TCP connect to message 72 (or 71) with the errno."""
+    """
+    Map a failed TCP connect to message 72 (or 71) with the errno; or, when
+    the monitor's own resources failed (no descriptor, no memory, no socket
+    buffer: L{MONITOR_ERRNOS}), to message 42 (C{socket 24}): the server
+    was never asked.
+    """
     value = reason.value
+    own = _own_failure(value)
+    if own is not None:
+        return own
     if isinstance(value, neterror.ConnectionRefusedError):
         number = errno.ECONNREFUSED
     elif isinstance(value, neterror.TCPTimedOutError | neterror.TimeoutError):
@@ -154,6 +163,21 @@ def _connect_failure(reason: Failure) -> ProbeResult:
     return ProbeResult.failure(
         MessageId.CONNECT_ERROR, Phase.CONNECT, number=number, detail=str(value)[:200]
     )
+
+
+def _own_failure(value: object) -> ProbeResult | None:
+    """Message 42 for an error of the monitor's own resources; else None."""
+    if isinstance(value, MemoryError):
+        return monitor_failure("memory", errno.ENOMEM, Phase.CONNECT, "out of memory")
+    number: object = None
+    if isinstance(value, neterror.ConnectError):
+        # Twisted keeps the errno of socket() or connect() (a "Couldn't bind").
+        number = value.osError
+    elif isinstance(value, OSError):
+        number = value.errno
+    if isinstance(number, int) and number in MONITOR_ERRNOS:
+        return monitor_failure("socket", number, Phase.CONNECT, os.strerror(number))
+    return None
 
 
 def _tls_failure(reason: Failure, tls: ITLSClient | None) -> ProbeResult | None:
@@ -350,6 +374,12 @@ class DatagramProbeProtocol(_Verdicts, DatagramProtocol):
         try:
             self.transport.write(datagram)  # type: ignore[union-attr,call-arg]
         except (OSError, neterror.MessageLengthError) as e:
+            own = _own_failure(e)
+            if own is not None:
+                # ENOBUFS, ENOMEM: the monitor's own socket buffers, not the server.
+                self._attempt.decide(attrs.evolve(own, latency=self.elapsed()))
+                self._attempt.close_datagram()
+                return
             number = e.errno if isinstance(e, OSError) and e.errno is not None else 0
             self.fail(MessageId.SEND_ERROR, number=number, detail=str(e)[:200])
             return
@@ -496,10 +526,16 @@ class _Attempt:
         self._pending = None
         if self.decided:
             return
-        code = reason.value.code if isinstance(reason.value, ResolveError) else 0
+        value = reason.value
+        if isinstance(value, ResolverUnavailable):
+            # No thread, descriptor or memory to ask with: the monitor's.
+            self.decide(monitor_failure(value.function, value.number, Phase.RESOLVE, str(value)))
+            self._finish()
+            return
+        code = value.code if isinstance(value, ResolveError) else 0
         self.decide(
             ProbeResult.failure(
-                MessageId.RESOLVE_ERROR, Phase.RESOLVE, number=code, detail=str(reason.value)
+                MessageId.RESOLVE_ERROR, Phase.RESOLVE, number=code, detail=str(value)
             )
         )
         self._finish()
@@ -593,6 +629,13 @@ class _Attempt:
             self._udp = _listen_udp(self._reactor, protocol, any_address)
         except neterror.CannotListenError as e:
             error = e.socketError
+            # No descriptor or memory for the socket is the monitor's own
+            # failure (message 42), as for a TCP connect: the server was
+            # never asked.
+            own = _own_failure(error)
+            if own is not None:
+                self._try(own)
+                return
             number = error.errno if isinstance(error, OSError) and error.errno else 0
             self._try(
                 ProbeResult.failure(
@@ -605,7 +648,7 @@ class _Attempt:
             # reports an ICMP refusal (connectionRefused).
             self._udp.connect(address.host, address.port)
         except OSError as e:
-            failed = ProbeResult.failure(
+            failed = _own_failure(e) or ProbeResult.failure(
                 MessageId.CONNECT_ERROR, Phase.CONNECT, number=e.errno or 0, detail=str(e)[:200]
             )
             self.close_datagram(then=lambda: self._try(failed))
@@ -645,6 +688,10 @@ class _Attempt:
         then the next address.
         """
         if self.decided or self._udp is None:
+            return
+        own = _own_failure(OSError(number, os.strerror(number)))
+        if own is not None:
+            self.close_datagram(then=lambda: self._try(own))
             return
         if number == errno.ECONNREFUSED:
             detail = "port unreachable (ICMP)"
@@ -800,11 +847,9 @@ def run_datagram_probe(
 def _run(attempt: _Attempt) -> Deferred[ProbeResult]:
     try:
         return attempt.run()
-    except Exception as e:  # a programming error must not kill the schedule
+    except Exception as e:  # a programming error, no memory: not the server's
         # Leave no timer behind (IProbe): run() may have armed the deadline.
         attempt.cancel_deadline()
-        return succeed(
-            ProbeResult.failure(
-                MessageId.SYSTEM_ERROR, Phase.CONNECT, number=0, detail=repr(e)[:200]
-            )
-        )
+        if isinstance(e, MemoryError):
+            return succeed(monitor_failure("memory", errno.ENOMEM, Phase.CONNECT, "out of memory"))
+        return succeed(monitor_failure("probe", 0, Phase.CONNECT, repr(e)[:200]))

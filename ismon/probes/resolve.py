@@ -8,17 +8,26 @@ shutdown.  Literal addresses need no thread.
 
 from __future__ import annotations
 
+import errno
 import functools
 import ipaddress
 import socket
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 from twisted.internet.defer import Deferred, fail, succeed
 
-__all__ = ["MAX_PENDING_LOOKUPS", "Address", "ResolveError", "Resolver", "system_resolver"]
+from ismon.core.resources import MONITOR_ERRNOS, ThreadUnavailable, start_thread
+
+__all__ = [
+    "MAX_PENDING_LOOKUPS",
+    "Address",
+    "ResolveError",
+    "Resolver",
+    "ResolverUnavailable",
+    "system_resolver",
+]
 
 # A reactor providing IReactorThreads (callFromThread).
 ReactorType = Any
@@ -46,6 +55,20 @@ class ResolveError(Exception):
         self.code = code
 
 
+class ResolverUnavailable(Exception):
+    """
+    Name resolution could not be asked because the monitor's own resources
+    failed: no thread for it, no descriptor or memory for getaddrinfo.  Not
+    the name server's doing: message 42 with C{function number}
+    (docs/failure-rules.md, "The monitor's own failures").
+    """
+
+    def __init__(self, function: str, number: int, text: str) -> None:
+        super().__init__(text)
+        self.function = function
+        self.number = number
+
+
 Resolver = Callable[[str, int], "Deferred[list[Address]]"]
 
 
@@ -53,7 +76,15 @@ def _getaddrinfo(host: str, port: int) -> list[Address]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     except socket.gaierror as e:
+        if e.errno == socket.EAI_MEMORY:
+            raise ResolverUnavailable("getaddrinfo", errno.ENOMEM, str(e)) from None
         raise ResolveError(e.errno if isinstance(e.errno, int) else 0, str(e)) from None
+    except OSError as e:
+        # EAI_SYSTEM: Python raises the errno itself (EMFILE opening
+        # resolv.conf or the name server's socket).
+        if e.errno in MONITOR_ERRNOS:
+            raise ResolverUnavailable("getaddrinfo", e.errno, str(e)) from None
+        raise ResolveError(0, str(e)) from None
     addresses: list[Address] = []
     for family, _, _, _, sockaddr in infos:
         if family in (socket.AF_INET, socket.AF_INET6):
@@ -72,7 +103,7 @@ MAX_PENDING_LOOKUPS = 4
 
 
 def _daemon_thread(work: Callable[[], None]) -> None:
-    threading.Thread(target=work, name="ismon-resolve", daemon=True).start()
+    start_thread(work, "ismon-resolve")
 
 
 def system_resolver(
@@ -101,7 +132,7 @@ def system_resolver(
             )
         result: Deferred[list[Address]] = Deferred()
 
-        def deliver(addresses: list[Address] | None, error: ResolveError | None) -> None:
+        def deliver(addresses: list[Address] | None, error: Exception | None) -> None:
             pending[0] -= 1
             if result.called:
                 return  # the deadline cancelled it meanwhile
@@ -114,15 +145,23 @@ def system_resolver(
         def work() -> None:
             try:
                 addresses = _getaddrinfo(host, port)
-            except ResolveError as e:
+            except (ResolveError, ResolverUnavailable) as e:
                 reactor.callFromThread(deliver, None, e)
+            except MemoryError:
+                reactor.callFromThread(
+                    deliver, None, ResolverUnavailable("getaddrinfo", errno.ENOMEM, "out of memory")
+                )
             except Exception as e:
                 reactor.callFromThread(deliver, None, ResolveError(0, repr(e)))
             else:
                 reactor.callFromThread(deliver, addresses, None)
 
+        try:
+            run_in_thread(work)
+        except ThreadUnavailable as e:
+            # No thread, no lookup: the monitor's failure, not the name's.
+            return fail(ResolverUnavailable(e.function, e.number, str(e)))
         pending[0] += 1
-        run_in_thread(work)
         return result
 
     return resolve

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ismon.state.folder import MAX_WATCH_ID, StateDir, file_stem, is_watch_id
-from ismon.state.record import RecordUnreadable, read_record
+from ismon.state.record import RecordPending, RecordUnreadable, read_record
 
 __all__ = ["list_watch_ids"]
 
@@ -68,7 +68,9 @@ def _id_in_file(path: Path, suffix: str) -> str | None:
     if suffix == ".lock":
         return _id_in_lock_file(path)
     try:
-        record = read_record(path)
+        record: dict[str, object] | None = read_record(path)
+    except RecordPending as e:
+        record = e.placeholder
     except RecordUnreadable:
         return None
     watch_id = record.get("watch_id") if record is not None else None

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from ismon.state.files import read_pid, replace_file, unlink
+from ismon.state.files import read_pid, remove_stale_temporaries, replace_file, unlink
 from ismon.state.folder import StateDir, StateDirError, validate_watch_id
 from ismon.state.record import ended_fields
 
@@ -259,7 +259,48 @@ class WatchLock:
             os.close(fd)
             lock._fd = None
             raise
+        # Temporaries of watches killed while they wrote (README "Records").
+        remove_stale_temporaries(state.path)
         return lock
+
+    @property
+    def gone(self) -> bool:
+        """
+        Whether the lock file this process holds no longer has a name: its
+        folder (or the file) was deleted, and no one can find this watch
+        until L{renew} makes them again.
+        """
+        fd = self._fd
+        if fd is None:
+            return False
+        try:
+            return os.fstat(fd).st_nlink == 0
+        except OSError:
+            return False
+
+    def renew(self) -> None:
+        """
+        Make the records again after the folder (or the lock file) was
+        deleted under a live watch: the folder, the lock file, locked anew,
+        and the pidfile.  The old lock goes only once the new one is held.
+
+        @raise AlreadyRunning: another watch took the ID meanwhile.
+        @raise StateDirError: the folder cannot be made or used.
+        """
+        state = StateDir.open(self.state.path)
+        fd = _lock_exclusive(state, self.watch_id)
+        try:
+            content = f"{self.watch_id}\n".encode("ascii")
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, content, 0)
+            _write_pidfile(state.pid_path(self.watch_id), os.getpid())
+        except OSError as e:
+            os.close(fd)
+            raise StateDirError(e.errno, f"cannot write in {state.path}: {e.strerror}") from e
+        old, self._fd = self._fd, fd
+        self.state = state
+        if old is not None:
+            os.close(old)
 
     @property
     def held(self) -> bool:
@@ -373,6 +414,8 @@ def remove_leftovers(state: StateDir, watch_id: str) -> list[Path]:
                 removed.append(path)
         if unlink(lock_file) and had_lock_file:
             removed.append(lock_file)
+        # Any watch's temporaries whose writer is dead (they carry no ID).
+        removed += remove_stale_temporaries(state.path)
     finally:
         os.close(fd)
     return removed

@@ -16,6 +16,7 @@ nothing, since the loop watchdog measures real time.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -25,11 +26,13 @@ from twisted.internet.task import LoopingCall
 from zope.interface import Interface, implementer
 
 from ismon.core.exit_status import ExitStatus
+from ismon.core.resources import start_thread
 from ismon.core.result import ProbeResult
 from ismon.core.timing import Timing
 from ismon.watch.notify import SystemdNotifier
 
 __all__ = [
+    "ALARM_SLACK",
     "EXIT_DEADLINE",
     "IMonitorHealth",
     "LoopHealth",
@@ -91,6 +94,11 @@ class LoopWatchdog:
     after it stuck, the last eighth being slack for a late thread; and a
     loop that turns, even a quarter of the limit late, is never taken for a
     stuck one.
+
+    Once the watch winds down, the same thread is its last resort
+    (L{last_resort}): it exits with the verdict should the shutdown hang.
+    No new thread is needed then -- one may no longer be had (a pids limit,
+    no address space for a stack) -- and none has to be allocated.
     """
 
     def __init__(
@@ -107,29 +115,61 @@ class LoopWatchdog:
         self._last_words = last_words
         self._exit_process = exit_process
         self._beat = time.monotonic()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ismon-watchdog", daemon=True)
+        # Set to wake the thread: it was stopped, or given its last resort.
+        self._wake = threading.Event()
+        self._stopped = False
+        self._final: tuple[float, int] | None = None
 
     def beat(self) -> None:
         self._beat = time.monotonic()
 
     def start(self) -> None:
-        self._thread.start()
+        """
+        Start the thread.
+
+        @raise ismon.core.resources.ThreadUnavailable: the system would not.
+        """
+        start_thread(self._run, "ismon-watchdog")
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopped = True
+        self._wake.set()
+
+    def last_resort(self, code: int, seconds: float) -> None:
+        """
+        Stop watching the loop; exit with C{code} in C{seconds} unless the
+        process has ended by then.
+        """
+        self._final = (time.monotonic() + seconds, int(code))
+        self._wake.set()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.period):
+        while True:
+            self._wake.wait(self.period)
+            if self._final is not None:
+                self._exit_at(*self._final)
+                return
+            if self._stopped:
+                return
             if time.monotonic() - self._beat <= self.threshold:
                 continue
-            if self._stop.wait(self.confirm):
-                return
+            if self._wake.wait(self.confirm):
+                continue  # stopped, or the last resort: decided above
             stalled = time.monotonic() - self._beat
             if stalled > self.threshold:
-                self._last_words(stalled)
+                try:
+                    self._last_words(stalled)
+                except BaseException:
+                    pass  # no memory to say it: the exit still says 4
                 self._exit_process(ExitStatus.SYSTEM_ERROR)
                 return
+
+    def _exit_at(self, deadline: float, code: int) -> None:
+        # An Event's timed wait, not time.sleep (see ismon.state.lock.timed_wait).
+        never = threading.Event()
+        while (left := deadline - time.monotonic()) > 0:
+            never.wait(left)
+        self._exit_process(code)
 
 
 @implementer(IMonitorHealth)
@@ -140,6 +180,13 @@ class LoopHealth:
     a hung flush), the process leaves anyway with the verdict already
     reached, L{EXIT_DEADLINE} seconds after the watch began to wind down.
     Both measure real time.
+
+    The last resort needs nothing it could fail to get at that moment: the
+    watchdog's thread, started with the watch, turns into it; and a
+    C{SIGALRM} armed as the winding down begins (C{setitimer}, a handler
+    made at start) exits too, should that thread not exist (a watch that
+    ends before it watches) or the main thread be what hangs.  A watch
+    whose watchdog cannot start does not start (L{watching} raises).
     """
 
     def __init__(
@@ -148,32 +195,59 @@ class LoopHealth:
         last_words: Callable[[float], None],
         *,
         exit_process: Callable[[int], object] = os._exit,
+        alarm: bool = True,
     ) -> None:
         self._reactor = reactor
         self._last_words = last_words
         self._exit_process = exit_process
+        self._alarm = alarm
+        self._code = int(ExitStatus.SYSTEM_ERROR)
         self.watchdog: LoopWatchdog | None = None
         self.heartbeat: LoopingCall | None = None
 
     def watching(self, timing: Timing) -> None:
+        """
+        Start the loop watchdog and its heartbeat.
+
+        @raise ismon.core.resources.ThreadUnavailable: its thread cannot start.
+        """
         limit = loop_watchdog_limit(timing.detection_bound)
-        self.watchdog = LoopWatchdog(limit, self._last_words, exit_process=self._exit_process)
-        self.heartbeat = LoopingCall(self.watchdog.beat)
+        watchdog = LoopWatchdog(limit, self._last_words, exit_process=self._exit_process)
+        watchdog.start()
+        self.watchdog = watchdog
+        self.heartbeat = LoopingCall(watchdog.beat)
         self.heartbeat.clock = self._reactor
-        self.heartbeat.start(self.watchdog.period, now=True)
-        self.watchdog.start()
+        self.heartbeat.start(watchdog.period, now=True)
 
     def probed(self, result: ProbeResult, failures: int) -> None:
         pass
 
     def ending(self, code: int) -> None:
+        self._code = int(code)
+        if self._alarm:
+            _arm_alarm(EXIT_DEADLINE + ALARM_SLACK, self._on_alarm)
         if self.heartbeat is not None and self.heartbeat.running:
             self.heartbeat.stop()
         if self.watchdog is not None:
-            self.watchdog.stop()
-        last_resort = threading.Timer(EXIT_DEADLINE, self._exit_process, [int(code)])
-        last_resort.daemon = True
-        last_resort.start()
+            self.watchdog.last_resort(self._code, EXIT_DEADLINE)
+
+    def _on_alarm(self, signum: int, frame: object) -> None:
+        self._exit_process(self._code)
+
+
+#: The alarm's last resort fires this long after the watchdog thread's, so
+#: that a process with both leaves by the thread (which runs even when the
+#: main thread is stuck in C code).
+ALARM_SLACK = 1.0
+
+
+def _arm_alarm(seconds: float, handler: Callable[[int, object], None]) -> None:
+    """Arm the process's real-time interval timer to call C{handler} once."""
+    try:
+        signal.signal(signal.SIGALRM, handler)  # type: ignore[arg-type]
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+    except (ValueError, OSError):
+        pass  # not the main thread (an embedding program): the thread remains
 
 
 @implementer(IMonitorHealth)

@@ -21,6 +21,7 @@ come back, and it stops for good on an exception.
 
 from __future__ import annotations
 
+import errno
 import math
 from collections.abc import Callable
 from enum import Enum
@@ -29,8 +30,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from ismon.core.catalogue import MessageId
-from ismon.core.result import Phase, ProbeResult
+from ismon.core.result import Phase, ProbeResult, monitor_failure
 from ismon.core.timing import Timing
 from ismon.probes.probe import IProbe
 
@@ -171,7 +171,15 @@ class Schedule:
 
     def _at(self, when: float) -> None:
         delay = max(0.0, when - self._clock.seconds())
-        self._call = self._clock.callLater(delay, self._fire)
+        try:
+            self._call = self._clock.callLater(delay, self._fire)
+        except Exception as e:
+            # No timer, no next probe: a watch that would sit blind must
+            # end instead, as the monitor's failure (message 42, exit 4).
+            self._call = None
+            number = errno.ENOMEM if isinstance(e, MemoryError) else 0
+            self.state = WatchState.FAILED
+            self._on_failed(monitor_failure("timer", number, Phase.CONNECT, repr(e)[:200]))
 
     def _next_tick(self, now: float) -> float:
         """The first grid point strictly after the probe that just ran."""
@@ -187,13 +195,17 @@ class Schedule:
         self.probes += 1
         try:
             running = self._probe.probe()
+        except MemoryError:
+            # No traceback for this one: the monitor's memory, said by 42.
+            running = Deferred()
+            running.callback(
+                monitor_failure("memory", errno.ENOMEM, Phase.CONNECT, "out of memory")
+            )
         except Exception as e:  # the probe contract says never; be safe anyway
             _log.failure("probe raised")
             running = Deferred()
             running.callback(
-                ProbeResult.failure(
-                    MessageId.SYSTEM_ERROR, Phase.CONNECT, number=0, detail=f"probe raised {e!r}"
-                )
+                monitor_failure("probe", 0, Phase.CONNECT, f"probe raised {e!r}"[:200])
             )
 
         def done(result: ProbeResult) -> None:
@@ -205,11 +217,7 @@ class Schedule:
             # IProbe promises never to errback; a bug there must not end the
             # watch silently, so it counts as a failed probe.
             _log.failure("probe errbacked", reason)  # type: ignore[arg-type]
-            done(
-                ProbeResult.failure(
-                    MessageId.SYSTEM_ERROR, Phase.CONNECT, number=0, detail="internal probe error"
-                )
-            )
+            done(monitor_failure("probe", 0, Phase.CONNECT, "internal probe error"))
 
         running.addCallbacks(done, broken)
 

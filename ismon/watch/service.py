@@ -21,7 +21,8 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from errno import ENOMEM
+from typing import Protocol, TypeVar
 
 from automat import TypeMachineBuilder
 from twisted.application.service import Service
@@ -38,6 +39,7 @@ from ismon.core.config import WatchConfig
 from ismon.core.exit_status import ExitStatus, exit_meaning
 from ismon.core.protocols import PROTOCOLS
 from ismon.core.requests import ProbeRequest
+from ismon.core.resources import ThreadUnavailable
 from ismon.core.result import ProbeResult
 from ismon.core.status import WatchStatus, result_fields
 from ismon.probes.probe import IProbe, ReactorType
@@ -50,6 +52,8 @@ from ismon.watch.report import Reporter
 from ismon.watch.schedule import Schedule, WatchState
 
 __all__ = ["ProbeMaker", "WatchService"]
+
+_T = TypeVar("_T")
 
 #: Makes the probe of a watch: C{make_probe(reactor, protocol, request)}
 #: (L{ismon.probes.table.make_probe}), at start, so that a probe that cannot
@@ -211,6 +215,14 @@ class WatchService(Service):
         # The text of the last failure message (a probe's, 42, 97), for
         # the record of the last exit.
         self._last_failure: str | None = None
+        # The monitor's own failure (message 42: socket 24, thread 11) among
+        # the consecutive failed probes of this run, if any: a run that
+        # ends with one in it says the monitor failed (exit 4), not the
+        # server (docs/failure-rules.md, "The monitor's own failures").
+        self._own_failure: ProbeResult | None = None
+        # What the record of the last exit says the exit meant, when the
+        # exit code's own meaning is not enough.
+        self._exit_meaning: str | None = None
         # Whether --max-pause set the running pause's expiry (message 101).
         self._pause_limited = False
         # For the metrics (docs/metrics.md): failed probes by message id,
@@ -270,18 +282,42 @@ class WatchService(Service):
         if tls is not None and tls.insecure:
             self.reporter.emit(MessageId.TLS_NOT_VERIFIED, LogLevel.warn)
         self._lifecycle.start()
-        self._records.listen(self._reactor, self).addCallbacks(
-            self._lifecycle.listening, self._listen_failed
-        )
+        self._records.listen(self._reactor, self).addCallbacks(self._listening, self._listen_failed)
+
+    def _listening(self, port: IListeningPort) -> None:
+        """
+        The control socket is open.  The health parts start the threads and
+        timers the watch relies on (the loop watchdog, the last resort)
+        before the watch is declared started: one that cannot start ends
+        the watch at once, with message 42 and exit 4 -- no blind watch.
+        """
+        if self.exit_code is None:
+            try:
+                for part in self.health:
+                    part.watching(self.config.timing)
+            except (ThreadUnavailable, MemoryError) as e:
+                if isinstance(e, ThreadUnavailable):
+                    function, number = e.function, e.number
+                else:
+                    function, number = "memory", ENOMEM
+                self._monitor_failed(function, number, str(e) or "out of memory")
+                return
+        self._lifecycle.listening(port)
 
     def _begin_watching(self) -> None:
         assert self._schedule is not None
         self._started_at = self._reactor.seconds()
         self._started_wall = time.time()
-        for part in self.health:
-            part.watching(self.config.timing)
         self._schedule.start()
         self.reporter.emit(MessageId.STARTED)
+
+    def _monitor_failed(self, function: str, number: int, why: str) -> None:
+        """The monitor itself cannot go on: message 42, exit 4."""
+        self._last_failure = self.reporter.emit(
+            MessageId.SYSTEM_ERROR, LogLevel.error, function=function, number=number, detail=why
+        )
+        self._exit_meaning = _own_failure_meaning(function, number, why)
+        self._end(ExitStatus.SYSTEM_ERROR)
 
     def _listen_failed(self, reason: Failure) -> None:
         value = reason.value
@@ -309,17 +345,27 @@ class WatchService(Service):
         release the records, then hand the exit status on.
         """
         self.exit_code = int(code)
-        if self._schedule is not None:
-            self._schedule.stop()
+        # From here on the verdict stands and the process must end: each
+        # step is on its own, so that none that fails (no memory, no
+        # thread, a folder gone) keeps the next from running.  The health
+        # parts go first: the loop health arms the last-resort exit.
         for part in self.health:
-            part.ending(code)
-        if watched:
-            self.reporter.emit(MessageId.TERMINATING, fields={"exit_code": self.exit_code})
+            _best_effort(part.ending, self.exit_code)
+        if self._schedule is not None:
+            _best_effort(self._schedule.stop)
         records, self._records = self._records, None
         if records is not None:
-            # After the last message, before the lock goes (README "Records").
-            records.write_last_exit(self.last_exit(self.exit_code))
-        closing = records.close() if records is not None else succeed(None)
+            # Before the last message, which a full pipe or a hung log file
+            # can block (the last resort then ends the process), and before
+            # the lock goes (README "Records").
+            _best_effort(self._write_record, records)
+        if watched:
+            _best_effort(
+                self.reporter.emit, MessageId.TERMINATING, fields={"exit_code": self.exit_code}
+            )
+        closing: Deferred[None] = succeed(None)
+        if records is not None:
+            closing = _best_effort(records.close) or succeed(None)
 
         def finish(_: object) -> None:
             # Whatever goes wrong while tidying up, the process must still
@@ -337,6 +383,26 @@ class WatchService(Service):
 
     # -- probe outcomes ---------------------------------------------------
 
+    def _write_record(self, records: WatchRecords) -> None:
+        why = records.write_last_exit(self.last_exit(int(self.exit_code or 0), self._exit_meaning))
+        if why is not None:
+            # The watch ends as it would have; what is lost is said here, and
+            # `ismon status` says the record is missing (README "Records").
+            self.reporter.emit(
+                MessageId.RECORD_NOT_WRITTEN,
+                LogLevel.warn,
+                detail=f"last exit {self.exit_code}: {why}",
+            )
+
+    def _check_records(self) -> None:
+        """Once a probe: make the records again if their folder was deleted."""
+        records = self._records
+        if records is None:
+            return
+        what = records.check_folder(self._reactor, self)
+        if what is not None:
+            self.reporter.emit(MessageId.RECORDS_GONE, LogLevel.warn, detail=what)
+
     def _syslog_unavailable(self, why: str) -> None:
         # Logged once; the line still reaches the twistd/stdout log.
         self.reporter.emit(MessageId.SYSLOG_UNAVAILABLE, LogLevel.warn, detail=why)
@@ -349,6 +415,7 @@ class WatchService(Service):
             release_freed_memory()
         for part in self.health:
             part.probed(result, failures)
+        _best_effort(self._check_records)
         if result.cert_not_after is not None:
             self._cert_not_after = result.cert_not_after
         if result.message is not None:
@@ -366,16 +433,12 @@ class WatchService(Service):
             return
         assert result.message is not None
         self._recovering = True
+        if failures <= 1:
+            self._own_failure = None  # a new run of failures
+        if result.monitor_failed:
+            self._own_failure = result
         final = failures > timing.retries
-        self._last_failure = self.reporter.emit(
-            result.message,
-            LogLevel.error if final else LogLevel.warn,
-            number=result.number,
-            function="probe",  # only message 42 names a function
-            # TLS texts (90, 91) name the reason; the others carry it in 96.
-            detail=result.detail if takes_detail(result.message) else "",
-            fields=fields,
-        )
+        self._last_failure = self._emit_failure(result, final, fields)
         if not final:
             self.reporter.emit(
                 MessageId.PROBE_FAILED_RETRYING,
@@ -383,6 +446,22 @@ class WatchService(Service):
                 detail=f"failure {failures} of {timing.retries + 1}: {result.describe()}",
                 fields=fields,
             )
+
+    def _emit_failure(
+        self, result: ProbeResult, final: bool, fields: dict[str, object] | None = None
+    ) -> str:
+        assert result.message is not None
+        # TLS texts (90, 91) name the reason, 42 says it on a line of its
+        # own; the others carry it in 96.
+        shown = takes_detail(result.message) or result.monitor_failed
+        return self.reporter.emit(
+            result.message,
+            LogLevel.error if final else LogLevel.warn,
+            number=result.number,
+            function=result.function or "probe",  # only message 42 names a function
+            detail=result.detail if shown else "",
+            fields=fields,
+        )
 
     def _check_certificate(self, result: ProbeResult) -> None:
         days = result.cert_days_left
@@ -395,7 +474,26 @@ class WatchService(Service):
         self.reporter.emit(MessageId.CERT_EXPIRES_SOON, LogLevel.warn, number=days)
 
     def _server_failed(self, result: ProbeResult) -> None:
-        self._end(ExitStatus.SERVER_FAILED)
+        """
+        The retries are used up (or the schedule cannot go on).  The server
+        failed (exit 1) only when every failed probe of the run was the
+        server's; with the monitor's own failure among them the watch could
+        not see the server as often as the retries ask, and says that the
+        monitor failed (exit 4): restart the watch, do not fail the service
+        over (docs/failure-rules.md, "The monitor's own failures").
+        """
+        if result.monitor_failed and result is not self._own_failure:
+            # Not a probe's result (no timer for the next one): not logged yet.
+            self._last_failure = self._emit_failure(result, True)
+            self._own_failure = result
+        own = self._own_failure
+        if own is None:
+            self._end(ExitStatus.SERVER_FAILED)
+            return
+        self._exit_meaning = _own_failure_meaning(
+            own.function or "probe", own.number or 0, own.detail
+        )
+        self._end(ExitStatus.SYSTEM_ERROR)
 
     def _stalled(self, seconds: float) -> None:
         # The loop watchdog's last words, from its thread while the reactor
@@ -544,6 +642,23 @@ class WatchService(Service):
             ),
             cert_not_after=self._cert_not_after,
         )
+
+
+def _own_failure_meaning(function: str, number: int, why: str) -> str:
+    """The record's meaning of an exit 4 for the monitor's own failure."""
+    return f"the monitor itself failed ({function} {number}: {why}), not the server"
+
+
+def _best_effort(step: Callable[..., _T], *args: object, **kwargs: object) -> _T | None:
+    """
+    Run one step of the winding down; whatever it raises (no memory, a
+    thread that would not start) is dropped, so the next step still runs
+    and the process still ends with the verdict already reached.
+    """
+    try:
+        return step(*args, **kwargs)
+    except Exception:
+        return None
 
 
 _LIFECYCLE = _build_lifecycle()

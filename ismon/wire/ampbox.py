@@ -77,24 +77,34 @@ class BoxReader:
 
     Bounded: a key over L{MAX_KEY_LENGTH} bytes, or a box over
     C{max_box_bytes}, raises L{MalformedBox} as soon as it is seen, so a
-    peer cannot make the reader hold more than one box's worth of bytes.
+    peer cannot make the reader hold more than one box's worth of bytes;
+    a box over the bound is refused however the stream was cut.  Each
+    byte is parsed once: a box that arrives in many pieces is continued
+    where the last piece left it, not read again from its start.
     """
 
     def __init__(self, max_box_bytes: int = DEFAULT_MAX_BOX_BYTES) -> None:
-        self._buffer = b""
+        self._buffer = bytearray()
         self._max = max_box_bytes
+        # The box being read: its pairs so far, where it starts in _buffer
+        # and where its next pair starts.
+        self._box: dict[bytes, bytes] = {}
+        self._start = 0
+        self._at = 0
 
     def feed(self, data: bytes) -> list[dict[bytes, bytes]]:
-        buffer = self._buffer + data
+        self._buffer += data
         boxes: list[dict[bytes, bytes]] = []
-        start = 0
-        while True:
-            box, end = self._parse(buffer, start)
-            if box is None:
-                break
-            boxes.append(box)
-            start = end
-        self._buffer = buffer[start:]
+        while self._parse():
+            if self._at - self._start > self._max:
+                raise MalformedBox(f"a box of over {self._max} bytes")
+            boxes.append(self._box)
+            self._box = {}
+            self._start = self._at
+        # Drop the boxes read, once per feed (not once per box).
+        del self._buffer[: self._start]
+        self._at -= self._start
+        self._start = 0
         if len(self._buffer) > self._max:
             raise MalformedBox(f"a box of over {self._max} bytes")
         return boxes
@@ -102,30 +112,28 @@ class BoxReader:
     @property
     def pending(self) -> int:
         """Bytes received towards a box not yet complete."""
-        return len(self._buffer)
+        return len(self._buffer) - self._start
 
-    @staticmethod
-    def _parse(buffer: bytes, start: int) -> tuple[dict[bytes, bytes] | None, int]:
-        """The box beginning at C{start} and where it ends, or L{None} if incomplete."""
-        box: dict[bytes, bytes] = {}
-        at = start
+    def _parse(self) -> bool:
+        """Read the pairs that have arrived; whether the box ended (its empty key)."""
+        buffer = self._buffer
         size = len(buffer)
+        at = self._at
         while True:
             if at + 2 > size:
-                return None, start
+                return False
             length = int.from_bytes(buffer[at : at + 2], "big")
-            at += 2
             if length == 0:
-                return box, at
+                self._at = at + 2
+                return True
             if length > MAX_KEY_LENGTH:
                 raise MalformedBox(f"a key of {length} bytes (at most {MAX_KEY_LENGTH})")
-            if at + length + 2 > size:
-                return None, start
-            key = buffer[at : at + length]
-            at += length
-            length = int.from_bytes(buffer[at : at + 2], "big")
-            at += 2
-            if at + length > size:
-                return None, start
-            box[key] = buffer[at : at + length]
-            at += length
+            value_at = at + 2 + length
+            if value_at + 2 > size:
+                return False
+            value_length = int.from_bytes(buffer[value_at : value_at + 2], "big")
+            end = value_at + 2 + value_length
+            if end > size:
+                return False
+            self._box[bytes(buffer[at + 2 : value_at])] = bytes(buffer[value_at + 2 : end])
+            at = self._at = end

@@ -18,7 +18,7 @@ import attrs
 from ismon.core.catalogue import MessageId
 from ismon.core.requests import Expectation, HeaderExpectation, StatusSet
 from ismon.core.text import printable
-from ismon.wire.errors import InvalidReply
+from ismon.wire.errors import InvalidReply, line_over, unfinished_over
 
 __all__ = [
     "MAX_HEADER_BYTES",
@@ -109,53 +109,54 @@ class HttpHeadParser:
         if self.done:
             return self._status
         self._received += len(data)
-        self._buffer += data
-        if (
-            self._status is None
-            and len(self._buffer) >= 5
-            and not self._buffer.startswith(b"HTTP/")
-        ):
-            # Answer must begin with "HTTP/" (docs/failure-rules.md, HTTP rule 3): decide now, not at the deadline.
-            raise InvalidResponse("answer does not begin with HTTP/", self._buffer)
-        if (
-            self._status is None
-            and 0 < len(self._buffer) < 5
-            and not b"HTTP/".startswith(self._buffer)
-        ):
-            raise InvalidResponse("answer does not begin with HTTP/", self._buffer)
-        while True:
-            newline = self._buffer.find(b"\n")
-            if newline < 0:
-                if len(self._buffer) > MAX_LINE_BYTES:
-                    raise InvalidResponse("line too long", self._buffer[:80])
-                break
-            line, self._buffer = self._buffer[:newline], self._buffer[newline + 1 :]
-            self._consumed += newline + 1
-            if len(line) > MAX_LINE_BYTES:
-                raise InvalidResponse("line too long", line[:80])
-            if self._consumed > MAX_HEADER_BYTES:
-                raise InvalidResponse("header block too large")
-            if self._status is None:
-                self._status = parse_status_line(line)
-                continue
-            if line in (b"", b"\r"):
-                if 100 <= self._status.code <= 199 and self._status.code != 101:
-                    # An interim answer (103 Early Hints, 100 Continue): the
-                    # final one follows; the 64 KiB cap still covers them all.
-                    self._status = None
-                    self.headers = []
+        buffer = self._buffer + data
+        # Lines are taken by moving an offset and the rest kept once per
+        # feed: cutting the buffer at every line was quadratic in a read of
+        # many short lines.
+        at = 0
+        try:
+            while True:
+                if self._status is None:
+                    # Every answer, the one after an interim answer too, must
+                    # begin with "HTTP/" (docs/failure-rules.md, HTTP rule 3):
+                    # decide now, not at the deadline.
+                    head = buffer[at : at + 5]
+                    if not (head == b"HTTP/" if len(head) == 5 else b"HTTP/".startswith(head)):
+                        raise InvalidResponse("answer does not begin with HTTP/", buffer[at:])
+                newline = buffer.find(b"\n", at)
+                if newline < 0:
+                    if len(buffer) - at > MAX_LINE_BYTES:
+                        raise InvalidResponse("line too long", buffer[at : at + 80])
+                    return None
+                line = buffer[at:newline]
+                self._consumed += newline + 1 - at
+                at = newline + 1
+                if len(line) > MAX_LINE_BYTES:
+                    raise InvalidResponse("line too long", line[:80])
+                if self._consumed > MAX_HEADER_BYTES:
+                    raise InvalidResponse("header block too large")
+                if self._status is None:
+                    self._status = parse_status_line(line)
                     continue
-                self.done = True
-                self.rest, self._buffer = self._buffer, b""
-                return self._status
-            if b"\x00" in line:
-                raise InvalidResponse("NUL byte in header", line)
-            name, colon, value = line.partition(b":")
-            if colon and name and name == name.strip():
-                self.headers.append(
-                    (name.decode("latin-1").lower(), value.strip(b" \t\r").decode("latin-1"))
-                )
-        return None
+                if line in (b"", b"\r"):
+                    if 100 <= self._status.code <= 199 and self._status.code != 101:
+                        # An interim answer (103 Early Hints, 100 Continue): the
+                        # final one follows; the 64 KiB cap still covers them all.
+                        self._status = None
+                        self.headers = []
+                        continue
+                    self.done = True
+                    self.rest, at = buffer[at:], len(buffer)
+                    return self._status
+                if b"\x00" in line:
+                    raise InvalidResponse("NUL byte in header", line)
+                name, colon, value = line.partition(b":")
+                if colon and name and name == name.strip():
+                    self.headers.append(
+                        (name.decode("latin-1").lower(), value.strip(b" \t\r").decode("latin-1"))
+                    )
+        finally:
+            self._buffer = buffer[at:]
 
     def header_values(self, name: str) -> list[str]:
         """The values of every field called C{name} (any case)."""
@@ -278,42 +279,47 @@ class HttpBodyReader:
         return self.done
 
     def _chunked(self, data: bytes) -> None:
-        self._buffer += data
-        while not self.done:
-            if self._state == "data":
-                if not self._buffer:
+        buffer = self._buffer + data
+        # As in HttpHeadParser.feed: an offset, the rest kept once per feed.
+        at = 0
+        try:
+            while not self.done:
+                if self._state == "data":
+                    if at >= len(buffer):
+                        return
+                    part = buffer[at : at + self._remaining]
+                    at += len(part)
+                    self._remaining -= len(part)
+                    self._keep(part)
+                    if self._remaining == 0:
+                        self._state = "crlf"
+                    continue
+                newline = buffer.find(b"\n", at)
+                if newline < 0:
+                    if unfinished_over(buffer, at, MAX_CHUNK_LINE_BYTES):
+                        raise InvalidResponse("chunk line too long", buffer[at : at + 80])
                     return
-                part, self._buffer = (
-                    self._buffer[: self._remaining],
-                    self._buffer[self._remaining :],
-                )
-                self._remaining -= len(part)
-                self._keep(part)
-                if self._remaining == 0:
-                    self._state = "crlf"
-                continue
-            newline = self._buffer.find(b"\n")
-            if newline < 0:
-                if len(self._buffer) > MAX_CHUNK_LINE_BYTES:
-                    raise InvalidResponse("chunk line too long", self._buffer[:80])
-                return
-            line, self._buffer = self._buffer[:newline].rstrip(b"\r"), self._buffer[newline + 1 :]
-            if len(line) > MAX_CHUNK_LINE_BYTES:
-                raise InvalidResponse("chunk line too long", line[:80])
-            if self._state == "crlf":
-                if line:
-                    raise InvalidResponse("chunk data longer than its size", line[:80])
-                self._state = "size"
-            elif self._state == "size":
-                match = _CHUNK_SIZE.fullmatch(line)
-                if match is None:
-                    raise InvalidResponse("malformed chunk size", line[:80])
-                self._remaining = int(match.group(1), 16)
-                self._state = "data" if self._remaining else "trailer"
-            elif not line:  # the blank line after the trailer fields
-                self.done = True
-            elif b"\x00" in line:
-                raise InvalidResponse("NUL byte in trailer", line[:80])
+                raw = buffer[at:newline]
+                at = newline + 1
+                if line_over(raw, MAX_CHUNK_LINE_BYTES):
+                    raise InvalidResponse("chunk line too long", raw[:80])
+                line = raw.rstrip(b"\r")
+                if self._state == "crlf":
+                    if line:
+                        raise InvalidResponse("chunk data longer than its size", line[:80])
+                    self._state = "size"
+                elif self._state == "size":
+                    match = _CHUNK_SIZE.fullmatch(line)
+                    if match is None:
+                        raise InvalidResponse("malformed chunk size", line[:80])
+                    self._remaining = int(match.group(1), 16)
+                    self._state = "data" if self._remaining else "trailer"
+                elif not line:  # the blank line after the trailer fields
+                    self.done = True
+                elif b"\x00" in line:
+                    raise InvalidResponse("NUL byte in trailer", line[:80])
+        finally:
+            self._buffer = buffer[at:]
 
     def end(self) -> bool:
         """

@@ -218,6 +218,10 @@ class ImapResponseParser:
             raise self._refuse("NUL byte in a response", line)
         literal = _LITERAL.search(line)
         if literal is not None:
+            if not self._segments and _START.fullmatch(line) is None:
+                # A line that announces a literal is parsed only once the
+                # response ends: refuse a bad start now, as a partial line's.
+                raise self._refuse("not an IMAP response", line)
             # Nine digits keep int() cheap; the bound is far below them anyway.
             size = int(literal[1]) if len(literal[1]) <= 9 else MAX_IMAP_RESPONSE_BYTES + 1
             self._spend(size, line, "literal too large")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import attrs
 
 from ismon.core.text import printable
-from ismon.wire.errors import InvalidReply
+from ismon.wire.errors import InvalidReply, line_over, unfinished_over
 
 __all__ = [
     "MAX_POP3_LINE_BYTES",
@@ -107,15 +107,15 @@ class Pop3ReplyParser:
     def _line(self) -> bytes | None:
         newline = self._buffer.find(b"\n", self._start)
         if newline < 0:
-            if len(self._buffer) - self._start > MAX_POP3_LINE_BYTES:
+            if unfinished_over(self._buffer, self._start, MAX_POP3_LINE_BYTES):
                 raise InvalidReply("line too long", self._buffer[self._start : self._start + 80])
             return None
         line = self._buffer[self._start : newline]
         self._start = newline + 1
+        if line_over(line, MAX_POP3_LINE_BYTES):
+            raise InvalidReply("line too long", line[:80])
         if line.endswith(b"\r"):
             line = line[:-1]
-        if len(line) > MAX_POP3_LINE_BYTES:
-            raise InvalidReply("line too long", line[:80])
         return line
 
     def reply(self, multiline: bool = False) -> Pop3Reply | None:

@@ -15,7 +15,7 @@ import attrs
 
 from ismon.core.catalogue import MessageId
 from ismon.core.text import printable
-from ismon.wire.errors import InvalidReply
+from ismon.wire.errors import InvalidReply, line_over, unfinished_over
 
 __all__ = [
     "MAX_SMTP_LINE_BYTES",
@@ -67,21 +67,27 @@ class SmtpReplyParser:
 
         @raise InvalidReply: on text that is not a reply, or one too large.
         """
-        self._buffer += data
+        buffer = self._buffer + data
         replies: list[SmtpReply] = []
-        while True:
-            newline = self._buffer.find(b"\n")
-            if newline < 0:
-                if len(self._buffer) > MAX_SMTP_LINE_BYTES:
-                    raise InvalidReply("line too long", self._buffer[:80])
-                return replies
-            line, self._buffer = self._buffer[:newline], self._buffer[newline + 1 :]
-            line = line.rstrip(b"\r")
-            if len(line) > MAX_SMTP_LINE_BYTES:
-                raise InvalidReply("line too long", line[:80])
-            reply = self._line(line)
-            if reply is not None:
-                replies.append(reply)
+        # As in HttpHeadParser.feed: an offset, the rest kept once per feed.
+        at = 0
+        try:
+            while True:
+                newline = buffer.find(b"\n", at)
+                if newline < 0:
+                    if unfinished_over(buffer, at, MAX_SMTP_LINE_BYTES):
+                        raise InvalidReply("line too long", buffer[at : at + 80])
+                    return replies
+                raw = buffer[at:newline]
+                at = newline + 1
+                if line_over(raw, MAX_SMTP_LINE_BYTES):
+                    raise InvalidReply("line too long", raw[:80])
+                line = raw.rstrip(b"\r")
+                reply = self._line(line)
+                if reply is not None:
+                    replies.append(reply)
+        finally:
+            self._buffer = buffer[at:]
 
     def _line(self, line: bytes) -> SmtpReply | None:
         match = _REPLY_LINE.fullmatch(line)

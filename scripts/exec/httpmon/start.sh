@@ -7,11 +7,14 @@
 #*   Depends on the "HTTP daemon" EXEC resource (httpd/).
 #*   Add a PID monitor resource on this EXEC resource.
 #*
-#* The watch replaces this shell (exec), so the PID the cluster watches is
-#* the watch's own.  It probes the daemon every interval; when the daemon
-#* stalls or answers wrongly and the retries are used up, the watch logs why
-#* and exits: the PID monitor sees the process end and fails the group over
-#* (or stops the node), as configured.
+#* The watch runs as this script's child.  It probes the daemon every
+#* interval; when the daemon stalls or answers wrongly and the retries are
+#* used up, the watch logs why and exits 1, and so does this script: the PID
+#* monitor sees the process end and fails the group over (or stops the
+#* node), as configured.  A watch that exits 4 (the monitor itself failed,
+#* not the server) is started again instead (ISMON_RESTARTS).  With
+#* ISMON_RESTARTS=0 the watch replaces this shell (exec): the PID the
+#* cluster watches is then the watch's own.
 #*
 #* CLP_EVENT is START or FAILOVER; when CLP_DISK is not SUCCESS the daemon
 #* was not started, so neither is the watch (exit ISMON_DISK_ERROR_EXIT).
@@ -46,12 +49,58 @@
 # exists (its records are in /run/ismon, where the stop script, run as
 # root, finds them); empty: the cluster's own user (root).
 : "${ISMON_USER=$(id -u ismon >/dev/null 2>&1 && echo ismon)}"
+# When the watch ends with exit status 4 -- the monitor itself failed (no
+# descriptors, memory or thread), not the server -- it is started again, at
+# most ISMON_RESTARTS times within ISMON_RESTART_WINDOW seconds, instead of
+# ending this script (a failover of a healthy service).  0: the watch
+# replaces this shell (exec) and every exit reaches the PID monitor.
+: "${ISMON_RESTARTS:=3}"
+: "${ISMON_RESTART_WINDOW:=600}"
 # The watch's records (lock, pidfile, control socket) go to /run/ismon when
 # run as root or as ismon; set ISMON_STATE_DIR to choose another folder.
 #===========================================================================
 
 PATH=$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin
 export PATH
+
+# Run the watch ("$@") as this shell's child, and start it again when it
+# ends with exit status 4: the monitor itself failed (no descriptors, memory
+# or thread), not the server (docs/failure-rules.md), and failing the group
+# over would move a healthy service.  At most ISMON_RESTARTS times within
+# ISMON_RESTART_WINDOW seconds; then, and on any other status, this script
+# ends with the watch's status, which the PID monitor sees.
+watch_restarting() {
+    starts=""
+    trap 'kill -TERM "$child" 2>/dev/null' TERM INT
+    while :; do
+        "$@" &
+        child=$!
+        wait "$child"
+        code=$?
+        # A signal for this shell (trapped: passed on) ends the wait early.
+        while kill -0 "$child" 2>/dev/null; do
+            wait "$child"
+            code=$?
+        done
+        [ "$code" -eq 4 ] || exit "$code"
+        now=$(date +%s)
+        recent=""
+        count=0
+        for started in $starts; do
+            if [ $((now - started)) -lt "$ISMON_RESTART_WINDOW" ]; then
+                recent="$recent $started"
+                count=$((count + 1))
+            fi
+        done
+        date +"%Y/%m/%d %T"
+        if [ "$count" -ge "$ISMON_RESTARTS" ]; then
+            echo "EXIT 4 (the monitor itself failed, not the server: $((count + 1)) times within $ISMON_RESTART_WINDOW s)"
+            exit 4
+        fi
+        echo "RESTART (exit 4: the monitor itself failed, not the server; $((count + 1)) of $ISMON_RESTARTS within $ISMON_RESTART_WINDOW s)"
+        starts="$recent $now"
+    done
+}
 
 run_watch() {
     # The checks with spaces, each one argument (the loop runs in this
@@ -70,9 +119,9 @@ EOF
     else
         echo "$ISMON_HTTPMON $ISMON_WATCH_ID $ISMON_WATCH_OPTS $*"
     fi
-    echo "EXIT (the watch runs as this process until it stops or the server fails)"
-    # As ISMON_USER, through setpriv, which execs the watch: the PID the
-    # cluster watches stays the watch's own.
+    echo "EXIT (the watch runs until it stops or the server fails)"
+    # As ISMON_USER, through setpriv, which execs the watch: the PID of
+    # the child (or, with ISMON_RESTARTS=0, of this shell) is the watch's own.
     as_user=
     if [ -n "$ISMON_USER" ] && [ "$(id -un)" != "$ISMON_USER" ]; then
         as_user="setpriv --reuid=$ISMON_USER --regid=$(id -g "$ISMON_USER") --init-groups --"
@@ -80,8 +129,12 @@ EOF
         export ISMON_STATE_DIR
     fi
     # Word splitting of the command and the options is intended.
+    if [ "$ISMON_RESTARTS" -eq 0 ]; then
+        # shellcheck disable=SC2086
+        exec $as_user $ISMON_HTTPMON "$ISMON_WATCH_ID" $ISMON_WATCH_OPTS "$@"
+    fi
     # shellcheck disable=SC2086
-    exec $as_user $ISMON_HTTPMON "$ISMON_WATCH_ID" $ISMON_WATCH_OPTS "$@"
+    watch_restarting $as_user $ISMON_HTTPMON "$ISMON_WATCH_ID" $ISMON_WATCH_OPTS "$@"
 }
 
 if [ "$CLP_EVENT" = "START" ]; then
