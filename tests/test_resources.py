@@ -413,7 +413,7 @@ def test_a_hung_shutdown_ends_with_the_verdict_by_the_last_resort(
     its verdict in time, writes its record, and its exit: before, the last
     resort (a new timer thread) could not start there, and a shutdown that
     hung kept the process alive for good.  Here the shutdown hangs, and the
-    verdict stands: exit 1, 2 s after the hang.
+    verdict stands: exit 1, 2 s after the verdict.
     """
     state = tmp_path / "state"
     argv = [
@@ -436,7 +436,11 @@ def test_a_hung_shutdown_ends_with_the_verdict_by_the_last_resort(
         output = watch.output()
     assert code == 1, output
     assert elapsed <= bound + 2 + TEARDOWN, (elapsed, output)
-    assert 2.0 <= since + elapsed - _hung_at(watch) <= 2.0 + TEARDOWN
+    # The last resort's 2 s count from the verdict, a moment before the
+    # shutdown reaches the hang (the record and message 6 come between):
+    # 1.98 s after the hang was seen here.  Well over 1 s still shows the
+    # hang held the process until the last resort ended it.
+    assert 1.5 <= since + elapsed - _hung_at(watch) <= 2.0 + TEARDOWN
     # The record and message 6 come before the hang.
     assert message(6, CMD, "web") in output
     assert _record(state, "web")["exit_code"] == 1
