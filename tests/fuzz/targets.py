@@ -1261,15 +1261,9 @@ _TABLE = (
         ci_runs=20000,
     ),
     Target("ca_file", ca_file, (ValueError, crypto.Error), "--ca-file reader", ci_runs=12000),
-    Target("dns", dns_answer, (), "DNS answers, UDP and TCP, judged", ci_runs=4000),
-    Target(
-        "tcp",
-        tcp_expect,
-        (wire_tcp.TcpInputError,),
-        "TCP --expect reader (RE2, 64 KiB)",
-        ci_runs=2000,
-    ),
-    Target("tcp_send", tcp_send, (wire_tcp.TcpInputError,), "TCP --send unescaping", ci_runs=20000),
+    Target("dns", dns_answer, (), "DNS answers, UDP and TCP, judged", ci_runs=3500),
+    Target("tcp", tcp_expect, (wire_tcp.TcpInputError,), "TCP --expect reader", ci_runs=12000),
+    Target("tcp_send", tcp_send, (wire_tcp.TcpInputError,), "TCP --send unescaping", ci_runs=40000),
 )
 
 #: Every target, by name, in the table's order.
