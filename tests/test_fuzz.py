@@ -78,7 +78,7 @@ def test_every_target_has_seeds() -> None:
 
 
 def test_the_table_covers_the_parsers_of_issue_22() -> None:
-    """HTTP (head, body), SMTP, POP3, IMAP4, FTP, AMP, control client, commands, files, records."""
+    """HTTP, SMTP, POP3, IMAP4, FTP, DNS, TCP, AMP, control client, commands, files, records."""
     assert set(TARGETS) >= {
         "http",
         "http_body",
@@ -94,6 +94,9 @@ def test_the_table_covers_the_parsers_of_issue_22() -> None:
         "ca_file",
         "last_record",
         "status_document",
+        "dns",
+        "tcp",
+        "tcp_send",
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 
@@ -31,6 +32,7 @@ from ismon.wire.http import (
 from ismon.wire.imap import ImapResponseParser, InvalidImapResponse
 from ismon.wire.pop3 import MAX_POP3_LINE_BYTES, Pop3ReplyParser
 from ismon.wire.smtp import MAX_SMTP_LINE_BYTES, SmtpReplyParser
+from ismon.wire.tcp import TcpInputError, compile_expect, unescape_send
 
 # -- `ismon status`, `ismon pause`: a hostile status document or record -------
 
@@ -269,3 +271,42 @@ def test_a_line_at_its_bound_is_judged_alike_whole_and_cut_before_its_lf(
     cut = _verdict(make(), [line, b"\n"])
     assert whole == cut, name
     assert whole.startswith("refused: ") == bool(over), (name, whole)
+
+
+# -- the TCP watch's --send and --expect refusals --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("refuse", "text"),
+    [
+        (unescape_send, "HELLO 3\\r\\\x00H"),  # the tcp_send target's input
+        (unescape_send, "PING\\\x1b[2J"),
+        (unescape_send, "PING\\\n"),
+        (unescape_send, os.fsdecode(b"caf\\\xe9")),  # an argument that was not UTF-8
+        (compile_expect, "(a(a\x10"),  # the tcp target's input
+        (compile_expect, "\\+PONG\n("),
+        (compile_expect, "[\x1b[2J"),
+    ],
+    ids=[
+        "send-nul",
+        "send-esc",
+        "send-lf",
+        "send-not-utf8",
+        "expect-dle",
+        "expect-lf",
+        "expect-esc",
+    ],
+)
+def test_tcp_refusals_are_one_printable_line(refuse: Callable[[str], object], text: str) -> None:
+    """
+    An unknown --send escape of a control character, a line end or a byte
+    that was not UTF-8 (a lone surrogate) was put in the refusal as it
+    was, and so was the text RE2 quotes from a regex it refuses: the
+    documented "one printable line" held two lines, an escape sequence
+    for the terminal, or a character print() cannot encode.
+    """
+    with pytest.raises(TcpInputError) as raised:
+        refuse(text)
+    shown = str(raised.value)
+    assert shown.isprintable()
+    shown.encode("utf-8")

@@ -130,6 +130,16 @@ class TcpInputError(ValueError):
 _SEND_ESCAPES = {"r": "\r", "n": "\n", "\\": "\\"}
 
 
+def _shown(text: str) -> str:
+    """
+    C{text} for a refusal's one printable line: a character that is not
+    printable (a control character, a line end, a byte of an argument that
+    was not UTF-8) as Python writes it in a literal, C{\\x1b}, C{\\n},
+    C{\\udce9}.
+    """
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
+
+
 def unescape_send(text: str) -> bytes:
     """
     The bytes C{--send TEXT} writes (module docstring, "C{--send TEXT}").
@@ -150,7 +160,7 @@ def unescape_send(text: str) -> bytes:
         escape = text[i + 1]
         if escape not in _SEND_ESCAPES:
             raise TcpInputError(
-                f"unknown escape \\{escape} at character {i + 1} of {text!r}:"
+                f"unknown escape \\{_shown(escape)} at character {i + 1} of {text!r}:"
                 " only \\r, \\n and \\\\ are understood"
             )
         out.append(_SEND_ESCAPES[escape])
@@ -228,7 +238,8 @@ def compile_expect(pattern: str) -> ExpectPattern:
         if "(?P=" in pattern:
             hint = "back-references are not supported"
         raise TcpInputError(
-            f"{pattern!r} is not a regex RE2 accepts: {message}" + (f" ({hint})" if hint else "")
+            f"{pattern!r} is not a regex RE2 accepts: {_shown(message)}"
+            + (f" ({hint})" if hint else "")
         ) from None
     if regex.search(b"") is not None:
         raise TcpInputError(

@@ -99,6 +99,109 @@ VSFTPD = (
     b" PBSZ\r\n PROT\r\n REST STREAM\r\n SIZE\r\n TVFS\r\n211 End\r\n"
     b"530 Please login with USER and PASS.\r\n221 Goodbye.\r\n"
 )
+# DNS answers from unbound 1.17.1 serving the test zone (tests/dns_server.py),
+# captured on loopback 2026-12-06 for queries of ID 0x1092 (the dns target's
+# DNS_ID); the _TCP ones as read from the stream, their length prefix first.
+UNBOUND_A = bytes.fromhex(
+    "109285800001000200000000037777770569736d6f6e04746573740000010001c00c000100010000012c"
+    "00047f000001c00c000100010000012c00047f000002"
+)
+UNBOUND_AAAA = bytes.fromhex(
+    "109285800001000100000000037777770569736d6f6e047465737400001c0001c00c001c00010000012c"
+    "001000000000000000000000000000000001"
+)
+UNBOUND_MX = bytes.fromhex(
+    "1092858000010001000000000569736d6f6e047465737400000f0001c00c000f00010000012c0009000a"
+    "046d61696cc00c"
+)
+UNBOUND_TXT = bytes.fromhex(
+    "109285800001000100000000037478740569736d6f6e04746573740000100001c00c001000010000012c"
+    "000c0b763d73706631202d616c6c"
+)
+UNBOUND_SOA = bytes.fromhex(
+    "1092858000010001000000000569736d6f6e04746573740000060001c00c000600010000012c0027036e"
+    "7331c00c0a686f73746d6173746572c00c78a3f17500000e1000000258000151800000012c"
+)
+UNBOUND_SRV = bytes.fromhex(
+    "109285800001000100000000045f736970045f7463700569736d6f6e04746573740000210001c00c0021"
+    "00010000012c00160000000513c4037369700569736d6f6e047465737400"
+)
+UNBOUND_NS = bytes.fromhex(
+    "1092858000010001000000000569736d6f6e04746573740000020001c00c000200010000012c0006036e7331c00c"
+)
+UNBOUND_PTR = bytes.fromhex(
+    "109285800001000100000000023130013201300331393207696e2d61646472046172706100000c0001c0"
+    "0c000c000100000e10001104686f73740569736d6f6e047465737400"
+)
+UNBOUND_CNAME_ONLY_A = bytes.fromhex(
+    "10928580000100010000000005616c6961730569736d6f6e04746573740000010001c00c000500010000"
+    "012c000603777777c012"
+)
+UNBOUND_CNAME = bytes.fromhex(
+    "10928580000100010000000005616c6961730569736d6f6e04746573740000050001c00c000500010000"
+    "012c000603777777c012"
+)
+UNBOUND_NXDOMAIN = bytes.fromhex(
+    "109285830001000000010000076e6f74686572650569736d6f6e04746573740000010001c01400060001"
+    "0000012c0027036e7331c0140a686f73746d6173746572c01478a3f17500000e10000002580001518000"
+    "00012c"
+)
+UNBOUND_REFUSED = bytes.fromhex(
+    "10928585000100000000000003777777077265667573656404746573740000010001"
+)
+UNBOUND_NODATA = bytes.fromhex(
+    "109285800001000000010000037478740569736d6f6e04746573740000010001c010000600010000012c"
+    "0027036e7331c0100a686f73746d6173746572c01078a3f17500000e1000000258000151800000012c"
+)
+UNBOUND_BIG_UDP_TC = bytes.fromhex(
+    "109287800001000000000000036269670569736d6f6e04746573740000100001"
+)
+UNBOUND_A_TCP = bytes.fromhex(
+    "0040109285800001000200000000037777770569736d6f6e04746573740000010001c00c000100010000"
+    "012c00047f000001c00c000100010000012c00047f000002"
+)
+UNBOUND_MX_TCP = bytes.fromhex(
+    "00311092858000010001000000000569736d6f6e047465737400000f0001c00c000f00010000012c0009"
+    "000a046d61696cc00c"
+)
+# big.ismon.test TXT over TCP: 8 strings of 200 letters (1654 bytes).
+UNBOUND_BIG_TCP = bytes.fromhex(
+    "0674109285800001000100000000036269670569736d6f6e04746573740000100001c00c001000010000012c0648"
+) + b"".join(b"\xc8" + bytes([letter]) * 200 for letter in b"abcdefgh")
+# redis-server 7.0.15 (tests/redis_server.py), loopback, 2026-12-06: PING,
+# INFO server, and HELLO 9 (refused).
+REDIS_PONG = b"+PONG\r\n"
+REDIS_INFO = (
+    b"$609\r\n# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\n"
+    b"redis_git_dirty:0\r\nredis_build_id:ae4d7c971a948f0\r\n"
+    b"redis_mode:standalone\r\nos:Linux 6.18.44-fc-v1300 x86_64\r\n"
+    b"arch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\n"
+    b"multiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\n"
+    b"gcc_version:12.2.0\r\nprocess_id:16741\r\nprocess_supervised:no\r\n"
+    b"run_id:1fc21578d22378f47a8b3ef5f4b66e7cfaa56a86\r\ntcp_port:33681\r\n"
+    b"server_time_usec:1796586601445575\r\nuptime_in_seconds:1\r\n"
+    b"uptime_in_days:0\r\nhz:10\r\nconfigured_hz:10\r\nlru_clock:1424489\r\n"
+    b"executable:/usr/bin/redis-server\r\n"
+    b"config_file:/tmp/tmpxpfxg7mm/r/redis.conf\r\nio_threads_active:0\r\n\r\n"
+)
+REDIS_ERROR = b"-NOPROTO unsupported protocol version\r\n"
+
+# Crafted DNS answers, for what unbound does not send, from its A answer
+# (header, then the question www.ismon.test IN A, 32 bytes).
+_A_HEAD = UNBOUND_A[:32]
+_A_RECORD = bytes.fromhex("000100010000012c00047f000001")
+DNS_POINTER_LOOP = (
+    bytes.fromhex("109285800001000100000000") + _A_HEAD[12:] + b"\xc0\x20" + _A_RECORD
+)
+DNS_WRONG_ID = b"\x10\x93" + UNBOUND_A[2:]
+DNS_NO_QR = UNBOUND_A[:2] + b"\x05" + UNBOUND_A[3:]
+DNS_EMPTY = bytes.fromhex("109285800001000000000000") + _A_HEAD[12:]
+DNS_TC_CUT_SHORT = UNBOUND_A[:2] + b"\x87" + UNBOUND_A[3:50]
+# alias.ismon.test A: the CNAME to www.ismon.test (at byte 46), then its A.
+DNS_CNAME_CHAIN = (
+    bytes.fromhex("109285800001000200000000") + UNBOUND_CNAME_ONLY_A[12:] + b"\xc0\x2e" + _A_RECORD
+)
+
 STATUS = {
     "watch_id": "web",
     "protocol": "http",
@@ -157,6 +260,21 @@ RECORD = {
 
 def _json(document: object) -> bytes:
     return (json.dumps(document, sort_keys=True) + "\n").encode()
+
+
+# The dns target's queries, by their index in tests.fuzz.targets._DNS_QUERIES
+# (the stream's first byte), and its flags: bit 0 over TCP, bit 1 --expect.
+(Q_A, Q_AAAA, Q_MX, Q_TXT, Q_SOA, Q_SRV, Q_CNAME, Q_NS, Q_PTR) = range(9)
+(Q_ALIAS_A, Q_NXDOMAIN, Q_BIG_TXT, Q_REFUSED, Q_NODATA, Q_ROOT_NS, Q_CASE_A) = range(9, 16)
+TCP, EXPECT = 0b01, 0b10
+# The tcp target's flags: bits 0-2 the regex (7: the stream's, up to a NUL), bit 3 a clean close.
+CLOSES = 0b1000
+
+
+def dns(
+    flags: int, query: int, stream: bytes, sizes: tuple[int, ...] = (), flood: bool = False
+) -> bytes:
+    return env(flags, bytes([query]) + stream, sizes, flood)
 
 
 def seeds(ca_pems: list[bytes]) -> dict[str, dict[str, bytes]]:
@@ -286,6 +404,57 @@ def seeds(ca_pems: list[bytes]) -> dict[str, dict[str, bytes]]:
             **{f"real-test-ca-{n}.pem": pem for n, pem in enumerate(ca_pems[:1])},
             "real-bundle.pem": b"# two CAs\n" + b"\n".join(ca_pems[:2]),
             "crafted-no-cert.pem": b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        },
+        "dns": {
+            "unbound-a-expect": dns(EXPECT, Q_A, UNBOUND_A),
+            "unbound-aaaa-expect": dns(EXPECT, Q_AAAA, UNBOUND_AAAA),
+            "unbound-mx-expect": dns(EXPECT, Q_MX, UNBOUND_MX),
+            "unbound-txt": dns(0, Q_TXT, UNBOUND_TXT),
+            "unbound-soa-expect": dns(EXPECT, Q_SOA, UNBOUND_SOA),
+            "unbound-srv-expect": dns(EXPECT, Q_SRV, UNBOUND_SRV),
+            "unbound-cname-expect": dns(EXPECT, Q_CNAME, UNBOUND_CNAME),
+            "unbound-ns": dns(0, Q_NS, UNBOUND_NS),
+            "unbound-ptr-expect": dns(EXPECT, Q_PTR, UNBOUND_PTR),
+            "unbound-cname-only": dns(0, Q_ALIAS_A, UNBOUND_CNAME_ONLY_A),
+            "unbound-nxdomain": dns(0, Q_NXDOMAIN, UNBOUND_NXDOMAIN),
+            "unbound-truncated": dns(0, Q_BIG_TXT, UNBOUND_BIG_UDP_TC),
+            "unbound-refused": dns(0, Q_REFUSED, UNBOUND_REFUSED),
+            "unbound-nodata": dns(0, Q_NODATA, UNBOUND_NODATA),
+            "unbound-big-tcp-split": dns(TCP | EXPECT, Q_BIG_TXT, UNBOUND_BIG_TCP, (100, 3)),
+            "unbound-a-tcp-bytewise": dns(TCP | EXPECT, Q_A, UNBOUND_A_TCP),
+            "unbound-mx-tcp-then-more": dns(TCP, Q_MX, UNBOUND_MX_TCP + UNBOUND_A_TCP, (30,)),
+            "unbound-a-any-case": dns(0, Q_CASE_A, UNBOUND_A),
+            "crafted-pointer-loop": dns(0, Q_A, DNS_POINTER_LOOP),
+            "crafted-wrong-id": dns(EXPECT, Q_A, DNS_WRONG_ID),
+            "crafted-no-qr": dns(0, Q_A, DNS_NO_QR),
+            "crafted-empty-answer": dns(0, Q_A, DNS_EMPTY),
+            "crafted-tc-cut-short": dns(0, Q_A, DNS_TC_CUT_SHORT),
+            "crafted-cname-chain-expect": dns(EXPECT, Q_ALIAS_A, DNS_CNAME_CHAIN),
+            "crafted-tcp-closed-early": dns(TCP, Q_A, UNBOUND_A_TCP[:40], (7,)),
+            "crafted-tcp-flood": dns(TCP, Q_A, b"\xff\xff\xc0\x0c", flood=True),
+        },
+        "tcp": {
+            "redis-pong": env(CLOSES | 0, REDIS_PONG),
+            "redis-pong-anchored-bytewise": env(CLOSES | 1, REDIS_PONG),
+            "redis-pong-multiline-reset": env(2, REDIS_PONG),
+            "redis-info-split": env(CLOSES | 3, REDIS_INFO, (13, 200)),
+            "redis-error-closed": env(CLOSES | 0, REDIS_ERROR),
+            "crafted-smtp-banner": env(CLOSES | 4, b"220 mail.example.com ESMTP Postfix\r\n"),
+            "crafted-ssh-banner": env(5, b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n", (4,)),
+            "crafted-word-ok": env(6, b"+OK\r\n"),
+            "crafted-flood-no-match": env(CLOSES | 0, REDIS_ERROR, flood=True),
+            "crafted-own-regex-end": env(CLOSES | 7, rb"^\+PONG\r\n$" + b"\x00" + REDIS_PONG),
+            "crafted-own-regex-refused": env(7, rb"(a)\1" + b"\x00aa"),
+            "crafted-own-regex-word-at-cut": env(7, rb"PONG\b" + b"\x00+PONG", (5,)),
+        },
+        "tcp_send": {
+            "redis-ping": env(0, rb"PING\r\n"),
+            "two-commands": env(0, rb"HELLO 3\r\nAUTH watcher pw\r\n"),
+            "backslash": env(0, rb"back\\slash\n"),
+            "unknown-escape": env(0, rb"bad \t escape"),
+            "lone-backslash": env(0, b"lone\\"),
+            "not-utf8": env(0, b"caf\xe9\\r\\n"),
+            "many-line-ends": env(0, rb"\r\n" * 1000),
         },
     }
 

@@ -11,9 +11,13 @@ moves (issue 20), each target follows with a one-line change there.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+import ipaddress
 import json
 import os
+import re
+import struct
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -22,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from OpenSSL import crypto
+from twisted.logger import globalLogPublisher
 from twisted.protocols import amp
 from twisted.test.iosim import FakeTransport
 
@@ -38,11 +43,13 @@ from ismon.metrics import render as metrics_render
 from ismon.probes import ca_file as probes_ca_file
 from ismon.state import record as state_record
 from ismon.wire import ampbox as wire_ampbox
+from ismon.wire import dns as wire_dns
 from ismon.wire import ftp as wire_ftp
 from ismon.wire import http as wire_http
 from ismon.wire import imap as wire_imap
 from ismon.wire import pop3 as wire_pop3
 from ismon.wire import smtp as wire_smtp
+from ismon.wire import tcp as wire_tcp
 
 # ---------------------------------------------------------------------------
 from tests.fuzz.harness import (
@@ -530,6 +537,409 @@ def control_answer(data: bytes) -> object:
     return changed
 
 
+# -- DNS answers and the TCP watch's reader ------------------------------------------
+
+#: The ID of the dns target's queries: the seeds' answers carry it (the
+#: fuzzer changes it like any byte, which must then be a wrong ID).
+DNS_ID = 0x1092
+
+
+def _ip4(text: str) -> tuple[object, ...]:
+    return (ipaddress.IPv4Address(text),)
+
+
+def _ip6(text: str) -> tuple[object, ...]:
+    return (ipaddress.IPv6Address(text),)
+
+
+#: The dns target's queries, the test zone's (tests/dns_server.py) first:
+#: name, type, and the --expect values given with flag bit 1, each with the
+#: fields a record must have to equal it, as the reference below reads a
+#: record (names lower case without the final dot; MX and SRV values are
+#: the record's last fields, SOA values its first ones).  The stream's first
+#: byte picks one (mod 16); tests/fuzz/make_corpus.py names them by index.
+_DNS_QUERIES: tuple[tuple[str, str, tuple[tuple[str, tuple[object, ...]], ...]], ...] = (
+    ("www.ismon.test", "A", (("127.0.0.2", _ip4("127.0.0.2")), ("192.0.2.1", _ip4("192.0.2.1")))),
+    ("www.ismon.test", "AAAA", (("0:0:0::1", _ip6("::1")), ("2001:db8::1", _ip6("2001:db8::1")))),
+    (
+        "ismon.test",
+        "MX",
+        (
+            ("10 MAIL.ismon.test.", (10, b"mail.ismon.test")),
+            ("mx2.ismon.test", (b"mx2.ismon.test",)),
+        ),
+    ),
+    ("txt.ismon.test", "TXT", (("v=spf1 -all", (b"v=spf1 -all",)), ("V=SPF1", (b"V=SPF1",)))),
+    (
+        "ismon.test",
+        "SOA",
+        (
+            (
+                "ns1.ismon.test hostmaster.ismon.test 2024010101",
+                (b"ns1.ismon.test", b"hostmaster.ismon.test", 2024010101),
+            ),
+            ("ns2.ismon.test", (b"ns2.ismon.test",)),
+        ),
+    ),
+    (
+        "_sip._tcp.ismon.test",
+        "SRV",
+        (
+            ("5060 sip.ismon.test", (5060, b"sip.ismon.test")),
+            ("0 5 5061 sip.ismon.test", (0, 5, 5061, b"sip.ismon.test")),
+        ),
+    ),
+    ("alias.ismon.test", "CNAME", (("www.ismon.test", (b"www.ismon.test",)),)),
+    ("ismon.test", "NS", (("ns1.ismon.test", (b"ns1.ismon.test",)),)),
+    ("10.2.0.192.in-addr.arpa", "PTR", (("host.ismon.test", (b"host.ismon.test",)),)),
+    ("alias.ismon.test", "A", (("127.0.0.1", _ip4("127.0.0.1")),)),  # through its CNAME
+    ("nothere.ismon.test", "A", (("127.0.0.1", _ip4("127.0.0.1")),)),  # NXDOMAIN
+    ("big.ismon.test", "TXT", (("a" * 200, (b"a" * 200,)),)),  # truncated over UDP
+    ("www.refused.test", "A", (("127.0.0.1", _ip4("127.0.0.1")),)),  # REFUSED
+    ("txt.ismon.test", "A", (("127.0.0.1", _ip4("127.0.0.1")),)),  # NODATA
+    (".", "NS", (("a.root-servers.net", (b"a.root-servers.net",)),)),  # the root
+    ("WWW.Ismon.TEST", "A", (("127.0.0.1", _ip4("127.0.0.1")),)),  # any case
+)
+
+
+@functools.cache
+def _dns_query(index: int) -> tuple[Any, tuple[Any, ...]]:
+    """The query and its parsed --expect values, built as the probe builds them."""
+    name, type_name, values = _DNS_QUERIES[index]
+    rtype = wire_dns.RecordType.parse(type_name)
+    expect = tuple(wire_dns.parse_expected(rtype, text) for text, _ in values)
+    return wire_dns.build_query(name, rtype, id=DNS_ID), expect
+
+
+# Twisted's log events while a DNS answer is judged: there must be none
+# (ismon.wire.dns: "never logs").  One observer for the process's life,
+# idle outside L{_no_log}.
+_LOGGED: list[dict[str, Any]] = []
+_LOG_WATCH = [False, False]  # listening now, observer added
+
+
+def _log_event(event: dict[str, Any]) -> None:
+    if _LOG_WATCH[0]:
+        _LOGGED.append(event)
+
+
+@contextlib.contextmanager
+def _no_log(what: str) -> Iterator[None]:
+    if not _LOG_WATCH[1]:
+        globalLogPublisher.addObserver(_log_event)
+        _LOG_WATCH[1] = True
+    _LOGGED.clear()
+    _LOG_WATCH[0] = True
+    try:
+        yield
+    finally:
+        _LOG_WATCH[0] = False
+    if _LOGGED:
+        event = _LOGGED[0]
+        raise HarnessFailure(f"{what} logged: {event.get('log_format')!r} {event!r:.300}")
+
+
+def _key(name: bytes) -> bytes:
+    return name.lower().rstrip(b".")
+
+
+def _reference_fields(rtype: int, payload: Any) -> tuple[object, ...]:
+    """A record's fields read off Twisted's record (the reference, not ismon's reading)."""
+    if rtype == 1:
+        return (ipaddress.IPv4Address(payload.address),)
+    if rtype == 28:
+        return (ipaddress.IPv6Address(payload.address),)
+    if rtype == 15:
+        return (payload.preference, _key(payload.name.name))
+    if rtype == 16:
+        return (b"".join(payload.data),)
+    if rtype == 6:
+        numbers = (payload.serial, payload.refresh, payload.retry, payload.expire, payload.minimum)
+        return (
+            _key(payload.mname.name),
+            _key(payload.rname.name),
+            *(n & 0xFFFFFFFF for n in numbers),
+        )
+    if rtype == 33:
+        return (payload.priority, payload.weight, payload.port, _key(payload.target.name))
+    return (_key(payload.name.name),)
+
+
+def _dns_really_answers(query: Any, payload: bytes, values: tuple[Any, ...]) -> None:
+    """
+    An answer judged OK really is one, read without ismon: the header's
+    bytes (our ID, QR, QUERY, no TC, NOERROR, one question), then Twisted's
+    own decoder for the question and the records: one of the asked type,
+    class IN, owned by the asked name or a name its CNAMEs lead to, and
+    with --expect one equal to an expected value.
+    """
+    check(len(payload) >= 12, "an answer shorter than a header passed")
+    ident, flags, codes, questions = struct.unpack_from("!HBBH", payload)
+    check(ident == query.id, f"an answer with ID {ident} passed, ours is {query.id}")
+    check(flags & 0x80, "an answer without the QR bit passed")
+    check(not flags & 0x78, f"an answer with opcode {flags >> 3 & 15} passed")
+    check(not flags & 0x02, "a truncated (TC) answer passed")
+    check(not codes & 0x0F, f"an answer with RCODE {codes & 15} passed")
+    check(questions == 1, f"an answer with {questions} questions passed")
+    with overhead():
+        dns = wire_dns._names()
+        asked = int(query.type)
+
+        class Reference(dns.Message):  # type: ignore[misc,name-defined]
+            maxCompressionPointers = wire_dns.MAX_DECODE_STEPS
+
+            def lookupRecordType(self, type: int) -> Any:
+                if type in (asked, 5):
+                    return dns.Message.lookupRecordType(self, type)
+                return dns.UnknownRecord
+
+        message = Reference()
+        message.fromStr(payload)
+    question = message.queries[0]
+    check(
+        (_key(question.name.name), question.type, question.cls) == (_key(query.name), asked, 1),
+        f"an answer to another question passed: {question!r}",
+    )
+    owners = {_key(query.name)}
+    if asked != 5:
+        cnames = [
+            (_key(rr.name.name), _key(rr.payload.name.name))
+            for rr in message.answers
+            if rr.type == 5 and rr.cls == 1
+        ]
+        grew = True
+        while grew:
+            grew = False
+            for owner, target in cnames:
+                if owner in owners and target not in owners:
+                    owners.add(target)
+                    grew = True
+    records = [
+        _reference_fields(asked, rr.payload)
+        for rr in message.answers
+        if rr.type == asked and rr.cls == 1 and _key(rr.name.name) in owners
+    ]
+    check(records, "an answer without a record of the asked type passed")
+    if values:
+        suffix = asked != 6
+        check(
+            any(
+                (record[-len(fields) :] if suffix else record[: len(fields)]) == fields
+                for record in records
+                for fields in values
+            ),
+            f"an answer without an expected value passed: {records!r:.300}",
+        )
+
+
+def _dns_judged(
+    query: Any, payload: bytes, expect: tuple[Any, ...], values: tuple[Any, ...]
+) -> Any:
+    """judge() as the probe calls it, then what it promises of its verdict."""
+    with _no_log("judging a DNS answer"):
+        verdict = wire_dns.judge(query, payload, expect)
+    outcome = verdict.outcome
+    check(isinstance(outcome, wire_dns.Outcome), repr(verdict))
+    check(
+        verdict.reason and verdict.reason.isprintable(),
+        f"a reason not one printable line: {verdict.reason!r:.300}",
+    )
+    check(
+        len(verdict.text) <= wire_dns.TEXT_LIMIT,
+        f"a verdict's text of {len(verdict.text)} characters",
+    )
+    check(verdict.text.isprintable(), f"a verdict's text not printable: {verdict.text!r:.300}")
+    check(all(map(str.isprintable, verdict.records)), "a record shown not printable")
+    check(
+        verdict.received == payload[: wire_dns.RECEIVED_LIMIT], "the payload kept is not its start"
+    )
+    # decode_message, the decoder judge() uses, raises MalformedMessage and
+    # nothing else; a payload it refuses is judged so, and only such a one.
+    # (The harness's check: its time is not the input's.)
+    try:
+        with overhead(), _no_log("decoding a DNS message"):
+            wire_dns.decode_message(payload)
+        readable = True
+    except wire_dns.MalformedMessage as e:
+        check(isinstance(e.reason, str) and e.reason.isprintable(), f"a refusal of {e.reason!r}")
+        readable = False
+    unreadable = {wire_dns.Outcome.MALFORMED, wire_dns.Outcome.TRUNCATED}
+    check(readable or outcome in unreadable, f"an unreadable message judged {outcome}")
+    check(
+        not readable or outcome is not wire_dns.Outcome.MALFORMED,
+        "a readable message judged malformed",
+    )
+    check(
+        (verdict.rcode is None) == (not readable), f"RCODE {verdict.rcode} of a verdict {outcome}"
+    )
+    if verdict.ok:
+        _dns_really_answers(query, payload, values)
+    return verdict
+
+
+def _dns_stream_read(
+    pieces: list[bytes], query: Any, expect: tuple[Any, ...], values: tuple[Any, ...]
+) -> tuple[object, ...]:
+    """As the probe over TCP: feed what arrives; judge the first whole message."""
+    reader = wire_dns.DnsStreamReader()
+    for piece, audit in _fed(pieces):
+        message = reader.feed(piece)
+        if audit:
+            holds_at_most(reader, wire_dns.MAX_MESSAGE_BYTES + 2, "the DNS stream reader")
+        if message is not None:
+            check(len(message) <= wire_dns.MAX_MESSAGE_BYTES, "a message over 65535 bytes")
+            return ("answer", _dns_judged(query, message, expect, values))
+    # The server closed the connection before a whole message.
+    return ("closed", reader.pending, reader.end())
+
+
+def dns_answer(data: bytes) -> object:
+    """
+    A DNS answer as the probe reads it: flag bit 0 over TCP (the stream is
+    length-prefixed messages, fed whole and split: the same verdict), else
+    the stream is one UDP datagram; bit 1 with the query's --expect values.
+    The stream's first byte picks the query (L{_DNS_QUERIES}), the rest is
+    what the server sends.  judge() and the stream reader raise nothing:
+    a message that cannot be read is a verdict (MALFORMED).  An answer that
+    passes must really be one (L{_dns_really_answers}); Twisted may not log.
+    """
+    env = envelope(data)
+    if not env.stream:
+        return None
+    query, expect = _dns_query(env.stream[0] % len(_DNS_QUERIES))
+    values = tuple(fields for _, fields in _DNS_QUERIES[env.stream[0] % len(_DNS_QUERIES)][2])
+    if not env.flags & 2:
+        expect, values = (), ()
+    stream = env.stream[1:]
+    if env.flags & 1:
+        return _differential(
+            lambda pieces: _dns_stream_read(pieces, query, expect, values),
+            cut(stream, env.sizes),
+            stream,
+            (),
+            "DNS over TCP",
+        )
+    # A datagram is one read: the largest is 65535 bytes (the socket's recv).
+    return _dns_judged(query, stream[: wire_dns.MAX_MESSAGE_BYTES], expect, values)
+
+
+#: The tcp target's --expect regexes (flag bits 0-2; 7: the regex is the
+#: stream up to its first NUL): the documented redis check first.
+_TCP_PATTERNS = (
+    r"\+PONG",
+    r"^\+PONG\r\n",
+    r"(?m)^\+PONG\r?$",
+    r"redis_version:\d+\.\d+\.\d+",
+    r"(?i)^220[ -][^\r\n]*esmtp",
+    r"^SSH-2\.0-[^\r\n]+\r?\n",
+    r"\bOK\b",
+)
+
+
+@functools.cache
+def _tcp_pattern(index: int) -> Any:
+    return wire_tcp.compile_expect(_TCP_PATTERNS[index])
+
+
+def _expect_read(pieces: list[bytes], pattern: Any, closes: bool) -> str:
+    """
+    As the probe (ismon.probes.tcp): feed what arrives, never more than the
+    bound and one byte; at a clean close, end().  The verdict's outcome, or
+    "undecided" (a reset or the deadline).
+    """
+    matcher = wire_tcp.ExpectMatcher(pattern)
+    bound = matcher.limit + 1
+    for piece, audit in _fed(pieces):
+        room = bound - matcher.received
+        verdict = matcher.feed(piece[: max(room, 0)])
+        if audit:
+            holds_at_most(matcher, bound, "the --expect matcher")
+        if verdict is not None:
+            break
+    else:
+        verdict = matcher.end() if closes else None
+    if verdict is None:
+        return "undecided"
+    check(verdict.reason.isprintable(), f"a reason not one printable line: {verdict.reason!r:.300}")
+    check(verdict.received <= matcher.limit, f"a verdict after {verdict.received} bytes")
+    return verdict.outcome.value
+
+
+def tcp_expect(data: bytes) -> object:
+    """
+    The TCP watch's --expect reader: RE2 on the bytes the server sends,
+    at most 64 KiB.  Flag bits 0-2 the regex (L{_TCP_PATTERNS}; 7: the
+    stream up to its first NUL is the regex, as a command line gives it:
+    a refused one is the declared TcpInputError); bit 3 the server closes
+    cleanly at the end (else a reset: no end()).  Whole = split; the
+    outcome (match, the bound reached, closed without one) is that of one
+    RE2 search of the first 64 KiB (and the byte after, as context).
+    """
+    env = envelope(data)
+    stream = env.stream
+    choice = env.flags & 7
+    closes = bool(env.flags & 8)
+    if choice == 7:
+        text, _, stream = stream.partition(b"\x00")
+        try:
+            pattern = wire_tcp.compile_expect(os.fsdecode(text))
+        except wire_tcp.TcpInputError as e:
+            check(str(e).isprintable(), f"a refusal not one printable line: {str(e)!r:.300}")
+            raise
+    else:
+        pattern = _tcp_pattern(choice)
+    outcome = _differential(
+        lambda pieces: _expect_read(pieces, pattern, closes),
+        cut(stream, env.sizes),
+        stream,
+        (),
+        "TCP --expect",
+    )
+    limit = wire_tcp.MAX_EXPECT_BYTES
+    with overhead():
+        found = pattern.regex.search(stream[: limit + 1], 0, min(len(stream), limit)) is not None
+    matched = outcome == wire_tcp.ExpectOutcome.MATCHED.value
+    if len(stream) > limit or closes:
+        check(matched == found, f"the reader says {outcome}, one search says found={found}")
+    else:
+        check(found or not matched, "a match the end of the stream does not hold")
+    return outcome
+
+
+_SEND_ESCAPE = re.compile(r"\\(.)", re.S)
+_SEND_VALID = re.compile(r"(?:[^\\]|\\[rn\\])*", re.S)
+
+
+def tcp_send(data: bytes) -> object:
+    """
+    --send TEXT: the input (after the envelope byte) is the argument's
+    bytes, decoded as Python decodes argv.  Declared: TcpInputError, one
+    printable line.  What it sends is what a plain re.sub makes of the
+    escapes, and the text escaped again sends the same bytes.  No flood:
+    the 64 KiB bound is one length check (tests/test_wire_tcp.py has it),
+    and 66 KiB walked a character at a time, instrumented, took the
+    fuzzer down to a few inputs a second.
+    """
+    env = envelope(data, flood=False)
+    text = os.fsdecode(env.stream)
+    try:
+        payload = wire_tcp.unescape_send(text)
+    except wire_tcp.TcpInputError as e:
+        check(str(e).isprintable(), f"a refusal not one printable line: {str(e)!r:.300}")
+        raise
+    check(_SEND_VALID.fullmatch(text), f"{text!r:.300} was taken")
+    with overhead():
+        escapes = {"r": "\r", "n": "\n", "\\": "\\"}
+        reference = _SEND_ESCAPE.sub(lambda m: escapes[m[1]], text).encode(
+            "utf-8", "surrogateescape"
+        )
+        again = os.fsdecode(payload).replace("\\", "\\\\").replace("\r", "\\r").replace("\n", "\\n")
+    _same(payload, reference, "--send against re.sub")
+    check(1 <= len(payload) <= wire_tcp.MAX_SEND_BYTES, f"{len(payload)} bytes to send")
+    _same(wire_tcp.unescape_send(again), payload, "--send escaped again")
+    return payload
+
+
 # -- the status document and the last-exit record ------------------------------------
 
 
@@ -851,6 +1261,9 @@ _TABLE = (
         ci_runs=20000,
     ),
     Target("ca_file", ca_file, (ValueError, crypto.Error), "--ca-file reader", ci_runs=12000),
+    Target("dns", dns_answer, (), "DNS answers, UDP and TCP, judged", ci_runs=3500),
+    Target("tcp", tcp_expect, (wire_tcp.TcpInputError,), "TCP --expect reader", ci_runs=12000),
+    Target("tcp_send", tcp_send, (wire_tcp.TcpInputError,), "TCP --send unescaping", ci_runs=40000),
 )
 
 #: Every target, by name, in the table's order.
