@@ -1014,6 +1014,9 @@ _PROGRAMS = (
     "clp_ftpmon",
     "clp_othermon",
     "ismon-http",
+    # Past the first eight: reached by flags 8 and 9 (and 0-5 again above).
+    "clp_dnsmon",
+    "clp_tcpmon",
 )
 #: The watch's own options parser (the long way) of each 2004 command.
 _OPTIONS_OF_COMMAND = {cls.command: cls for cls in cmdline_options.OPTIONS.values()}
@@ -1024,11 +1027,11 @@ def control_command_line(data: bytes) -> object:
     The control-command recogniser (the fast way of ismon.entry): it may
     only answer a request or None.  A request it takes for a clp_*mon
     command must be the one the watch's own options parser (the long way)
-    makes of the same line.  Flags bits 0-2: the program; the stream is
-    the arguments, NUL-separated.
+    makes of the same line.  The flags (0-15) modulo the number of
+    programs: the program; the stream is the arguments, NUL-separated.
     """
     env = envelope(data, flood=False)
-    program = _PROGRAMS[env.flags & 7]
+    program = _PROGRAMS[env.flags % len(_PROGRAMS)]
     argv = argv_of(env.stream)
     request = recognising.recognise(program, argv)
     check(request is None or isinstance(request, control_request.ControlRequest), repr(request))
@@ -1105,7 +1108,8 @@ def _confined_options(name: str) -> type[Any]:
 def watch_command_line(data: bytes) -> object:
     """
     A watch's command line, parsed as a start (or --check) parses it,
-    for the protocol in flags bits 0-2 (mod 5): a refusal is a
+    for the protocol the flags (0-15) name modulo the number of protocols
+    (seven: http, smtp, pop3, imap, ftp, dns, tcp): a refusal is a
     usage.UsageError (ParameterError); --help and --version end with
     SystemExit(0).  Nothing starts, no file but the scratch folder's is
     read: any --ca-file or --auth-file given names one of those.
