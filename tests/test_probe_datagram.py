@@ -286,11 +286,28 @@ class RunDatagramProbeTests(ProbeCase):
 
     def test_cannot_open_a_socket(self) -> None:
         self.reactor.listen_error = neterror.CannotListenError(
-            "0.0.0.0", 0, OSError(errno.EMFILE, "Too many open files")
+            "0.0.0.0", 0, OSError(errno.EACCES, "Permission denied")
         )
         results = self.probe()
         self.assertFailure_(
-            self.assertOnlyResult(results), MessageId.SOCKET_ERROR, errno.EMFILE, Phase.CONNECT
+            self.assertOnlyResult(results), MessageId.SOCKET_ERROR, errno.EACCES, Phase.CONNECT
+        )
+
+    def test_no_descriptor_for_the_socket_is_the_monitors_own_failure(self) -> None:
+        # Message 42 (socket 24), not 71: the server was never asked.
+        self.reactor.listen_error = neterror.CannotListenError(
+            "0.0.0.0", 0, OSError(errno.EMFILE, "Too many open files")
+        )
+        result = self.assertOnlyResult(self.probe())
+        self.assertFailure_(result, MessageId.SYSTEM_ERROR, errno.EMFILE, Phase.CONNECT)
+        self.assertEqual(result.function, "socket")
+
+    def test_no_buffer_reported_by_the_socket_is_the_monitors_own_failure(self) -> None:
+        results = self.probe()
+        self.port().protocol.socket_failed(errno.ENOBUFS)  # type: ignore[attr-defined]
+        self.reactor.advance(0)
+        self.assertFailure_(
+            self.assertOnlyResult(results), MessageId.SYSTEM_ERROR, errno.ENOBUFS, Phase.CONNECT
         )
 
     def test_another_socket_error(self) -> None:
@@ -326,6 +343,18 @@ class RunDatagramProbeTests(ProbeCase):
         results = self.probe(conversation=TooLong)
         self.reactor.advance(0)
         self.assertFailure_(self.assertOnlyResult(results), MessageId.SEND_ERROR, 0, Phase.SEND)
+
+    def test_no_buffer_to_send_is_the_monitors_own_failure(self) -> None:
+        class NoBuffer(PingDatagram):
+            def begin(self) -> None:
+                self.transport.write_error = OSError(errno.ENOBUFS, "No buffer space available")  # type: ignore[union-attr]
+                self.send(b"x")
+
+        results = self.probe(conversation=NoBuffer)
+        self.reactor.advance(0)
+        result = self.assertOnlyResult(results)
+        self.assertFailure_(result, MessageId.SYSTEM_ERROR, errno.ENOBUFS, Phase.SEND)
+        self.assertTrue(self.port().closed)
 
     # -- over TCP, under the same deadline ---------------------------------------
 

@@ -377,7 +377,7 @@ class DatagramProbeProtocol(_Verdicts, DatagramProtocol):
             own = _own_failure(e)
             if own is not None:
                 # ENOBUFS, ENOMEM: the monitor's own socket buffers, not the server.
-                self._attempt.decide(attrs.evolve(own, latency=self.elapsed()))
+                self._attempt.decide(attrs.evolve(own, latency=self.elapsed(), phase=Phase.SEND))
                 self._attempt.close_datagram()
                 return
             number = e.errno if isinstance(e, OSError) and e.errno is not None else 0
