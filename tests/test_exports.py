@@ -397,6 +397,7 @@ PUBLIC = {
         "InvalidImapResponse",
         "Kind",
         "MAX_IMAP_LINE_BYTES",
+        "MAX_IMAP_RESPONSES",
         "MAX_IMAP_RESPONSE_BYTES",
         "capabilities",
         "quoted",

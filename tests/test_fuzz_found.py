@@ -12,6 +12,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,7 @@ from ismon.cmdline.options import HttpOptions, ParameterError
 from ismon.control.commands import _format_ended, format_status
 from ismon.control.request import pause_detail
 from ismon.metrics.render import WatchSnapshot, render
+from ismon.state.record import RecordUnreadable, read_record
 from ismon.wire.ampbox import BoxReader, MalformedBox, encode_box
 from ismon.wire.errors import InvalidReply
 from ismon.wire.ftp import MAX_FTP_LINE_BYTES, FtpReplyParser
@@ -310,3 +312,30 @@ def test_tcp_refusals_are_one_printable_line(refuse: Callable[[str], object], te
     shown = str(raised.value)
     assert shown.isprintable()
     shown.encode("utf-8")
+
+
+# -- found by the one-hour runs (issue 22) -----------------------------------------------
+
+
+def test_a_flood_of_continuation_requests_is_refused_by_count() -> None:
+    """
+    64 KiB of "+" lines were 32767 responses parsed one by one: 85 ms of
+    CPU a read (the imap target's one-hour run, 560 ms instrumented).
+    """
+    parser = ImapResponseParser()
+    with pytest.raises(InvalidImapResponse, match="too many responses"):
+        parser.feed(b"+\n" * 32767)
+
+
+def test_a_record_nested_past_the_recursion_limit_is_unreadable(tmp_path: Path) -> None:
+    """
+    json raises RecursionError, not ValueError, for arrays nested past the
+    interpreter's depth: `ismon status` and `ismon metrics` showed a
+    traceback (the status_document target's one-hour run found it in a
+    status document; a .last record is read the same way).
+    """
+    record = tmp_path / "web.last"
+    record.write_bytes(b"[" * 60000)
+    record.chmod(0o600)
+    with pytest.raises(RecordUnreadable, match="not valid JSON"):
+        read_record(record)

@@ -12,6 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from ismon.wire.imap import (
     MAX_IMAP_LINE_BYTES,
+    MAX_IMAP_RESPONSES,
     MAX_IMAP_RESPONSE_BYTES,
     ImapResponse,
     ImapResponseParser,
@@ -233,6 +234,23 @@ class BoundTests(SynchronousTestCase):
                 count += 1
         self.assertEqual(caught.exception.reason, "response too large")
         self.assertEqual(count, MAX_IMAP_RESPONSE_BYTES // len(line))
+
+    def test_a_flood_of_tiny_responses_is_refused_after_the_count(self) -> None:
+        """
+        64 KiB of C{+} lines (found by the imap fuzz target's one-hour
+        run): refused after MAX_IMAP_RESPONSES, not parsed one by one.
+        """
+        parser = ImapResponseParser()
+        with self.assertRaises(InvalidImapResponse) as caught:
+            parser.feed(b"+\n" * 32767)
+        self.assertEqual(caught.exception.reason, "too many responses")
+
+    def test_the_count_starts_again_at_each_completion(self) -> None:
+        parser = ImapResponseParser()
+        for tag in (b"A1", b"A2", b"A3"):
+            # The completion is one of the MAX_IMAP_RESPONSES.
+            found = parser.feed(b"* OK x\r\n" * (MAX_IMAP_RESPONSES - 1) + tag + b" OK\r\n")
+            self.assertEqual(len(found), MAX_IMAP_RESPONSES)
 
     def test_bound_counts_from_the_last_completion(self) -> None:
         parser = ImapResponseParser()

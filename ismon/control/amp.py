@@ -592,7 +592,8 @@ async def status(
     answer = await call(reactor, socket_path, Status, timeout)
     try:
         decoded = json.loads(answer["status"])
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
+        # RecursionError: nested past the interpreter's depth.
         raise ControlError(f"the watch on {socket_path} sent a malformed status: {e}") from None
     if not isinstance(decoded, dict):
         raise ControlError(f"the watch on {socket_path} sent a status that is not an object")

@@ -214,7 +214,9 @@ def status(socket_path: Path | str, timeout: float = DEFAULT_TIMEOUT) -> dict[st
     answer = call(socket_path, b"status", timeout)
     try:
         decoded = json.loads(answer[b"status"].decode("utf-8"))
-    except (KeyError, ValueError) as e:
+    except (KeyError, ValueError, RecursionError) as e:
+        # RecursionError: arrays or objects nested past the interpreter's
+        # depth (found by the status_document fuzz target's one-hour run).
         raise ControlError(f"the watch on {socket_path} sent a malformed status: {e}") from None
     if not isinstance(decoded, dict):
         raise ControlError(f"the watch on {socket_path} sent a status that is not an object")

@@ -266,7 +266,9 @@ def read_record(path: Path) -> dict[str, object] | None:
 
     try:
         record = json.loads(b"".join(chunks).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        # RecursionError: arrays or objects nested past the interpreter's
+        # depth, which json raises instead of a ValueError.
         raise RecordUnreadable(f"the record {path} is not valid JSON") from None
     if (
         isinstance(record, dict)
