@@ -16,7 +16,9 @@ Debian 12 booted in systemd-nspawn (L{tests.container}), then:
   - the watch runs as ismon, root's `ismon status|pause|continue` answer
     for it (its PID is MainPID), and another user is refused;
   - a SIGSTOPped nginx fails the unit with exit status 1 within the bound;
-  - a SIGSTOPped watch is killed by systemd's watchdog (Result watchdog);
+  - a SIGSTOPped watch is killed by systemd's watchdog and started again;
+  - a watch that exits 4 (no room: LimitNOFILE=16) is started again 3
+    times, then the unit fails (start limit), its reason in the journal;
   - `systemctl stop` ends a unit cleanly, and the other units' records stay;
   - the EXEC templates and the OCF agent, run as root by the cluster, run
     the watch as ismon, and root's commands find it;
@@ -417,11 +419,38 @@ def test_a_stopped_watch_is_killed_by_the_watchdog(node: Container) -> None:
     main = node.show("ismon-http@web3", "MainPID")["MainPID"]
     started = time.monotonic()
     node.run("kill", "-STOP", main)
-    elapsed = node.wait_for("ismon-http@web3", ["failed", "inactive"], 3 + MARGIN)
+    # Killed by the watchdog, then started again (Restart=on-failure): a
+    # stalled loop is the monitor's failure, not the server's.
+    elapsed = node.wait_for("ismon-http@web3", ["1"], 3 + MARGIN, prop="NRestarts")
     TIMINGS["SIGSTOP to watchdog kill (WatchdogSec 3 s)"] = round(elapsed, 2)
     print(f"[test_deb] watchdog: {elapsed:.2f} s")
-    assert node.show("ismon-http@web3", "Result")["Result"] == "watchdog"
     assert time.monotonic() - started <= 3 + MARGIN
+    node.wait_for("ismon-http@web3", ["active"], 10 + MARGIN)
+    again = node.show("ismon-http@web3", "MainPID", "NRestarts")
+    assert again["MainPID"] not in ("0", main), again
+    assert again["NRestarts"] == "1", again
+    node.run("systemctl", "stop", "ismon-http@web3")
+
+
+def test_a_watch_without_room_is_restarted_then_the_unit_fails(node: Container) -> None:
+    """
+    Exit 4 (the monitor itself failed: here a descriptor limit that leaves
+    no room to watch) starts the watch again, 3 times within the start
+    limit; then the unit fails, and the journal says why.
+    """
+    _env(node, "web7")
+    node.write(
+        "/etc/systemd/system/ismon-http@web7.service.d/nofile.conf",
+        "[Service]\nLimitNOFILE=16\n",
+    )
+    node.run("systemctl", "daemon-reload")
+    node.run("systemctl", "start", "ismon-http@web7", check=False)
+    node.wait_for("ismon-http@web7", ["start-limit-hit"], 15 + MARGIN, prop="Result")
+    shown = node.show("ismon-http@web7", "ActiveState", "NRestarts", "ExecMainStatus")
+    assert shown == {"ActiveState": "failed", "NRestarts": "3", "ExecMainStatus": "4"}, shown
+    journal = node.run("journalctl", "-u", "ismon-http@web7", "--no-pager").stdout
+    assert "The clp_httpmon has detected system error (nofile 24). [ID:web7]" in journal
+    assert "Traceback" not in journal
 
 
 def test_systemctl_stop_ends_the_unit_cleanly(node: Container) -> None:

@@ -240,7 +240,10 @@ def test_unit_settings(name: str) -> None:
     protocol = name.split("-")[1].split("@")[0]
     assert unit["Type"] == ["notify"]
     assert unit["NotifyAccess"] == ["main"]
-    assert unit["Restart"] == ["no"]
+    # Started again after exit 4 and the watchdog, never after the server failed.
+    assert unit["Restart"] == ["on-failure"]
+    assert unit["RestartPreventExitStatus"] == ["1 2 3"]
+    assert unit["StartLimitBurst"] == ["4"]
     assert unit["WatchdogSec"]
     assert unit["EnvironmentFile"] == ["/etc/ismon/%i.env"]
     (start,) = unit["ExecStart"]
