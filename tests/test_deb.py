@@ -438,22 +438,22 @@ def test_a_watch_without_room_is_restarted_then_the_unit_fails(node: Container) 
     no room to watch) starts the watch again, 3 times within the start
     limit; then the unit fails, and the journal says why.
     """
-    _env(node, "web7")
+    _env(node, "web8")
     node.write(
-        "/etc/systemd/system/ismon-http@web7.service.d/nofile.conf",
+        "/etc/systemd/system/ismon-http@web8.service.d/nofile.conf",
         "[Service]\nLimitNOFILE=16\n",
     )
     node.run("systemctl", "daemon-reload")
-    node.run("systemctl", "start", "ismon-http@web7", check=False)
+    node.run("systemctl", "start", "ismon-http@web8", check=False)
     # Started 4 times (3 restarts); the 4th restart is refused by the start
     # limit ("Start request repeated too quickly"; systemd 252 counts it in
     # NRestarts and keeps Result=exit-code) and the unit stays failed.
-    node.wait_for("ismon-http@web7", ["4"], 15 + MARGIN, prop="NRestarts")
-    node.wait_for("ismon-http@web7", ["failed"], 5 + MARGIN)
-    shown = node.show("ismon-http@web7", "SubState", "ExecMainStatus")
+    node.wait_for("ismon-http@web8", ["4"], 15 + MARGIN, prop="NRestarts")
+    node.wait_for("ismon-http@web8", ["failed"], 5 + MARGIN)
+    shown = node.show("ismon-http@web8", "SubState", "ExecMainStatus")
     assert shown == {"SubState": "failed", "ExecMainStatus": "4"}, shown
-    journal = node.run("journalctl", "-u", "ismon-http@web7", "--no-pager").stdout
-    refusal = "The clp_httpmon has detected system error (nofile 24). [ID:web7]"
+    journal = node.run("journalctl", "-u", "ismon-http@web8", "--no-pager").stdout
+    refusal = "The clp_httpmon has detected system error (nofile 24). [ID:web8]"
     assert journal.count(refusal) == 4, journal
     assert "Start request repeated too quickly" in journal, journal
     assert "Traceback" not in journal
@@ -481,8 +481,8 @@ def test_systemctl_stop_ends_the_unit_cleanly(node: Container) -> None:
 def test_the_exec_templates_run_the_watch_as_ismon(node: Container) -> None:
     """
     /usr/share/ismon/exec/httpmon as CLUSTERPRO runs it (as root, the start
-    script asynchronous): the watch replaces the script as the user ismon,
-    root's control commands find it, and the stop script ends it.
+    script asynchronous): the watch runs as the script's child, as the user
+    ismon; root's control commands find it, and the stop script ends it.
     """
     env = [
         "CLP_EVENT=START",
@@ -502,8 +502,11 @@ def test_the_exec_templates_run_the_watch_as_ismon(node: Container) -> None:
         assert time.monotonic() < deadline, node.run("journalctl", "-u", "clp-httpmon").stdout
         time.sleep(0.2)
     main = int(node.show("clp-httpmon", "MainPID")["MainPID"])
-    assert _status(node, "execweb")["pid"] == main
-    assert node.run("ps", "-o", "user=", "-p", str(main)).stdout.strip() == "ismon"
+    pid = _status(node, "execweb")["pid"]
+    # The watch is the start script's child, so that the script can start
+    # it again after an exit 4 (ISMON_RESTARTS); setpriv execs it.
+    assert int(node.run("ps", "-o", "ppid=", "-p", str(pid)).stdout) == main
+    assert node.run("ps", "-o", "user=", "-p", str(pid)).stdout.strip() == "ismon"
     stopped = node.run(
         "env", *env[:3], "ISMON_WATCH_ID=execweb", "/usr/share/ismon/exec/httpmon/stop.sh"
     )
