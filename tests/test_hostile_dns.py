@@ -284,7 +284,7 @@ PROBE_CASES = [
 ]
 
 
-def probe_for(case: checks.Case, server: HostileDnsServer) -> DnsProbe:
+def probe_for(case: checks.Case, server: HostileDnsServer, timeout: float = TIMEOUT) -> DnsProbe:
     from twisted.internet import reactor
 
     return DnsProbe(
@@ -292,7 +292,7 @@ def probe_for(case: checks.Case, server: HostileDnsServer) -> DnsProbe:
         DnsRequest(
             host=HOST,
             port=server.port(case.behaviour),
-            timeout=TIMEOUT,
+            timeout=timeout,
             query="www.example.test",
             expect=("127.0.0.1",) if case.kind == "dns-expect" else (),
             tcp=case.kind == "dns-tcp",
@@ -324,13 +324,18 @@ async def test_the_probe_all_at_once(hostile: HostileDnsServer) -> None:
 async def test_a_60_kib_answer_in_bounded_memory(hostile: HostileDnsServer) -> None:
     """4000 records over TCP after a truncated UDP answer: read, judged, memory bounded."""
     case = checks.Case("dns_big", "dns-expect", **OK)
+    result, elapsed = await checks.run_case(case, hostile, probe_for)  # type: ignore[arg-type]
+    checks.check_result(case, result, elapsed, QUICK)
+    # The memory in a run of its own: tracing every allocation made the
+    # probe itself 1.4 s on a loaded machine, against its 1.5 s deadline.
+    # Its deadline there is generous, since only the memory is measured.
     tracemalloc.start()
     try:
-        result, elapsed = await checks.run_case(case, hostile, probe_for)  # type: ignore[arg-type]
+        traced = await probe_for(case, hostile, timeout=30.0).probe()
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    checks.check_result(case, result, elapsed, QUICK)
+    assert traced.ok, traced.describe()
     assert peak < 8 * 1024 * 1024, f"peak {peak} bytes"
 
 
