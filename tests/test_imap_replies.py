@@ -12,8 +12,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from ismon.wire.imap import (
     MAX_IMAP_LINE_BYTES,
-    MAX_IMAP_RESPONSES,
     MAX_IMAP_RESPONSE_BYTES,
+    MAX_IMAP_RESPONSES,
     ImapResponse,
     ImapResponseParser,
     InvalidImapResponse,
