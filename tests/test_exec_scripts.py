@@ -371,6 +371,21 @@ def test_posix_shell_syntax(path: Path) -> None:
         subprocess.run(argv, check=True, timeout=10)
 
 
+def test_the_monitor_templates_restart_alike() -> None:
+    """
+    Each monitor template is pasted into the cluster's configuration on its
+    own, so each carries its own copy of watch_restarting (the restart after
+    exit 4): the three copies must stay the same.
+    """
+    pattern = re.compile(r"^watch_restarting\(\) \{\n.*?^\}\n", re.S | re.M)
+    copies = {
+        name: pattern.search((EXEC / name / "start.sh").read_text())
+        for name in ("httpmon", "smtpmon", "watchmon")
+    }
+    assert all(copies.values()), copies
+    assert len({match.group(0) for match in copies.values() if match}) == 1
+
+
 def test_shellcheck() -> None:
     if shutil.which("shellcheck") is None:
         pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
